@@ -1,0 +1,77 @@
+# stockcast: `make run-flow` then `make test` is all a fresh machine needs.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+UI_PORT ?= 5000
+PREFECT_PORT ?= 4200
+POOL ?= stockcast-pool
+
+# Offline-friendly defaults (see README: Configuration).
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
+export DO_NOT_TRACK ?= true
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
+
+.PHONY: help setup run-flow forecast report test test-fast lint bench ui server deploy worker serve clean clean-store
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install stockcast with its dev extras (idempotent)
+
+run-flow: setup ## run the training pipeline once (ARGS="--ticker MSFT --epochs 30")
+	$(BIN)/stockcast run $(ARGS)
+
+forecast: setup ## forecast the next days with each ticker's champion (ARGS="--ticker GOOG")
+	$(BIN)/stockcast forecast $(ARGS)
+
+report: setup ## write the exploratory data report for the default ticker(s) to reports/
+	$(BIN)/stockcast report $(ARGS)
+
+test: setup ## run the whole test suite (unit, end-to-end, servers)
+	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: setup ## unit tests only (no slow end-to-end tests)
+	$(BIN)/python -m pytest -m "not slow and not network" $(ARGS)
+
+lint: setup ## ruff
+	$(BIN)/ruff check src flows tests bench
+
+bench: setup ## benchmarks: trainer throughput, time to quality, per-stage timings
+	$(BIN)/python bench/run.py $(ARGS)
+
+ui: setup ## MLflow UI on the embedded store (http://127.0.0.1:$(UI_PORT))
+	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow/mlflow.db" \
+		--default-artifact-root "$(CURDIR)/mlflow/artifacts" --host 127.0.0.1 --port $(UI_PORT)
+
+server: setup ## a local Prefect server (http://127.0.0.1:$(PREFECT_PORT))
+	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+deploy: setup ## create the work pool and deploy prefect.yaml (needs `make server`)
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect work-pool create $(POOL) --type process || true
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect --no-prompt deploy --all
+
+worker: setup ## a worker that runs scheduled flow runs (needs `make server`)
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect worker start --pool $(POOL)
+
+serve: setup ## one-process alternative: serve both flows on their schedules
+	$(BIN)/python -m flows.serve
+
+clean: ## remove caches, logs, outputs and the venv (keeps the MLflow store and data)
+	rm -rf $(VENV) .pytest_cache .ruff_cache logs forecasts reports bench/results
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+clean-store: ## delete the embedded MLflow store (all runs and registered models!)
+	rm -rf mlflow/mlflow.db mlflow/artifacts

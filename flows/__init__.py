@@ -1,0 +1,1 @@
+"""Prefect flows: thin wiring of stockcast's plain functions into tasks."""

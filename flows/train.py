@@ -1,0 +1,162 @@
+"""The nightly training flow: per ticker, ingest -> validate -> window -> train -> evaluate ->
+track -> register -> promote. Tickers run concurrently; one ticker's failure does not stop
+the others, and the flow ends Failed naming every ticker that failed and why."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from stockcast import pipeline
+from stockcast.config import PipelineConfig
+from stockcast.dataset import prepare_windows
+from stockcast.ingest import load_prices
+from stockcast.train import train_model
+
+# Every task is side-effecting or takes frames/models: never cache on inputs.
+ingest_task = task(load_prices, name="ingest", cache_policy=NO_CACHE)
+validate_task = task(pipeline.validate_stage, name="validate", cache_policy=NO_CACHE, retries=0)
+evaluate_task = task(pipeline.evaluate_stage, name="evaluate", cache_policy=NO_CACHE)
+register_task = task(pipeline.register_stage, name="register", cache_policy=NO_CACHE)
+promote_task = task(pipeline.promote_stage, name="promote", cache_policy=NO_CACHE)
+
+
+@task(name="window", cache_policy=NO_CACHE)
+def window_task(checked, cfg: PipelineConfig):
+    """Split, scale (train rows only) and window the validated frame."""
+    return prepare_windows(checked[0], cfg.window, cfg.model)
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train_task(data, cfg: PipelineConfig):
+    """Fit the LSTM on the prepared windows (no files, no MLflow)."""
+    return train_model(data.x["train"], data.y["train"], data.x["val"], data.y["val"],
+                       cfg.model, cfg.train)
+
+
+@task(name="track", cache_policy=NO_CACHE)
+def track_task(prices, checked, data, result, evaluation, cfg: PipelineConfig, tracking_uri: str):
+    """Log the run and its model to MLflow."""
+    return pipeline.track_stage(prices, checked[1], data, result, evaluation, cfg, tracking_uri)
+
+
+def task_runner_for(cfg: PipelineConfig) -> Any:
+    """Threads by default; Dask (an existing cluster or a local one) to scale out."""
+    orch = cfg.orchestration
+    if orch.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if orch.dask_address:
+            return DaskTaskRunner(address=orch.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": orch.max_workers,
+                                              "threads_per_worker": 1, "processes": True})
+    return ThreadPoolTaskRunner(max_workers=orch.max_workers)
+
+
+def _submit_ticker(ticker: str, cfg: PipelineConfig, tracking_uri: str, work_dir: Path):
+    o = cfg.orchestration
+    prices = ingest_task.with_options(
+        retries=o.ingest_retries,
+        retry_delay_seconds=o.ingest_retry_delay_seconds,
+        timeout_seconds=o.ingest_timeout_seconds,
+        # An unknown ticker or a bad file will not get better on retry.
+        retry_condition_fn=_retry_transient,
+    ).submit(ticker, cfg.data)
+    checked = validate_task.submit(prices, cfg)
+    data = window_task.submit(checked, cfg)
+    result = train_task.submit(data, cfg)
+    evaluation = evaluate_task.submit(result, data, ticker, work_dir / ticker)
+    logged = track_task.submit(prices, checked, data, result, evaluation, cfg, tracking_uri)
+    version = register_task.submit(logged, ticker, cfg, tracking_uri)
+    decision = promote_task.submit(version, ticker, data, evaluation, cfg, tracking_uri)
+    # In pipeline order: the first failed one names the root cause.
+    return {"prices": prices, "checked": checked, "data": data, "result": result,
+            "evaluation": evaluation, "logged": logged, "version": version, "decision": decision}
+
+
+def _retry_transient(task, task_run, state) -> bool:
+    try:
+        state.result()
+    except Exception as exc:
+        return bool(getattr(exc, "transient", False))
+    return False
+
+
+@flow(name="train-pipeline", log_prints=True)
+def train_pipeline(
+    tickers: list[str] | None = None,
+    config: PipelineConfig | None = None,
+    tracking_uri: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Train, evaluate, track and (maybe) promote a model for every ticker."""
+    cfg = config or PipelineConfig()
+    if tickers:
+        cfg = cfg.model_copy(update={"tickers": tuple(t.strip().upper() for t in tickers)})
+    uri = tracking_uri or cfg.tracking.tracking_uri
+    if uri is None:
+        raise ValueError("train_pipeline needs a tracking URI (the CLI supplies the default)")
+    logger = get_run_logger()
+    logger.info("training %s; MLflow at %s", ", ".join(cfg.tickers), uri)
+    with tempfile.TemporaryDirectory(prefix="stockcast-") as tmp:
+        futures = {t: _submit_ticker(t, cfg, uri, Path(tmp)) for t in cfg.tickers}
+        wait([f for fs in futures.values() for f in fs.values()])
+        summary: dict[str, dict[str, Any]] = {}
+        failures: dict[str, str] = {}
+        for ticker, fs in futures.items():
+            try:
+                decision = fs["decision"].result()
+                evaluation = fs["evaluation"].result()
+                prices = fs["prices"].result()
+            except Exception as exc:  # the first failing stage's error for this ticker
+                failures[ticker] = _first_error(fs, exc)
+                continue
+            summary[ticker] = {
+                "version": fs["version"].result(),
+                "run_id": fs["logged"].result().run_id,
+                "promoted": decision.promote,
+                "reason": decision.reason,
+                "source": prices.source,
+                **{k: evaluation.metrics[k] for k in ("test_rmse", "naive_rmse", "skill_rmse")},
+            }
+            logger.info("%s: v%s source=%s test_rmse=%.4f naive_rmse=%.4f skill=%.4f; %s",
+                        ticker, summary[ticker]["version"], prices.source,
+                        evaluation.metrics["test_rmse"], evaluation.metrics["naive_rmse"],
+                        evaluation.metrics["skill_rmse"], decision.reason)
+    if failures:
+        detail = "\n".join(f"  - {t}: {msg}" for t, msg in failures.items())
+        ok = ", ".join(summary) or "none"
+        raise PipelineFailed(f"{len(failures)} of {len(cfg.tickers)} ticker(s) failed "
+                             f"(succeeded: {ok}):\n{detail}", summary, failures)
+    return summary
+
+
+class PipelineFailed(RuntimeError):
+    """Some tickers failed; ``summary`` holds the ones that succeeded."""
+
+    def __init__(self, message: str, summary: dict, failures: dict[str, str]) -> None:
+        super().__init__(message)
+        self.summary = summary
+        self.failures = failures
+
+
+def _first_error(futures: dict, fallback: Exception) -> str:
+    # Upstream failures surface downstream as "upstream task failed": find the root cause.
+    for future in futures.values():
+        state = future.state
+        if state.is_failed() or state.is_crashed():
+            try:
+                state.result()
+            except Exception as exc:
+                if "upstream" not in str(exc).lower():
+                    return f"{type(exc).__name__}: {exc}"
+    return f"{type(fallback).__name__}: {fallback}"
+
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

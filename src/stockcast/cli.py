@@ -1,0 +1,308 @@
+"""The `stockcast` command line. Environment variables are read here, at the edge, only."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from stockcast.config import PipelineConfig, load_config
+from stockcast.errors import StockcastError
+
+log = logging.getLogger("stockcast")
+
+# Quiet, offline-friendly defaults for Prefect and MLflow (users may override them).
+_ENV_DEFAULTS = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "stockcast",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GIT_PYTHON_REFRESH": "quiet",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+}
+
+
+def project_root() -> Path:
+    """Where relative paths (data/, mlflow/, forecasts/) resolve: $STOCKCAST_HOME or the cwd."""
+    return Path(os.environ.get("STOCKCAST_HOME") or Path.cwd()).resolve()
+
+
+def _setup_logging(verbose: bool) -> Path:
+    log_dir = project_root() / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / "stockcast.log"
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    file_handler = logging.FileHandler(log_file)
+    file_handler.setFormatter(fmt)
+    file_handler.setLevel(logging.DEBUG)
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root = logging.getLogger("stockcast")
+    root.setLevel(logging.DEBUG)
+    root.handlers[:] = [file_handler, console]
+    root.propagate = False
+    return log_file
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+
+    def put(section: str, key: str, value: Any) -> None:
+        if value is not None:
+            o.setdefault(section, {})[key] = value
+
+    if getattr(args, "ticker", None):
+        o["tickers"] = args.ticker
+    put("data", "source", getattr(args, "source", None))
+    put("data", "csv_path", getattr(args, "csv", None))
+    if getattr(args, "csv", None) and not getattr(args, "source", None):
+        put("data", "source", "csv")
+    put("data", "data_dir", getattr(args, "data_dir", None))
+    put("data", "start", getattr(args, "start", None))
+    put("data", "end", getattr(args, "end", None))
+    put("train", "epochs", getattr(args, "epochs", None))
+    put("train", "device", getattr(args, "device", None))
+    put("window", "horizon", getattr(args, "horizon", None))
+    put("tracking", "tracking_uri", getattr(args, "tracking_uri", None))
+    put("tracking", "experiment", getattr(args, "experiment", None))
+    put("orchestration", "task_runner", getattr(args, "task_runner", None))
+    put("orchestration", "dask_address", getattr(args, "dask_address", None))
+    if getattr(args, "dask_address", None):
+        put("orchestration", "task_runner", "dask")
+    put("forecast", "output_dir", getattr(args, "out", None))
+    return o
+
+
+def resolve_config(args: argparse.Namespace) -> PipelineConfig:
+    """Config file + command-line overrides, with paths made absolute from the project root."""
+    cfg = load_config(getattr(args, "config", None), _overrides(args))
+    root = project_root()
+
+    def absolute(p: Path | None) -> Path | None:
+        return None if p is None else (p if p.is_absolute() else root / p)
+
+    uri = cfg.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        from stockcast.tracking import default_tracking_uri
+
+        uri = default_tracking_uri(root)
+    return cfg.model_copy(update={
+        "data": cfg.data.model_copy(update={"data_dir": absolute(cfg.data.data_dir),
+                                            "csv_path": absolute(cfg.data.csv_path)}),
+        "tracking": cfg.tracking.model_copy(update={"tracking_uri": uri}),
+        "forecast": cfg.forecast.model_copy(update={"output_dir": absolute(
+            cfg.forecast.output_dir)}),
+    })
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = resolve_config(args)
+    from flows.train import PipelineFailed, task_runner_for, train_pipeline
+
+    flow = train_pipeline.with_options(task_runner=task_runner_for(cfg))
+    try:
+        summary = flow(config=cfg, tracking_uri=cfg.tracking.tracking_uri)
+    except PipelineFailed as exc:
+        _print_summary(exc.summary)
+        raise StockcastError(str(exc)) from exc
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    for ticker, s in summary.items():
+        verdict = "CHAMPION" if s["promoted"] else "kept previous champion"
+        print(f"{ticker}: registered v{s['version']} (data: {s['source']}) "
+              f"test_rmse={s['test_rmse']:.4f} naive_rmse={s['naive_rmse']:.4f} "
+              f"skill_rmse={s['skill_rmse']:+.4f} -> {verdict}\n  {s['reason']}")
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    cfg = resolve_config(args)
+    if args.days is not None:
+        pass  # the horizon is the model's; --days limits what is printed
+    from flows.forecast import forecast_pipeline
+
+    result = forecast_pipeline(config=cfg, tracking_uri=cfg.tracking.tracking_uri,
+                               days=args.days)
+    for ticker, item in result["forecasts"].items():
+        print(f"{ticker} (champion v{item['version']}, data to {item['last_date']}):")
+        for row in item["rows"]:
+            print(f"  {row['date']}  {row['forecast']:.4f}")
+        print(f"  written to {item['path']}")
+    if result["failures"]:
+        raise StockcastError("no forecast for:\n" + "\n".join(
+            f"  - {t}: {m}" for t, m in result["failures"].items()))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from stockcast.ingest import load_prices
+    from stockcast.schemas import check_prices
+
+    cfg = resolve_config(args)
+    status = 0
+    for ticker in cfg.tickers:
+        prices = load_prices(ticker, cfg.data)
+        _, report = check_prices(prices.frame, ticker, cfg.window, cfg.validation)
+        print(f"source: {prices.source} ({prices.location})")
+        print(report.to_text())
+        status |= 0 if report.valid else 1
+    return status
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from stockcast.registry import list_versions
+
+    cfg = resolve_config(args)
+    rows = list_versions(cfg.tracking.model_name_prefix, args.ticker and args.ticker[0],
+                         cfg.tracking.tracking_uri)
+    if not rows:
+        print("no registered models yet; run `make run-flow` first")
+        return 0
+    for r in rows:
+        fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        print(f"{r['model']:<22} v{r['version']:<3} {r['aliases'] or '-':<20} "
+              f"test_rmse={fmt(r['test_rmse'])} naive_rmse={fmt(r['naive_rmse'])} "
+              f"skill={fmt(r['skill_rmse'])}  {r['decision']}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from stockcast.registry import model_name, set_champion
+
+    cfg = resolve_config(args)
+    name = model_name(cfg.tracking.model_name_prefix, args.ticker[0])
+    decision = set_champion(name, str(args.version), cfg.tracking.tracking_uri)
+    print(f"{name}: champion -> v{args.version} ({decision.reason})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from stockcast.ingest import load_prices
+    from stockcast.report import build_report
+    from stockcast.schemas import validate_prices
+
+    cfg = resolve_config(args)
+    out = Path(args.out_dir or project_root() / "reports")
+    for ticker in cfg.tickers:
+        prices = load_prices(ticker, cfg.data)
+        frame, _ = validate_prices(prices.frame, ticker, cfg.window, cfg.validation)
+        report = build_report(frame, ticker, out / ticker, cfg.window)
+        print(f"{ticker}: report written to {report.directory}")
+        print(report.summary_text())
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def _data_options(p: argparse.ArgumentParser, tickers: bool = True) -> None:
+    if tickers:
+        p.add_argument("--ticker", action="append", metavar="T",
+                       help="ticker symbol; repeat for several (default: GOOG)")
+    p.add_argument("--source", choices=["auto", "yfinance", "cache", "csv", "sample"],
+                   help="price source (default auto: yfinance, then cache, then bundled sample)")
+    p.add_argument("--csv", type=Path, metavar="PATH", help="your own OHLCV file (implies csv)")
+    p.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    p.add_argument("--data-dir", type=Path, metavar="DIR", help="cache directory (default data/)")
+    p.add_argument("--start", metavar="YYYY-MM-DD", help="first date to use")
+    p.add_argument("--end", metavar="YYYY-MM-DD", help="end date (exclusive)")
+
+
+def _tracking_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracking-uri", metavar="URI",
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or mlflow/mlflow.db)")
+    p.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default stockcast)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stockcast", description="Nightly-retrained LSTM price forecaster.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the training pipeline once (the Prefect flow)",
+                       description="Ingest, validate, window, train, evaluate, track, register "
+                       "and promote, per ticker.")
+    _data_options(p)
+    _tracking_options(p)
+    p.add_argument("--epochs", type=int, help="maximum training epochs")
+    p.add_argument("--horizon", type=int, help="days ahead to forecast")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="training device")
+    p.add_argument("--task-runner", choices=["threads", "dask"], help="Prefect task runner")
+    p.add_argument("--dask-address", metavar="ADDR", help="existing Dask scheduler (implies dask)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("forecast", help="forecast the next days with each ticker's champion",
+                       description="Load the champion, fetch fresh validated prices, write the "
+                       "forecast (CSV, Parquet, plot) and print it.")
+    _data_options(p)
+    _tracking_options(p)
+    p.add_argument("--days", type=int, help="print only the first N forecast days")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output directory (default forecasts/)")
+    p.set_defaults(func=cmd_forecast)
+
+    p = sub.add_parser("validate", help="validate prices and print the report (exit 1 if invalid)")
+    _data_options(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("models", help="list registered versions, aliases, metrics and decisions")
+    p.add_argument("--ticker", action="append", metavar="T", help="only this ticker")
+    p.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    _tracking_options(p)
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("promote", help="point `champion` at a version (promote or roll back)")
+    p.add_argument("--ticker", action="append", metavar="T", required=True)
+    p.add_argument("--version", type=int, required=True)
+    p.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    _tracking_options(p)
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("report", help="write the exploratory data report without training")
+    _data_options(p)
+    p.add_argument("--out", dest="out_dir", type=Path, metavar="DIR",
+                   help="output directory (default reports/)")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one clear message and a non-zero exit on error, traceback in the log."""
+    for key, value in _ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    args = build_parser().parse_args(argv)
+    log_file = _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except StockcastError as exc:
+        log.debug("failure", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        print(f"(details in {log_file})", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        with open(log_file, "a") as fh:
+            traceback.print_exc(file=fh)
+        print(f"error: unexpected {type(exc).__name__}: {exc}\n(full traceback in {log_file})",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

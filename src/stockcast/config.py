@@ -1,0 +1,242 @@
+"""Every default of the pipeline in one place, as frozen pydantic models.
+
+A function receives the smallest slice it needs (``train_model(..., cfg=TrainConfig)``).
+Nothing here reads the environment or touches the disk except ``load_config``, which
+reads the YAML file it is given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from stockcast.errors import ConfigError
+
+Source = Literal["auto", "yfinance", "cache", "csv", "sample"]
+Feature = Literal["Open", "High", "Low", "Close", "Volume"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(_Frozen):
+    """Where prices come from and where they are cached."""
+
+    source: Source = "auto"
+    csv_path: Path | None = None
+    data_dir: Path = Path("data")
+    start: dt.date | None = None
+    end: dt.date | None = None
+    # Used only when `start` is not given and the source is yfinance.
+    history_years: float = Field(default=10.0, gt=0)
+    retries: int = Field(default=2, ge=0)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if self.source == "csv" and self.csv_path is None:
+            raise ValueError("source 'csv' needs csv_path (the OHLCV file to read)")
+        if self.start and self.end and self.start >= self.end:
+            raise ValueError(f"start {self.start} must be before end {self.end}")
+        return self
+
+
+class ValidationConfig(_Frozen):
+    """Thresholds for warnings about suspicious-but-legal data."""
+
+    max_gap_days: int = Field(default=7, ge=1)
+    max_daily_move: float = Field(default=0.5, gt=0)
+
+
+class WindowConfig(_Frozen):
+    """How the series is cut into (past -> future) windows and split in time."""
+
+    sequence_length: int = Field(default=60, ge=1)
+    horizon: int = Field(default=1, ge=1)
+    train_fraction: float = Field(default=0.70, gt=0, lt=1)
+    val_fraction: float = Field(default=0.15, gt=0, lt=1)
+    test_fraction: float = Field(default=0.15, gt=0, lt=1)
+    features: tuple[Feature, ...] = ("Close",)
+    # "auto": MinMax for the `price` target (the seed's choice), Standard for return targets,
+    # which are centred on zero.
+    scaler: Literal["auto", "minmax", "standard"] = "auto"
+    include_input: bool = False
+    # Each split must hold at least this many windows, or validation refuses the data.
+    min_windows_per_split: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> WindowConfig:
+        total = self.train_fraction + self.val_fraction + self.test_fraction
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                "train_fraction + val_fraction + test_fraction must sum to 1, "
+                f"got {total:.4f}"
+            )
+        if "Close" not in self.features:
+            raise ValueError("features must include 'Close' (it is the forecast target)")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError(f"features has duplicates: {self.features}")
+        return self
+
+
+class ModelConfig(_Frozen):
+    """The LSTM and what it predicts."""
+
+    hidden_size: int = Field(default=50, ge=1)
+    num_layers: int = Field(default=2, ge=1)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    bidirectional: bool = False
+    # log_return: predict next-day log returns, rebuild prices from the last close (default:
+    # scale-free, so it holds up when the test span leaves the training price range).
+    # residual: predict log(future / last close) from window-relative log prices.
+    # price: the seed tutorials' scaled prices in, scaled prices out.
+    target: Literal["log_return", "residual", "price"] = "log_return"
+
+
+class TrainConfig(_Frozen):
+    """The optimisation loop."""
+
+    epochs: int = Field(default=30, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    grad_clip: float | None = Field(default=1.0, gt=0)
+    patience: int = Field(default=5, ge=1)
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    amp: bool = True
+    # CPU threads for torch; 0 = leave torch's default. One thread is deterministic and does
+    # not collapse when another process holds a core.
+    threads: int = Field(default=1, ge=0)
+    progress: bool = True
+
+
+class TrackingConfig(_Frozen):
+    """MLflow store and registry naming."""
+
+    tracking_uri: str | None = None  # None: sqlite store under mlflow/ in the project root
+    experiment: str = "stockcast"
+    model_name_prefix: str = "stockcast"
+    # Bounded retries when the tracking server does not answer.
+    max_retries: int = Field(default=3, ge=0)
+
+
+class PromotionConfig(_Frozen):
+    """When a new model may become `champion`."""
+
+    # Sanity gate: refuse models whose test skill vs naive persistence is below this.
+    min_skill: float = -0.05
+    # The candidate must beat the champion's RMSE on the same data by this relative margin.
+    margin: float = Field(default=0.0, ge=0)
+
+
+class OrchestrationConfig(_Frozen):
+    """Prefect task runner and task policies."""
+
+    task_runner: Literal["threads", "dask"] = "threads"
+    dask_address: str | None = None
+    max_workers: int = Field(default=2, ge=1)
+    ingest_retries: int = Field(default=2, ge=0)
+    ingest_retry_delay_seconds: float = Field(default=10.0, ge=0)
+    ingest_timeout_seconds: float = Field(default=300.0, gt=0)
+
+
+class ForecastConfig(_Frozen):
+    """The forecast flow's output."""
+
+    output_dir: Path = Path("forecasts")
+
+
+class PipelineConfig(_Frozen):
+    """The whole effective configuration of one pipeline run."""
+
+    tickers: tuple[str, ...] = ("GOOG",)
+    data: DataConfig = DataConfig()
+    validation: ValidationConfig = ValidationConfig()
+    window: WindowConfig = WindowConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    promotion: PromotionConfig = PromotionConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
+    forecast: ForecastConfig = ForecastConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> PipelineConfig:
+        if not self.tickers:
+            raise ValueError("tickers must name at least one ticker")
+        cleaned = tuple(t.strip().upper() for t in self.tickers)
+        if any(not t for t in cleaned):
+            raise ValueError("tickers must not be empty strings")
+        object.__setattr__(self, "tickers", cleaned)
+        return self
+
+    def flat(self) -> dict[str, Any]:
+        """The config flattened to dotted keys (`model.hidden_size`) for MLflow params."""
+        out: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(f"{prefix}.{k}" if prefix else k, v)
+            else:
+                out[prefix] = ",".join(map(str, value)) if isinstance(value, list) else value
+
+        walk("", self.model_dump(mode="json"))
+        return out
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  - {field}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def build_config(values: dict[str, Any] | None = None) -> PipelineConfig:
+    """Validate a nested dict into a PipelineConfig, raising ConfigError naming each bad field."""
+    try:
+        return PipelineConfig.model_validate(values or {})
+    except ValidationError as exc:
+        raise ConfigError(
+            "invalid configuration:\n" + _format_errors(exc) + "\nFix these fields and run again."
+        ) from exc
+
+
+def load_config(path: Path | str | None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Read a YAML config file (optional) and apply nested overrides on top of it."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; pass an existing YAML file")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(
+                f"config file {path} must hold a mapping of sections (data:, train:, ...), "
+                f"got {type(loaded).__name__}"
+            )
+        values = loaded
+    return build_config(merge(values, overrides or {}))
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``overrides`` into a copy of ``base``."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,161 @@
+"""pandera schema for daily prices, and a validation report a person can act on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaError, SchemaErrors
+
+from stockcast.config import ValidationConfig, WindowConfig
+from stockcast.errors import DataValidationError
+from stockcast.windows import min_rows
+
+
+def _strictly_increasing(s: pd.Series) -> pd.Series:
+    values = s.to_numpy()
+    ok = np.ones(len(values), dtype=bool)
+    ok[1:] = values[1:] > values[:-1]
+    return pd.Series(ok, index=s.index)
+
+
+def price_schema(required_rows: int = 1) -> pa.DataFrameSchema:
+    """Schema of a normalised price frame; ``required_rows`` is the history the windows need."""
+
+    def price(name: str) -> pa.Column:
+        return pa.Column(float, pa.Check.gt(0, error=f"{name} must be > 0"), nullable=False,
+                         coerce=True)
+
+    return pa.DataFrameSchema(
+        {
+            "Date": pa.Column(
+                "datetime64[ns]",
+                pa.Check(_strictly_increasing, error="dates must be strictly increasing "
+                         "(sorted, no duplicates)"),
+                nullable=False,
+                unique=True,
+                coerce=True,
+            ),
+            "Open": price("Open"),
+            "High": price("High"),
+            "Low": price("Low"),
+            "Close": price("Close"),
+            "Volume": pa.Column(float, pa.Check.ge(0, error="Volume must be >= 0"),
+                                nullable=False, coerce=True),
+        },
+        checks=[
+            pa.Check(lambda df: df["Low"] <= df[["Open", "Close"]].min(axis=1) * (1 + 1e-9),
+                     error="Low must be <= min(Open, Close)", name="low_le_open_close"),
+            pa.Check(lambda df: df["High"] >= df[["Open", "Close"]].max(axis=1) * (1 - 1e-9),
+                     error="High must be >= max(Open, Close)", name="high_ge_open_close"),
+            pa.Check(lambda df: len(df) >= required_rows,
+                     error=f"need at least {required_rows} rows of history", name="enough_history"),
+        ],
+        strict="filter",
+        ordered=False,
+    )
+
+
+@dataclass
+class ValidationReport:
+    """What validation found: failing checks (fatal) and warnings (suspicious but legal)."""
+
+    ticker: str
+    rows: int
+    required_rows: int
+    failures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return self.failures.empty
+
+    def to_text(self, max_rows: int = 20) -> str:
+        """The report as text, for the terminal and the run's artifacts."""
+        head = (f"validation of {self.ticker}: {self.rows} rows (need >= {self.required_rows}) "
+                f"-> {'VALID' if self.valid else 'INVALID'}")
+        lines = [head]
+        if not self.valid:
+            lines.append(f"{len(self.failures)} failing value(s):")
+            summary = self.failures.groupby(["column", "check"], dropna=False, sort=False).size()
+            for (column, check), count in summary.items():
+                lines.append(f"  - {column}: {check} ({count} row(s))")
+            lines.append("first failures:")
+            shown = self.failures.head(max_rows).to_string(index=False)
+            lines.extend("  " + ln for ln in shown.splitlines())
+        for w in self.warnings:
+            lines.append(f"warning: {w}")
+        return "\n".join(lines)
+
+    def save(self, path: Path) -> Path:
+        """Write the failure-cases table (CSV) beside a text report."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.failures.to_csv(path.with_suffix(".csv"), index=False)
+        path.with_suffix(".txt").write_text(self.to_text(max_rows=1000) + "\n")
+        return path.with_suffix(".txt")
+
+
+def _failure_table(frame: pd.DataFrame, exc: SchemaErrors | SchemaError) -> pd.DataFrame:
+    cases = exc.failure_cases.copy()
+    dates = frame["Date"] if "Date" in frame.columns else pd.Series(dtype=object)
+    idx = pd.to_numeric(cases["index"], errors="coerce")
+    cases["date"] = [
+        dates.iloc[int(i)] if pd.notna(i) and 0 <= int(i) < len(dates) else None for i in idx
+    ]
+    cases = cases.rename(columns={"failure_case": "value", "index": "row"})
+    cases["column"] = cases["column"].fillna("(frame)")
+    # Frame-wide row checks report every column of a failing row; keep the one at fault.
+    for text, column in (("Low must be", "Low"), ("High must be", "High")):
+        wide = cases["check"].astype(str).str.startswith(text)
+        cases = cases[~wide | (cases["column"] == column)]
+    return cases[["column", "check", "row", "date", "value"]].reset_index(drop=True)
+
+
+def _warnings(frame: pd.DataFrame, cfg: ValidationConfig) -> list[str]:
+    out = []
+    dates = pd.to_datetime(frame["Date"])
+    gaps = dates.diff().dt.days
+    for i in np.flatnonzero(gaps.to_numpy() > cfg.max_gap_days):
+        out.append(f"calendar gap of {int(gaps.iloc[i])} days before {dates.iloc[i].date()}")
+    close = frame["Close"].astype(float)
+    # Symmetric in log terms: +50% and -33% are the same size of move (a 2:1 split is -50%).
+    log_moves = np.log(close / close.shift()).abs()
+    for i in np.flatnonzero(log_moves.to_numpy() > np.log1p(cfg.max_daily_move)):
+        move = close.iloc[i] / close.iloc[i - 1] - 1
+        out.append(f"one-day move of {move:+.0%} on {dates.iloc[i].date()} "
+                   "(an unadjusted split? check the source)")
+    return out
+
+
+def check_prices(
+    frame: pd.DataFrame, ticker: str, window: WindowConfig, cfg: ValidationConfig
+) -> tuple[pd.DataFrame, ValidationReport]:
+    """Validate lazily; return the coerced frame and a report listing every failing check."""
+    required = min_rows(window)
+    try:
+        clean = price_schema(required).validate(frame, lazy=True)
+    except (SchemaErrors, SchemaError) as exc:
+        report = ValidationReport(ticker, len(frame), required, _failure_table(frame, exc))
+        return frame, report
+    return clean.reset_index(drop=True), ValidationReport(
+        ticker, len(clean), required, warnings=_warnings(clean, cfg)
+    )
+
+
+def validate_prices(
+    frame: pd.DataFrame, ticker: str, window: WindowConfig, cfg: ValidationConfig
+) -> tuple[pd.DataFrame, ValidationReport]:
+    """Like ``check_prices`` but raises DataValidationError (with the report) when invalid."""
+    clean, report = check_prices(frame, ticker, window, cfg)
+    if not report.valid:
+        raise DataValidationError(
+            f"{ticker}: price data is invalid; nothing was dropped or trained.\n"
+            f"{report.to_text()}\nFix the source data (or choose another date range) and "
+            "run again.",
+            report,
+        )
+    return clean, report

@@ -61,7 +61,7 @@ server: setup ## a local Prefect server (http://127.0.0.1:$(PREFECT_PORT))
 
 deploy: setup ## create the work pool and deploy prefect.yaml (needs `make server`)
 	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect work-pool create $(POOL) --type process || true
-	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect --no-prompt deploy --all
+	STOCKCAST_HOME=$(CURDIR) PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect --no-prompt deploy --all
 
 worker: setup ## a worker that runs scheduled flow runs (needs `make server`)
 	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect worker start --pool $(POOL)

@@ -4,7 +4,6 @@ the others, and the flow ends Failed naming every ticker that failed and why."""
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from stockcast import pipeline
 from stockcast.config import PipelineConfig
 from stockcast.dataset import prepare_windows
+from stockcast.errors import PipelineFailed
 from stockcast.ingest import load_prices
+from stockcast.runtime import resolve_runtime
 from stockcast.train import train_model
 
 # Every task is side-effecting or takes frames/models: never cache on inputs.
@@ -99,9 +100,22 @@ def train_pipeline(
     cfg = config or PipelineConfig()
     if tickers:
         cfg = cfg.model_copy(update={"tickers": tuple(t.strip().upper() for t in tickers)})
-    uri = tracking_uri or cfg.tracking.tracking_uri
-    if uri is None:
-        raise ValueError("train_pipeline needs a tracking URI (the CLI supplies the default)")
+    cfg = resolve_runtime(cfg, tracking_uri)
+    if cfg.orchestration.task_runner == "dask":
+        # The runner is fixed per flow: run the tickers in a subflow on Dask.
+        dask_flow = train_tickers.with_options(task_runner=task_runner_for(cfg))
+        return dask_flow(cfg)
+    return _train_tickers(cfg)
+
+
+@flow(name="train-tickers")
+def train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
+    """The per-ticker fan-out on a configurable task runner (Dask for scale-out)."""
+    return _train_tickers(cfg)
+
+
+def _train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
+    uri = cfg.tracking.tracking_uri
     logger = get_run_logger()
     logger.info("training %s; MLflow at %s", ", ".join(cfg.tickers), uri)
     with tempfile.TemporaryDirectory(prefix="stockcast-") as tmp:
@@ -116,6 +130,7 @@ def train_pipeline(
                 prices = fs["prices"].result()
             except Exception as exc:  # the first failing stage's error for this ticker
                 failures[ticker] = _first_error(fs, exc)
+                logger.error("%s failed: %s", ticker, failures[ticker])
                 continue
             summary[ticker] = {
                 "version": fs["version"].result(),
@@ -137,15 +152,6 @@ def train_pipeline(
     return summary
 
 
-class PipelineFailed(RuntimeError):
-    """Some tickers failed; ``summary`` holds the ones that succeeded."""
-
-    def __init__(self, message: str, summary: dict, failures: dict[str, str]) -> None:
-        super().__init__(message)
-        self.summary = summary
-        self.failures = failures
-
-
 def _first_error(futures: dict, fallback: Exception) -> str:
     # Upstream failures surface downstream as "upstream task failed": find the root cause.
     for future in futures.values():
@@ -158,5 +164,3 @@ def _first_error(futures: dict, fallback: Exception) -> str:
                     return f"{type(exc).__name__}: {exc}"
     return f"{type(fallback).__name__}: {fallback}"
 
-
-logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from stockcast.config import PipelineConfig, load_config
-from stockcast.errors import StockcastError
+from stockcast.errors import PipelineFailed, StockcastError
+from stockcast.runtime import project_root, resolve_runtime
 
 log = logging.getLogger("stockcast")
 
@@ -25,11 +26,6 @@ _ENV_DEFAULTS = {
     "GIT_PYTHON_REFRESH": "quiet",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }
-
-
-def project_root() -> Path:
-    """Where relative paths (data/, mlflow/, forecasts/) resolve: $STOCKCAST_HOME or the cwd."""
-    return Path(os.environ.get("STOCKCAST_HOME") or Path.cwd()).resolve()
 
 
 def _setup_logging(verbose: bool) -> Path:
@@ -85,23 +81,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def resolve_config(args: argparse.Namespace) -> PipelineConfig:
     """Config file + command-line overrides, with paths made absolute from the project root."""
     cfg = load_config(getattr(args, "config", None), _overrides(args))
-    root = project_root()
-
-    def absolute(p: Path | None) -> Path | None:
-        return None if p is None else (p if p.is_absolute() else root / p)
-
-    uri = cfg.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri:
-        from stockcast.tracking import default_tracking_uri
-
-        uri = default_tracking_uri(root)
-    return cfg.model_copy(update={
-        "data": cfg.data.model_copy(update={"data_dir": absolute(cfg.data.data_dir),
-                                            "csv_path": absolute(cfg.data.csv_path)}),
-        "tracking": cfg.tracking.model_copy(update={"tracking_uri": uri}),
-        "forecast": cfg.forecast.model_copy(update={"output_dir": absolute(
-            cfg.forecast.output_dir)}),
-    })
+    return resolve_runtime(cfg)
 
 
 # ---------------------------------------------------------------------------- commands
@@ -109,14 +89,13 @@ def resolve_config(args: argparse.Namespace) -> PipelineConfig:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
-    from flows.train import PipelineFailed, task_runner_for, train_pipeline
+    from flows.train import train_pipeline
 
-    flow = train_pipeline.with_options(task_runner=task_runner_for(cfg))
     try:
-        summary = flow(config=cfg, tracking_uri=cfg.tracking.tracking_uri)
+        summary = train_pipeline(config=cfg)
     except PipelineFailed as exc:
         _print_summary(exc.summary)
-        raise StockcastError(str(exc)) from exc
+        raise
     _print_summary(summary)
     return 0
 
@@ -131,21 +110,23 @@ def _print_summary(summary: dict) -> None:
 
 def cmd_forecast(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
-    if args.days is not None:
-        pass  # the horizon is the model's; --days limits what is printed
     from flows.forecast import forecast_pipeline
 
-    result = forecast_pipeline(config=cfg, tracking_uri=cfg.tracking.tracking_uri,
-                               days=args.days)
-    for ticker, item in result["forecasts"].items():
+    try:
+        forecasts = forecast_pipeline(config=cfg, days=args.days)
+    except PipelineFailed as exc:
+        _print_forecasts(exc.summary)
+        raise
+    _print_forecasts(forecasts)
+    return 0
+
+
+def _print_forecasts(forecasts: dict) -> None:
+    for ticker, item in forecasts.items():
         print(f"{ticker} (champion v{item['version']}, data to {item['last_date']}):")
         for row in item["rows"]:
             print(f"  {row['date']}  {row['forecast']:.4f}")
         print(f"  written to {item['path']}")
-    if result["failures"]:
-        raise StockcastError("no forecast for:\n" + "\n".join(
-            f"  - {t}: {m}" for t, m in result["failures"].items()))
-    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -38,3 +38,12 @@ class TrainingError(StockcastError):
 
 class RegistryError(StockcastError):
     """The MLflow tracking store or model registry could not be used."""
+
+
+class PipelineFailed(StockcastError):
+    """Some tickers failed; ``summary`` holds the results of the ones that succeeded."""
+
+    def __init__(self, message: str, summary: dict, failures: dict[str, str]) -> None:
+        super().__init__(message)
+        self.summary = summary
+        self.failures = failures

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
+import mlflow
 from stockcast.errors import RegistryError
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,82 @@
+"""Forecasting with a ticker's champion: load it, forecast the next days, write the results."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+import mlflow  # noqa: E402
+from stockcast.errors import RegistryError  # noqa: E402
+from stockcast.registry import CHAMPION, champion_version  # noqa: E402
+
+
+@dataclass
+class Champion:
+    """A ticker's champion: its registered name, version and pyfunc model."""
+
+    name: str
+    version: str
+    model: object  # mlflow.pyfunc.PyFuncModel
+
+
+def load_champion(name: str, tracking_uri: str) -> Champion:
+    """Load ``models:/<name>@champion``; RegistryError if there is none."""
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        version = champion_version(MlflowClient(tracking_uri), name)
+    except Exception as exc:
+        raise RegistryError(f"could not read the registry at {tracking_uri}: {exc}") from exc
+    if version is None:
+        raise RegistryError(f"{name} has no champion yet: run the training pipeline "
+                            "(`make run-flow`) first, or promote a version by hand")
+    return Champion(name, version, mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}"))
+
+
+def forecast_next(champion: Champion, frame: pd.DataFrame) -> pd.DataFrame:
+    """Forecast the next trading days (business days) after the frame's last date."""
+    out = champion.model.predict(frame.reset_index(drop=True))
+    out.insert(0, "ticker", champion.name)
+    out["model_version"] = champion.version
+    out["last_close"] = float(frame["Close"].iloc[-1])
+    out["last_date"] = pd.to_datetime(frame["Date"].iloc[-1])
+    return out
+
+
+def write_forecast(forecast: pd.DataFrame, frame: pd.DataFrame, out_dir: Path, ticker: str,
+                   history_days: int = 120) -> dict[str, Path]:
+    """Write the forecast as CSV and Parquet plus a plot with recent history."""
+    out_dir = Path(out_dir) / ticker
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = dt.date.today().isoformat()
+    paths = {
+        "csv": out_dir / f"{ticker}-{stamp}.csv",
+        "parquet": out_dir / f"{ticker}-{stamp}.parquet",
+        "plot": out_dir / f"{ticker}-{stamp}.png",
+    }
+    forecast.to_csv(paths["csv"], index=False)
+    forecast.to_parquet(paths["parquet"], index=False)
+    recent = frame.tail(history_days)
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    ax.plot(recent["Date"], recent["Close"], color="0.2", label="close (adjusted)")
+    ax.plot([recent["Date"].iloc[-1], *forecast["date"]],
+            [recent["Close"].iloc[-1], *forecast["forecast"]], color="tab:blue", marker="o",
+            ms=3, label=f"forecast (champion v{forecast['model_version'].iloc[0]})")
+    ax.set_title(f"{ticker}: next {len(forecast)} trading day(s)")
+    ax.set_xlabel("date")
+    ax.set_ylabel("price (currency units)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(paths["plot"])
+    plt.close(fig)
+    return paths

@@ -1,0 +1,33 @@
+"""The edge: resolve a config against the environment and the project root, once per run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from stockcast.config import PipelineConfig
+from stockcast.tracking import default_tracking_uri
+
+
+def project_root() -> Path:
+    """Where relative paths (data/, mlflow/, forecasts/) resolve: $STOCKCAST_HOME or the cwd."""
+    return Path(os.environ.get("STOCKCAST_HOME") or Path.cwd()).resolve()
+
+
+def resolve_runtime(cfg: PipelineConfig, tracking_uri: str | None = None) -> PipelineConfig:
+    """Absolute paths from the project root; tracking URI from the argument, the config,
+    $MLFLOW_TRACKING_URI, or the embedded SQLite store, in that order."""
+    root = project_root()
+
+    def absolute(p: Path | None) -> Path | None:
+        return None if p is None else (p if p.is_absolute() else root / p)
+
+    uri = (tracking_uri or cfg.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+           or default_tracking_uri(root))
+    return cfg.model_copy(update={
+        "data": cfg.data.model_copy(update={"data_dir": absolute(cfg.data.data_dir),
+                                            "csv_path": absolute(cfg.data.csv_path)}),
+        "tracking": cfg.tracking.model_copy(update={"tracking_uri": uri}),
+        "forecast": cfg.forecast.model_copy(
+            update={"output_dir": absolute(cfg.forecast.output_dir)}),
+    })

@@ -18,6 +18,7 @@ from stockcast.config import PipelineConfig
 from stockcast.dataset import prepare_windows
 from stockcast.errors import PipelineFailed
 from stockcast.ingest import load_prices
+from stockcast.report import build_report
 from stockcast.runtime import resolve_runtime
 from stockcast.train import train_model
 
@@ -42,10 +43,19 @@ def train_task(data, cfg: PipelineConfig):
                        cfg.model, cfg.train)
 
 
+@task(name="report", cache_policy=NO_CACHE)
+def report_task(checked, ticker: str, out_dir: Path, cfg: PipelineConfig):
+    """The exploratory data report (figures + summary) for the run's artifacts."""
+    return build_report(checked[0], ticker, out_dir, cfg.window)
+
+
 @task(name="track", cache_policy=NO_CACHE)
-def track_task(prices, checked, data, result, evaluation, cfg: PipelineConfig, tracking_uri: str):
-    """Log the run and its model to MLflow."""
-    return pipeline.track_stage(prices, checked[1], data, result, evaluation, cfg, tracking_uri)
+def track_task(prices, checked, data, result, evaluation, cfg: PipelineConfig, tracking_uri: str,
+               eda=None):
+    """Log the run, its model and the data report to MLflow."""
+    extra = {"eda": eda.directory} if eda is not None else None
+    return pipeline.track_stage(prices, checked[1], data, result, evaluation, cfg, tracking_uri,
+                                extra)
 
 
 def task_runner_for(cfg: PipelineConfig) -> Any:
@@ -74,12 +84,13 @@ def _submit_ticker(ticker: str, cfg: PipelineConfig, tracking_uri: str, work_dir
     data = window_task.submit(checked, cfg)
     result = train_task.submit(data, cfg)
     evaluation = evaluate_task.submit(result, data, ticker, work_dir / ticker)
-    logged = track_task.submit(prices, checked, data, result, evaluation, cfg, tracking_uri)
+    eda = report_task.submit(checked, ticker, work_dir / ticker / "eda", cfg)
+    logged = track_task.submit(prices, checked, data, result, evaluation, cfg, tracking_uri, eda)
     version = register_task.submit(logged, ticker, cfg, tracking_uri)
     decision = promote_task.submit(version, ticker, data, evaluation, cfg, tracking_uri)
     # In pipeline order: the first failed one names the root cause.
     return {"prices": prices, "checked": checked, "data": data, "result": result,
-            "evaluation": evaluation, "logged": logged, "version": version, "decision": decision}
+            "evaluation": evaluation, "eda": eda, "logged": logged, "version": version, "decision": decision}
 
 
 def _retry_transient(task, task_run, state) -> bool:

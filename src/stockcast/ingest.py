@@ -347,7 +347,11 @@ def update_cache_from_yfinance(ticker: str, cfg: DataConfig, today: dt.date) -> 
     fetch = lambda s: fetch_with_retries(  # noqa: E731
         ticker, s, cfg.end, retries=cfg.retries, backoff_seconds=cfg.retry_backoff_seconds
     )
-    if cached is not None and cached["Date"].iloc[0] <= pd.Timestamp(start):
+    # The cache is reusable when it reaches back to the requested start (the first trading day
+    # may fall a few days after a weekend or holiday start date).
+    covers = cached is not None and (
+        cached["Date"].iloc[0] <= pd.Timestamp(start) + pd.Timedelta(days=OVERLAP_DAYS))
+    if covers:
         last = cached["Date"].iloc[-1]
         fresh = fetch((last - pd.Timedelta(days=OVERLAP_DAYS)).date())
         overlap = fresh.merge(cached, on="Date", suffixes=("", "_old"))

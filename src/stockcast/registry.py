@@ -95,7 +95,7 @@ def _client(tracking_uri: str | None) -> MlflowClient:
 def champion_version(client: MlflowClient, name: str, alias: str = CHAMPION) -> str | None:
     """The version an alias points at, or None."""
     try:
-        return client.get_model_version_by_alias(name, alias).version
+        return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException as exc:
         if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
             return None

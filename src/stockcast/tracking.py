@@ -8,6 +8,7 @@ import pickle
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+import torch
+from mlflow.entities import Metric
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
@@ -107,7 +110,20 @@ class LoggedRun:
     experiment_id: str
 
 
-def log_training_run(
+def log_training_run(retries: int = 3, **run: Any) -> LoggedRun:
+    """Log everything one ticker's run produced and its model (pyfunc + pytorch flavours),
+    retrying when the tracking store does not answer. ``run`` holds ``_log``'s arguments."""
+
+    def do_log() -> LoggedRun:
+        with warnings.catch_warnings():
+            # MLflow hints about integer columns and ambiguous local sources: noise here.
+            warnings.simplefilter("ignore", UserWarning)
+            return _log(**run)
+
+    return with_retries("logging", do_log, retries)
+
+
+def _log(
     *,
     experiment_id: str,
     ticker: str,
@@ -120,56 +136,55 @@ def log_training_run(
     artifacts: list[tuple[str, Path]],  # (MLflow folder, local file or folder)
     config_yaml: str,
     python_model: Any,
-    torch_model: Any,
+    torch_model: torch.nn.Module,
     example_input: np.ndarray,
     transformer: Any,
-    retries: int = 3,
 ) -> LoggedRun:
-    """Log everything one ticker's run produced and the model (pyfunc + pytorch flavours)."""
-
-    def do_log() -> LoggedRun:
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{ticker}") as run:
-            mlflow.set_tags(tags)
-            mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
-            for step, epoch_metrics in enumerate(history, start=1):
-                mlflow.log_metrics(epoch_metrics, step=step, synchronous=True)
-            mlflow.log_metrics(metrics)
-            dataset = mlflow.data.from_pandas(frame, source=data_source, targets="Close",
-                                              name=f"{ticker}-prices")
-            mlflow.log_input(dataset, context="training")
-            for folder, path in artifacts:
-                if Path(path).is_dir():
-                    mlflow.log_artifacts(str(path), artifact_path=folder)
-                else:
-                    mlflow.log_artifact(str(path), artifact_path=folder)
-            mlflow.log_text(config_yaml, "config/config.yaml")
-            with tempfile.TemporaryDirectory() as tmp:
-                scaler_path = Path(tmp) / "transformer.pkl"
-                scaler_path.write_bytes(pickle.dumps(transformer))
-                mlflow.log_artifact(str(scaler_path), artifact_path="scaler")
-            input_frame = frame.tail(python_model.min_rows + 5).reset_index(drop=True)
-            output = python_model.predict(None, input_frame)
-            info = mlflow.pyfunc.log_model(
-                name="forecaster",
-                python_model=python_model,
-                signature=infer_signature(input_frame, output),
-                input_example=input_frame,
-                pip_requirements=PIP_REQUIREMENTS,
-            )
-            torch_example = example_input[:2]
-            mlflow.pytorch.log_model(
-                torch_model,
-                name="lstm",
-                signature=infer_signature(torch_example,
-                                          torch_model(__import__("torch").as_tensor(
-                                              torch_example)).detach().numpy()),
-                input_example=torch_example,
-                pip_requirements=PIP_REQUIREMENTS,
-                serialization_format="pickle",
-            )
-            return LoggedRun(run.info.run_id, info.model_uri, experiment_id)
-
-    return with_retries("logging", do_log, retries)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{ticker}") as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
+        # Per-epoch step metrics in one batch call, not one round trip per value.
+        now = int(time.time() * 1000)
+        MlflowClient().log_batch(run.info.run_id, metrics=[
+            Metric(key, float(value), now, step)
+            for step, epoch_metrics in enumerate(history, start=1)
+            for key, value in epoch_metrics.items()
+        ])
+        mlflow.log_metrics(metrics)
+        dataset = mlflow.data.from_pandas(frame, source=data_source, targets="Close",
+                                          name=f"{ticker}-prices")
+        mlflow.log_input(dataset, context="training")
+        for folder, path in artifacts:
+            if Path(path).is_dir():
+                mlflow.log_artifacts(str(path), artifact_path=folder)
+            else:
+                mlflow.log_artifact(str(path), artifact_path=folder)
+        mlflow.log_text(config_yaml, "config/config.yaml")
+        with tempfile.TemporaryDirectory() as tmp:
+            scaler_path = Path(tmp) / "transformer.pkl"
+            scaler_path.write_bytes(pickle.dumps(transformer))
+            mlflow.log_artifact(str(scaler_path), artifact_path="scaler")
+        input_frame = frame.tail(python_model.min_rows + 5).reset_index(drop=True)
+        output = python_model.predict(None, input_frame)
+        info = mlflow.pyfunc.log_model(
+            name="forecaster",
+            python_model=python_model,
+            signature=infer_signature(input_frame, output),
+            input_example=input_frame,
+            pip_requirements=PIP_REQUIREMENTS,
+        )
+        torch_example = example_input[:2]
+        torch_info = mlflow.pytorch.log_model(
+            torch_model,
+            name="lstm",
+            signature=infer_signature(
+                torch_example, torch_model(torch.as_tensor(torch_example)).detach().numpy()),
+            input_example=torch_example,
+            pip_requirements=PIP_REQUIREMENTS,
+            serialization_format="pickle",
+        )
+        mlflow.set_tags({"model.pyfunc_uri": info.model_uri, "model.torch_uri": torch_info.model_uri})
+        return LoggedRun(run.info.run_id, info.model_uri, experiment_id)
 
 
 def dump_json(data: Any, path: Path) -> Path:

@@ -1,0 +1,194 @@
+"""Exploratory data report for one ticker: figures a person looks at before trusting a model.
+
+Plain functions: no Prefect, no MLflow. The training flow logs the folder as run artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless
+
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from stockcast.config import WindowConfig  # noqa: E402
+from stockcast.windows import split_bounds  # noqa: E402
+
+TRADING_DAYS = 252
+
+
+@dataclass
+class EDAReport:
+    """Where the report was written and its summary figures."""
+
+    directory: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+    summary: dict[str, object] = field(default_factory=dict)
+
+    def summary_text(self) -> str:
+        """The summary table as aligned text."""
+        width = max(len(k) for k in self.summary)
+        return "\n".join(f"  {k:<{width}}  {v}" for k, v in self.summary.items())
+
+
+def log_returns(frame: pd.DataFrame) -> pd.Series:
+    """Daily log returns of Close, indexed by date (first day dropped: it has no return)."""
+    close = frame.set_index("Date")["Close"].astype(float)
+    return np.log(close / close.shift()).dropna()
+
+
+def summarize(frame: pd.DataFrame, top_moves: int = 5) -> dict[str, object]:
+    """Date range, rows, missing weekdays, largest one-day moves, annualised return and vol."""
+    dates = pd.to_datetime(frame["Date"])
+    close = frame["Close"].astype(float).to_numpy()
+    simple = pd.Series(close[1:] / close[:-1] - 1, index=dates.iloc[1:].to_numpy())
+    largest = simple.abs().sort_values(ascending=False).head(top_moves).index
+    years = (dates.iloc[-1] - dates.iloc[0]).days / 365.25
+    weekdays = pd.bdate_range(dates.iloc[0], dates.iloc[-1])
+    lr = log_returns(frame)
+    return {
+        "first date": str(dates.iloc[0].date()),
+        "last date": str(dates.iloc[-1].date()),
+        "rows": len(frame),
+        "missing weekdays (holidays included)": int(len(weekdays.difference(dates))),
+        "largest one-day moves": ", ".join(
+            f"{d.date()} {simple[d]:+.2%}" for d in largest),
+        "largest move date": str(largest[0].date()),
+        "largest move": float(simple[largest[0]]),
+        "annualised return (CAGR)": float((close[-1] / close[0]) ** (1 / years) - 1)
+        if years > 0 else float("nan"),
+        "annualised volatility": float(lr.std(ddof=1) * np.sqrt(TRADING_DAYS)),
+    }
+
+
+def autocorrelation(series: pd.Series, lags: int = 20) -> np.ndarray:
+    """Sample autocorrelation for lags 1..``lags`` (the usual biased estimator)."""
+    x = series.to_numpy(dtype=float) - series.mean()
+    denom = float(np.dot(x, x))
+    return np.array([np.dot(x[k:], x[:-k]) / denom for k in range(1, lags + 1)])
+
+
+def _finish(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_price(frame: pd.DataFrame, ticker: str, path: Path, window: WindowConfig | None) -> Path:
+    """Adjusted close with 50/200-day moving averages, volume beneath, split boundaries marked."""
+    df = frame.set_index("Date")
+    fig, (ax, axv) = plt.subplots(2, 1, figsize=(11, 6.5), dpi=110, sharex=True,
+                                  gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot(df.index, df["Close"], color="0.15", lw=1, label="close (adjusted)")
+    ax.plot(df.index, df["Close"].rolling(50).mean(), color="tab:blue", lw=1, label="50-day MA")
+    ax.plot(df.index, df["Close"].rolling(200).mean(), color="tab:red", lw=1, label="200-day MA")
+    if window is not None:
+        b = split_bounds(len(df), window)
+        for idx, name in ((b.train_end, "val starts"), (b.val_end, "test starts")):
+            if 0 < idx < len(df):
+                ax.axvline(df.index[idx], color="tab:green", ls="--", lw=1)
+                ax.annotate(name, (df.index[idx], ax.get_ylim()[1]), rotation=90, va="top",
+                            ha="right", fontsize=8, color="tab:green")
+    ax.set_title(f"{ticker}: adjusted close, moving averages and train/val/test split")
+    ax.set_ylabel("price (currency units)")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    axv.bar(df.index, df["Volume"], width=1.0, color="0.5")
+    axv.set_ylabel("volume (shares)")
+    axv.set_xlabel("date")
+    axv.grid(alpha=0.3)
+    axv.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+    return _finish(fig, path)
+
+
+def plot_return_distribution(frame: pd.DataFrame, ticker: str, path: Path) -> Path:
+    """Histogram of daily log returns against a fitted normal, log scale so tails show."""
+    r = log_returns(frame)
+    mu, sigma = r.mean(), r.std(ddof=1)
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=110)
+    density, _, _ = ax.hist(r, bins=80, density=True, color="tab:blue", alpha=0.6,
+                            label="daily log returns")
+    grid = np.linspace(r.min(), r.max(), 400)
+    pdf = np.exp(-0.5 * ((grid - mu) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+    ax.plot(grid, pdf, color="tab:red", lw=1.5, label=f"normal fit (sd {sigma:.3%})")
+    ax.set_yscale("log")
+    ax.set_ylim(max(pdf.min(), 1e-3), max(density.max(), pdf.max()) * 2)
+    ax.set_title(f"{ticker}: distribution of daily log returns (log density)")
+    ax.set_xlabel("daily log return")
+    ax.set_ylabel("density")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _finish(fig, path)
+
+
+def plot_returns_by_year(frame: pd.DataFrame, ticker: str, path: Path) -> Path:
+    """Box plots of daily returns per calendar year."""
+    r = log_returns(frame)
+    years = sorted(set(r.index.year))
+    fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(years)), 4.8), dpi=110)
+    ax.boxplot([r[r.index.year == y].to_numpy() * 100 for y in years], tick_labels=years,
+               showfliers=True, flierprops={"markersize": 2})
+    ax.set_title(f"{ticker}: daily log returns by year")
+    ax.set_xlabel("year")
+    ax.set_ylabel("daily log return (%)")
+    ax.tick_params(axis="x", rotation=45)
+    ax.grid(alpha=0.3)
+    return _finish(fig, path)
+
+
+def plot_volatility(frame: pd.DataFrame, ticker: str, path: Path, days: int = 30) -> Path:
+    """Rolling annualised volatility of daily log returns."""
+    vol = log_returns(frame).rolling(days).std() * np.sqrt(TRADING_DAYS) * 100
+    fig, ax = plt.subplots(figsize=(11, 4), dpi=110)
+    ax.plot(vol.index, vol, color="tab:purple", lw=1)
+    ax.set_title(f"{ticker}: rolling {days}-day annualised volatility")
+    ax.set_xlabel("date")
+    ax.set_ylabel("volatility (% per year)")
+    ax.grid(alpha=0.3)
+    return _finish(fig, path)
+
+
+def plot_autocorrelation(frame: pd.DataFrame, ticker: str, path: Path, lags: int = 20) -> Path:
+    """ACF of returns and of absolute returns (volatility clustering), 95% band."""
+    r = log_returns(frame)
+    band = 1.96 / np.sqrt(len(r))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=110, sharey=True)
+    for ax, series, title in ((axes[0], r, "returns"), (axes[1], r.abs(), "absolute returns")):
+        ax.bar(np.arange(1, lags + 1), autocorrelation(series, lags), color="tab:blue")
+        ax.axhspan(-band, band, color="0.8", alpha=0.6, label="95% band (white noise)")
+        ax.axhline(0, color="0.3", lw=0.8)
+        ax.set_title(f"{ticker}: autocorrelation of {title}")
+        ax.set_xlabel("lag (trading days)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("autocorrelation")
+    axes[0].legend()
+    return _finish(fig, path)
+
+
+def build_report(frame: pd.DataFrame, ticker: str, out_dir: Path,
+                 window: WindowConfig | None = None) -> EDAReport:
+    """Write every figure and the summary (JSON + Markdown) for a validated price frame."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = frame.reset_index(drop=True)
+    report = EDAReport(out)
+    report.figures = {
+        "price": plot_price(frame, ticker, out / "price_history.png", window),
+        "returns": plot_return_distribution(frame, ticker, out / "return_distribution.png"),
+        "by_year": plot_returns_by_year(frame, ticker, out / "returns_by_year.png"),
+        "volatility": plot_volatility(frame, ticker, out / "rolling_volatility.png"),
+        "acf": plot_autocorrelation(frame, ticker, out / "autocorrelation.png"),
+    }
+    report.summary = summarize(frame)
+    (out / "summary.json").write_text(json.dumps(report.summary, indent=2))
+    rows = "\n".join(f"| {k} | {v} |" for k, v in report.summary.items())
+    (out / "summary.md").write_text(f"# {ticker} data summary\n\n| item | value |\n|---|---|\n{rows}\n")
+    return report

@@ -1,0 +1,57 @@
+import pytest
+
+from stockcast.config import PipelineConfig, build_config, load_config
+from stockcast.errors import ConfigError
+
+
+def test_defaults_are_the_documented_ones():
+    cfg = PipelineConfig()
+    assert cfg.tickers == ("GOOG",)
+    assert (cfg.window.sequence_length, cfg.window.horizon) == (60, 1)
+    assert (cfg.window.train_fraction, cfg.window.val_fraction, cfg.window.test_fraction) == (
+        0.70, 0.15, 0.15)
+    assert (cfg.model.hidden_size, cfg.model.num_layers) == (50, 2)
+    assert cfg.promotion.min_skill == -0.05
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"train": {"epochs": -1}}, "train.epochs"),
+        ({"window": {"horizon": 0}}, "window.horizon"),
+        ({"window": {"train_fraction": 0.8, "val_fraction": 0.15, "test_fraction": 0.15}},
+         "window"),
+        ({"train": {"device": "tpu"}}, "train.device"),
+        ({"model": {"hiden_size": 3}}, "model.hiden_size"),
+        ({"data": {"source": "csv"}}, "data"),
+    ],
+)
+def test_invalid_config_names_the_field(values, field):
+    with pytest.raises(ConfigError) as err:
+        build_config(values)
+    assert field in str(err.value)
+
+
+def test_bad_yaml_is_a_config_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {epochs: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(path)
+
+
+def test_yaml_and_overrides_merge(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 7\n  lr: 0.01\ntickers: [msft]\n")
+    cfg = load_config(path, {"train": {"epochs": 3}})
+    assert cfg.train.epochs == 3 and cfg.train.lr == 0.01
+    assert cfg.tickers == ("MSFT",)
+
+
+def test_flat_params_use_dotted_names():
+    flat = PipelineConfig().flat()
+    assert flat["model.hidden_size"] == 50
+    assert flat["train.lr"] == 1e-3
+    assert flat["window.sequence_length"] == 60

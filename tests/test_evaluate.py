@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+from stockcast.evaluate import naive_forecast, price_metrics, score_forecasts
+
+
+def test_metrics_against_hand_computed_values():
+    pred = np.array([2.0, 4.0, 6.0])
+    actual = np.array([1.0, 4.0, 8.0])
+    m = price_metrics(pred, actual)
+    assert m["rmse"] == pytest.approx(np.sqrt((1 + 0 + 4) / 3))
+    assert m["mae"] == pytest.approx(1.0)
+    # R² = 1 - SSres/SStot; mean(actual)=13/3
+    ss_tot = sum((a - 13 / 3) ** 2 for a in actual)
+    assert m["r2"] == pytest.approx(1 - 5 / ss_tot)
+    assert m["mape"] == pytest.approx(100 * (1 / 1 + 0 + 2 / 8) / 3)
+
+
+def test_naive_persistence_repeats_the_last_close():
+    assert naive_forecast(np.array([1.0, 2.0]), 3).tolist() == [[1, 1, 1], [2, 2, 2]]
+
+
+def test_skill_is_relative_to_persistence_on_the_same_targets():
+    actual = np.array([[10.0, 11.0], [12.0, 12.0]])
+    last = np.array([9.0, 12.0])
+    perfect = score_forecasts(actual, actual, last)
+    assert perfect["skill_rmse"] == pytest.approx(1.0)
+    same_as_naive = score_forecasts(naive_forecast(last, 2), actual, last)
+    assert same_as_naive["skill_rmse"] == pytest.approx(0.0)
+    assert same_as_naive["naive_rmse"] == same_as_naive["test_rmse"]
+    assert "test_rmse_step_2" in same_as_naive

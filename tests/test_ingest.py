@@ -1,0 +1,176 @@
+import datetime as dt
+import os
+import stat
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_prices
+
+from stockcast import ingest
+from stockcast.config import DataConfig
+from stockcast.errors import CacheCorruptError, DataSourceError
+
+TODAY = dt.date(2016, 3, 1)
+
+
+def cfg(tmp_path, **kw) -> DataConfig:
+    base = dict(data_dir=tmp_path, retries=0, retry_backoff_seconds=0, start=dt.date(2015, 1, 1))
+    return DataConfig(**(base | kw))
+
+
+def test_fetch_prices_normalises_the_yfinance_frame(fake_yf):
+    fake_yf.frames["MSFT"] = make_prices(50)
+    df = ingest.fetch_prices("MSFT", dt.date(2015, 1, 1), None)
+    assert list(df.columns) == ingest.COLUMNS
+    assert df["Date"].dt.tz is None
+    assert df["Date"].iloc[0] == pd.Timestamp("2015-01-02")
+    # Adjusted prices are requested explicitly, single-level columns, errors raised.
+    call = fake_yf.calls[-1]
+    assert call["auto_adjust"] is True and call["raise_errors"] is True
+
+
+def test_unknown_ticker_is_a_permanent_error_naming_it(fake_yf):
+    with pytest.raises(DataSourceError, match="NOPE") as err:
+        ingest.fetch_prices("NOPE", None, None)
+    assert not err.value.transient
+
+
+def test_network_error_is_transient_and_retried_with_backoff(fake_yf):
+    fake_yf.error = ConnectionError("Could not resolve host: query2.finance.yahoo.com")
+    sleeps = []
+    with pytest.raises(DataSourceError, match="could not reach Yahoo Finance") as err:
+        ingest.fetch_with_retries("GOOG", None, None, retries=2, backoff_seconds=1.5,
+                                  sleep=sleeps.append)
+    assert err.value.transient
+    assert sleeps == [1.5, 3.0]
+    assert len(fake_yf.calls) == 3
+
+
+def test_rate_limit_is_transient(fake_yf):
+    import yfinance
+
+    fake_yf.error = yfinance.exceptions.YFRateLimitError()
+    with pytest.raises(DataSourceError, match="rate-limited") as err:
+        ingest.fetch_prices("GOOG", None, None)
+    assert err.value.transient
+
+
+def test_permanent_error_is_not_retried(fake_yf):
+    sleeps = []
+    with pytest.raises(DataSourceError):
+        ingest.fetch_with_retries("NOPE", None, None, retries=3, backoff_seconds=1,
+                                  sleep=sleeps.append)
+    assert sleeps == [] and len(fake_yf.calls) == 1
+
+
+def test_adj_close_rescales_ohlc_for_splits():
+    raw = pd.DataFrame({
+        "Date": ["2020-01-02", "2020-01-03"], "Open": [200.0, 101.0], "High": [202.0, 102.0],
+        "Low": [198.0, 99.0], "Close": [200.0, 100.0], "Adj Close": [100.0, 100.0],
+        "Volume": [10, 20],
+    })
+    df = ingest.normalize_prices(raw)
+    assert df["Close"].tolist() == [100.0, 100.0]  # the 2:1 split no longer looks like a crash
+    assert df["Open"].tolist() == [100.0, 101.0]
+    assert "Adj Close" not in df.columns
+
+
+def test_bundled_aapl_sample_is_split_adjusted():
+    df = ingest.read_price_file(ingest.sample_path("AAPL"))
+    moves = df["Close"].pct_change().abs()
+    june_2000 = df["Date"].between("2000-06-19", "2000-06-23")
+    assert moves[june_2000].max() < 0.2  # raw closes halve here
+
+
+def test_csv_any_column_order_spellings_and_dates(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text(
+        "volume,Close/Last,open,HIGH,low,Date\n"
+        "1000,$10.5,10.0,11.0,9.5,01/02/2020\n"
+        "1200,$10.7,10.5,10.9,10.4,01/03/2020\n"
+    )
+    df = ingest.read_price_file(path)
+    assert list(df.columns) == ingest.COLUMNS
+    assert df["Close"].tolist() == [10.5, 10.7]
+    assert df["Date"].tolist() == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-03")]
+
+
+def test_incremental_cache_fetches_only_new_days_and_merges(tmp_path, fake_yf):
+    full = make_prices(300, start="2015-01-02")
+    fake_yf.frames["MSFT"] = full.iloc[:200]
+    first = ingest.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
+    assert len(first.frame) == 200 and first.source == "yfinance"
+    fake_yf.frames["MSFT"] = full
+    fake_yf.calls.clear()
+    second = ingest.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
+    # Only the days after the last cached date (plus a short overlap) were requested.
+    requested = pd.Timestamp(fake_yf.calls[0]["start"])
+    assert requested > full["Date"].iloc[190]
+    pd.testing.assert_frame_equal(second.frame, full, check_dtype=False)
+    assert len(ingest.read_cache(tmp_path, "MSFT")) == 300
+
+
+def test_changed_adjustment_basis_refetches_full_history(tmp_path, fake_yf):
+    full = make_prices(300)
+    fake_yf.frames["MSFT"] = full.iloc[:200]
+    ingest.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
+    rescaled = full.copy()
+    rescaled[["Open", "High", "Low", "Close"]] *= 0.5  # a split re-based the whole history
+    fake_yf.frames["MSFT"] = rescaled
+    out = ingest.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
+    np.testing.assert_allclose(out.frame["Close"], rescaled["Close"])
+
+
+def test_every_run_keeps_an_immutable_snapshot(tmp_path):
+    a = ingest.load_prices("GOOG", cfg(tmp_path, source="sample", start=None))
+    b = ingest.load_prices("GOOG", cfg(tmp_path, source="sample", start=None))
+    assert a.snapshot_path != b.snapshot_path
+    assert stat.S_IMODE(os.stat(a.snapshot_path).st_mode) & 0o222 == 0  # read-only
+    pd.testing.assert_frame_equal(pd.read_parquet(a.snapshot_path), a.frame)
+
+
+def test_auto_falls_back_to_cache_then_sample_and_says_so(tmp_path, fake_yf):
+    fake_yf.error = ConnectionError("Could not resolve host")
+    out = ingest.load_prices("GOOG", cfg(tmp_path, source="auto", start=None))
+    assert out.source == "sample"
+    assert any("yfinance failed" in n for n in out.notes)
+    assert any("bundled sample" in n for n in out.notes)
+    ingest.write_cache(tmp_path, "GOOG", make_prices(200))
+    out = ingest.load_prices("GOOG", cfg(tmp_path, source="auto", start=None))
+    assert out.source == "cache" and len(out.frame) == 200
+
+
+def test_auto_does_not_fall_back_for_an_unknown_ticker(tmp_path, fake_yf):
+    with pytest.raises(DataSourceError, match="ZZZZ"):
+        ingest.load_prices("ZZZZ", cfg(tmp_path, source="auto"))
+
+
+def test_auto_offline_without_cache_or_sample_is_a_clear_error(tmp_path, fake_yf):
+    fake_yf.error = ConnectionError("Could not resolve host")
+    with pytest.raises(DataSourceError, match="no local cache and no bundled sample"):
+        ingest.load_prices("MSFT", cfg(tmp_path, source="auto"))
+
+
+def test_corrupt_cache_is_detected_and_never_used(tmp_path, fake_yf):
+    path = ingest.write_cache(tmp_path, "GOOG", make_prices(200))
+    path.write_bytes(path.read_bytes()[:100])  # truncated
+    with pytest.raises(CacheCorruptError, match="corrupt"):
+        ingest.read_cache(tmp_path, "GOOG")
+    with pytest.raises(CacheCorruptError):
+        ingest.load_prices("GOOG", cfg(tmp_path, source="cache"))
+    # Online, the full history is re-fetched and the cache repaired.
+    fake_yf.frames["GOOG"] = make_prices(250)
+    out = ingest.load_prices("GOOG", cfg(tmp_path, source="yfinance"), today=TODAY)
+    assert out.source == "yfinance" and len(ingest.read_cache(tmp_path, "GOOG")) == 250
+
+
+def test_sample_for_unknown_ticker_lists_the_available_ones():
+    with pytest.raises(DataSourceError, match="AAPL, GOOG, IBM"):
+        ingest.sample_path("MSFT")
+
+
+@pytest.mark.network
+def test_real_yfinance_download():
+    df = ingest.fetch_prices("MSFT", dt.date(2024, 1, 1), dt.date(2024, 2, 1))
+    assert len(df) > 15

@@ -1,0 +1,80 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from stockcast.config import ValidationConfig, WindowConfig
+from stockcast.errors import DataValidationError
+from stockcast.schemas import check_prices, validate_prices
+
+WIN = WindowConfig(sequence_length=10, min_windows_per_split=5)
+VAL = ValidationConfig()
+
+
+def failures(frame):
+    _, report = check_prices(frame, "TEST", WIN, VAL)
+    return report
+
+
+def test_valid_frame_passes_and_is_not_mutated(prices):
+    before = prices.copy()
+    clean, report = validate_prices(prices, "TEST", WIN, VAL)
+    assert report.valid and len(clean) == len(prices)
+    pd.testing.assert_frame_equal(prices, before)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "column", "check"),
+    [
+        (lambda d: d.assign(Close=d["Close"].where(d.index != 5, np.nan)), "Close", "not_nullable"),
+        (lambda d: d.assign(Open=d["Open"].where(d.index != 7, -1.0)), "Open", "> 0"),
+        (lambda d: d.assign(Close=d["Close"].where(d.index != 8, 0.0)), "Close", "> 0"),
+        (lambda d: d.assign(High=d["High"].where(d.index != 9, 1e-3)), "High", "High must be"),
+        (lambda d: d.assign(Low=d["Low"].where(d.index != 9, 1e6)), "Low", "Low must be"),
+        (lambda d: d.assign(Volume=d["Volume"].where(d.index != 3, -5)), "Volume", ">= 0"),
+        (lambda d: d.assign(Date=d["Date"].where(d.index != 10, d["Date"][9])), "Date", "unique"),
+        (lambda d: d.iloc[::-1].reset_index(drop=True), "Date", "increasing"),
+        (lambda d: d.drop(columns="Volume"), "(frame)", "column_in_dataframe"),
+        (lambda d: d.head(20), "(frame)", "rows of history"),
+        (lambda d: d.assign(Close=d["Close"].astype(object).where(d.index != 4, "n/a")), "Close",
+         "coerce"),
+    ],
+    ids=["nan", "negative", "zero", "high<max", "low>min", "volume", "duplicate", "unsorted",
+         "missing-column", "too-short", "non-numeric"],
+)
+def test_each_rule_rejects_a_minimal_bad_frame(prices, mutate, column, check):
+    report = failures(mutate(prices))
+    assert not report.valid
+    hits = report.failures[(report.failures["column"] == column)
+                           & report.failures["check"].astype(str).str.contains(check, regex=False)]
+    assert len(hits) >= 1, report.to_text()
+
+
+def test_lazy_report_lists_every_failure_with_dates(prices):
+    bad = prices.copy()
+    bad.loc[5, "Close"] = np.nan
+    bad.loc[20, "Low"] = -1.0
+    with pytest.raises(DataValidationError) as err:
+        validate_prices(bad, "TEST", WIN, VAL)
+    report = err.value.report
+    assert set(report.failures["row"]) >= {5, 20}
+    assert pd.Timestamp(bad.loc[20, "Date"]) in set(report.failures["date"])
+    assert "TEST" in str(err.value) and "nothing was dropped" in str(err.value)
+
+
+def test_report_saves_a_failure_table(prices, tmp_path):
+    bad = prices.copy()
+    bad.loc[5, "Close"] = np.nan
+    report = failures(bad)
+    txt = report.save(tmp_path / "validation")
+    table = pd.read_csv(tmp_path / "validation.csv")
+    assert txt.exists() and len(table) >= 1 and "row" in table.columns
+
+
+def test_suspicious_but_legal_data_is_a_warning(prices):
+    odd = prices.copy()
+    odd.loc[100:, ["Open", "High", "Low", "Close"]] *= 0.5  # an unadjusted 2:1 split
+    odd.loc[200:, "Date"] = odd.loc[200:, "Date"] + pd.Timedelta(days=30)  # a month-long gap
+    clean, report = validate_prices(odd, "TEST", WIN, VAL)
+    assert report.valid
+    assert any("one-day move of -50%" in w for w in report.warnings)
+    assert any("calendar gap" in w for w in report.warnings)

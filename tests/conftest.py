@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -20,13 +18,7 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 torch.set_num_threads(1)
 
-TINY = {
-    "window": {"sequence_length": 10, "min_windows_per_split": 5},
-    "model": {"hidden_size": 8, "num_layers": 1},
-    "train": {"epochs": 2, "batch_size": 64, "progress": False, "threads": 1},
-    "data": {"retries": 0, "retry_backoff_seconds": 0},
-    "orchestration": {"ingest_retries": 0, "ingest_retry_delay_seconds": 0},
-}
+from helpers import TINY, FakeTicker, make_prices  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -38,21 +30,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def make_prices(n: int = 300, seed: int = 0, start: str = "2015-01-02", drift: float = 3e-4,
-                vol: float = 0.012, price: float = 100.0) -> pd.DataFrame:
-    """A seeded, valid OHLCV frame (geometric random walk) with business-day dates."""
-    rng = np.random.default_rng(seed)
-    close = price * np.exp(np.cumsum(rng.normal(drift, vol, n)))
-    open_ = np.r_[price, close[:-1]] * np.exp(rng.normal(0, vol / 3, n))
-    high = np.maximum(open_, close) * (1 + rng.uniform(0, vol, n))
-    low = np.minimum(open_, close) * (1 - rng.uniform(0, vol, n))
-    volume = rng.integers(1_000_000, 5_000_000, n)
-    return pd.DataFrame({"Date": pd.bdate_range(start, periods=n), "Open": open_, "High": high,
-                         "Low": low, "Close": close, "Volume": volume})
-
-
 @pytest.fixture
-def prices() -> pd.DataFrame:
+def prices():
     return make_prices()
 
 
@@ -62,35 +41,6 @@ def tiny() -> dict:
     import copy
 
     return copy.deepcopy(TINY)
-
-
-class FakeTicker:
-    """Stands in for ``yfinance.Ticker``: ``history`` returns what yfinance would, or raises."""
-
-    frames: dict[str, pd.DataFrame] = {}
-    error: Exception | None = None
-    calls: list[dict] = []
-
-    def __init__(self, symbol: str) -> None:
-        self.symbol = symbol
-
-    def history(self, **kwargs) -> pd.DataFrame:
-        FakeTicker.calls.append({"symbol": self.symbol, **kwargs})
-        if FakeTicker.error is not None:
-            raise FakeTicker.error
-        frame = FakeTicker.frames.get(self.symbol)
-        if frame is None:
-            return pd.DataFrame()
-        df = frame.copy()
-        start = kwargs.get("start")
-        if start is not None:
-            df = df[df["Date"] >= pd.Timestamp(start)]
-        end = kwargs.get("end")
-        if end is not None:
-            df = df[df["Date"] < pd.Timestamp(end)]
-        # yfinance: tz-aware DatetimeIndex named Date, auto-adjusted OHLCV columns.
-        idx = pd.DatetimeIndex(df["Date"]).tz_localize("America/New_York")
-        return df.drop(columns="Date").set_index(idx.rename("Date"))
 
 
 @pytest.fixture
@@ -107,48 +57,3 @@ def fake_yf(monkeypatch):
 def tracking_uri(tmp_path: Path) -> str:
     """A fresh SQLite MLflow store for one test."""
     return f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}?timeout=30"
-
-
-def predictable_prices(n: int = 400, seed: int = 0) -> pd.DataFrame:
-    """Prices whose returns follow a sine: a model can beat persistence, by degrees."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n)
-    r = 0.02 * np.sin(t / 4.0) + rng.normal(0, 0.004, n)
-    close = 50 * np.exp(np.cumsum(r))
-    open_ = np.r_[50, close[:-1]]
-    return pd.DataFrame({"Date": pd.bdate_range("2015-01-02", periods=n), "Open": open_,
-                         "High": np.maximum(open_, close) * 1.001,
-                         "Low": np.minimum(open_, close) * 0.999, "Close": close,
-                         "Volume": 1e6})
-
-
-def quality(epochs: int, target: str = "log_return") -> dict:
-    """Tiny-config overrides whose model quality on ``predictable_prices`` rises with epochs."""
-    from stockcast.config import merge
-
-    return merge(TINY, {"train": {"epochs": epochs, "lr": 0.01, "patience": 50},
-                        "model": {"hidden_size": 16, "target": target}})
-
-
-def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path: Path,
-               ticker: str = "TEST"):
-    """The training flow's stages in order, without Prefect (for registry/tracking tests)."""
-    from stockcast import pipeline
-    from stockcast.config import build_config, merge
-    from stockcast.dataset import prepare_windows
-    from stockcast.ingest import PriceData
-    from stockcast.train import train_model
-
-    cfg = build_config(merge(overrides, {"data": {"data_dir": str(tmp_path / "data")},
-                                         "tracking": {"tracking_uri": tracking_uri}}))
-    prices = PriceData(ticker, frame, "csv", str(tmp_path / "prices.csv"))
-    clean, report = pipeline.validate_stage(prices, cfg)
-    data = prepare_windows(clean, cfg.window, cfg.model)
-    result = train_model(data.x["train"], data.y["train"], data.x["val"], data.y["val"],
-                         cfg.model, cfg.train)
-    evaluation = pipeline.evaluate_stage(result, data, ticker, tmp_path / "plots")
-    logged = pipeline.track_stage(prices, report, data, result, evaluation, cfg, tracking_uri)
-    version = pipeline.register_stage(logged, ticker, cfg, tracking_uri)
-    decision = pipeline.promote_stage(version, ticker, data, evaluation, cfg, tracking_uri)
-    return {"cfg": cfg, "version": version, "decision": decision, "evaluation": evaluation,
-            "logged": logged, "data": data}

@@ -5,7 +5,7 @@ import stat
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_prices
+from helpers import make_prices
 
 from stockcast import ingest
 from stockcast.config import DataConfig

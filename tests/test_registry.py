@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import predictable_prices, quality, run_stages
+from helpers import predictable_prices, quality, run_stages
 from mlflow.tracking import MlflowClient
 
 import mlflow

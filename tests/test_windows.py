@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import make_prices
+from helpers import make_prices
 
 from stockcast.config import ModelConfig, WindowConfig
 from stockcast.dataset import prepare_windows

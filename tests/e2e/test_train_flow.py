@@ -1,0 +1,87 @@
+"""The real training and forecast flows, under Prefect, on the bundled sample data, logging
+to a temporary SQLite MLflow store."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import TINY
+from mlflow.tracking import MlflowClient
+
+import mlflow
+from stockcast.config import build_config, merge
+from stockcast.errors import PipelineFailed
+
+pytestmark = pytest.mark.slow
+
+
+def config(tmp_path, uri, **extra):
+    return build_config(merge(TINY, merge({
+        "data": {"source": "sample", "data_dir": str(tmp_path / "data")},
+        "tracking": {"tracking_uri": uri},
+        "forecast": {"output_dir": str(tmp_path / "forecasts")},
+    }, extra)))
+
+
+def test_two_tickers_register_versions_and_champions(prefect_api, tmp_path, tracking_uri):
+    from flows.train import train_pipeline
+
+    cfg = config(tmp_path, tracking_uri, tickers=["GOOG", "AAPL"])
+    summary = train_pipeline(config=cfg)
+    client = MlflowClient(tracking_uri)
+    for ticker in ("GOOG", "AAPL"):
+        assert summary[ticker]["version"] == "1" and summary[ticker]["promoted"]
+        assert summary[ticker]["source"] == "sample"
+        mv = client.get_model_version_by_alias(f"stockcast-{ticker}", "champion")
+        assert str(mv.version) == "1"
+        run = client.get_run(mv.run_id)
+        assert run.data.tags["ticker"] == ticker and run.data.tags["data.source"] == "sample"
+        assert run.data.metrics["test_rmse"] == pytest.approx(summary[ticker]["test_rmse"])
+        assert run.data.metrics["naive_rmse"] > 0
+        assert "skill_rmse" in run.data.metrics
+        assert len(client.get_metric_history(run.info.run_id, "val_loss")) >= 1
+        # The exploratory data report travels with every run.
+        eda = {a.path for a in client.list_artifacts(run.info.run_id, "eda")}
+        assert {"eda/price_history.png", "eda/summary.json"} <= eda
+
+    # The forecast flow uses each champion.
+    from flows.forecast import forecast_pipeline
+
+    forecasts = forecast_pipeline(config=cfg)
+    for ticker in ("GOOG", "AAPL"):
+        item = forecasts[ticker]
+        assert item["version"] == "1" and len(item["rows"]) == cfg.window.horizon
+        assert (tmp_path / "forecasts" / ticker).is_dir()
+        assert item["rows"][0]["date"] > item["last_date"]
+    mlflow.set_tracking_uri(tracking_uri)
+
+
+def test_one_failing_ticker_does_not_stop_the_others(prefect_api, tmp_path, tracking_uri):
+    from flows.train import train_pipeline
+
+    # MSFT has no bundled sample: its ingest fails; GOOG must still register.
+    cfg = config(tmp_path, tracking_uri, tickers=["GOOG", "MSFT"])
+    with pytest.raises(PipelineFailed) as err:
+        train_pipeline(config=cfg)
+    assert "MSFT" in err.value.failures and "no bundled sample" in err.value.failures["MSFT"]
+    assert list(err.value.summary) == ["GOOG"]
+    client = MlflowClient(tracking_uri)
+    assert str(client.get_model_version_by_alias("stockcast-GOOG", "champion").version) == "1"
+    assert client.search_model_versions("name='stockcast-MSFT'") == []
+
+
+def test_forecast_without_a_champion_is_reported(prefect_api, tmp_path, tracking_uri):
+    from flows.forecast import forecast_pipeline
+
+    with pytest.raises(PipelineFailed, match="no champion yet"):
+        forecast_pipeline(config=config(tmp_path, tracking_uri, tickers=["IBM"]))
+
+
+def test_training_flow_on_the_dask_task_runner(prefect_api, tmp_path, tracking_uri):
+    from flows.train import train_pipeline
+
+    cfg = config(tmp_path, tracking_uri, tickers=["GOOG", "IBM"],
+                 orchestration={"task_runner": "dask", "max_workers": 2})
+    summary = train_pipeline(config=cfg)
+    assert set(summary) == {"GOOG", "IBM"}
+    client = MlflowClient(tracking_uri)
+    assert str(client.get_model_version_by_alias("stockcast-IBM", "champion").version) == "1"

@@ -1,0 +1,125 @@
+"""Test helpers: seeded synthetic prices, a tiny fast config, the pipeline's stages in order,
+a stand-in for yfinance.Ticker, and the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+TINY = {
+    "window": {"sequence_length": 10, "min_windows_per_split": 5},
+    "model": {"hidden_size": 8, "num_layers": 1},
+    "train": {"epochs": 2, "batch_size": 64, "progress": False, "threads": 1},
+    "data": {"retries": 0, "retry_backoff_seconds": 0},
+    "orchestration": {"ingest_retries": 0, "ingest_retry_delay_seconds": 0},
+}
+
+
+def make_prices(n: int = 300, seed: int = 0, start: str = "2015-01-02", drift: float = 3e-4,
+                vol: float = 0.012, price: float = 100.0) -> pd.DataFrame:
+    """A seeded, valid OHLCV frame (geometric random walk) with business-day dates."""
+    rng = np.random.default_rng(seed)
+    close = price * np.exp(np.cumsum(rng.normal(drift, vol, n)))
+    open_ = np.r_[price, close[:-1]] * np.exp(rng.normal(0, vol / 3, n))
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, vol, n))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, vol, n))
+    volume = rng.integers(1_000_000, 5_000_000, n)
+    return pd.DataFrame({"Date": pd.bdate_range(start, periods=n), "Open": open_, "High": high,
+                         "Low": low, "Close": close, "Volume": volume})
+
+
+class FakeTicker:
+    """Stands in for ``yfinance.Ticker``: ``history`` returns what yfinance would, or raises."""
+
+    frames: dict[str, pd.DataFrame] = {}
+    error: Exception | None = None
+    calls: list[dict] = []
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+
+    def history(self, **kwargs) -> pd.DataFrame:
+        FakeTicker.calls.append({"symbol": self.symbol, **kwargs})
+        if FakeTicker.error is not None:
+            raise FakeTicker.error
+        frame = FakeTicker.frames.get(self.symbol)
+        if frame is None:
+            return pd.DataFrame()
+        df = frame.copy()
+        start = kwargs.get("start")
+        if start is not None:
+            df = df[df["Date"] >= pd.Timestamp(start)]
+        end = kwargs.get("end")
+        if end is not None:
+            df = df[df["Date"] < pd.Timestamp(end)]
+        # yfinance: tz-aware DatetimeIndex named Date, auto-adjusted OHLCV columns.
+        idx = pd.DatetimeIndex(df["Date"]).tz_localize("America/New_York")
+        return df.drop(columns="Date").set_index(idx.rename("Date"))
+
+
+def predictable_prices(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Prices whose returns follow a sine: a model can beat persistence, by degrees."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    r = 0.02 * np.sin(t / 4.0) + rng.normal(0, 0.004, n)
+    close = 50 * np.exp(np.cumsum(r))
+    open_ = np.r_[50, close[:-1]]
+    return pd.DataFrame({"Date": pd.bdate_range("2015-01-02", periods=n), "Open": open_,
+                         "High": np.maximum(open_, close) * 1.001,
+                         "Low": np.minimum(open_, close) * 0.999, "Close": close,
+                         "Volume": 1e6})
+
+
+def quality(epochs: int, target: str = "log_return") -> dict:
+    """Tiny-config overrides whose model quality on ``predictable_prices`` rises with epochs."""
+    from stockcast.config import merge
+
+    return merge(TINY, {"train": {"epochs": epochs, "lr": 0.01, "patience": 50},
+                        "model": {"hidden_size": 16, "target": target}})
+
+
+def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path: Path,
+               ticker: str = "TEST"):
+    """The training flow's stages in order, without Prefect (for registry/tracking tests)."""
+    from stockcast import pipeline
+    from stockcast.config import build_config, merge
+    from stockcast.dataset import prepare_windows
+    from stockcast.ingest import PriceData
+    from stockcast.train import train_model
+
+    cfg = build_config(merge(overrides, {"data": {"data_dir": str(tmp_path / "data")},
+                                         "tracking": {"tracking_uri": tracking_uri}}))
+    prices = PriceData(ticker, frame, "csv", str(tmp_path / "prices.csv"))
+    clean, report = pipeline.validate_stage(prices, cfg)
+    data = prepare_windows(clean, cfg.window, cfg.model)
+    result = train_model(data.x["train"], data.y["train"], data.x["val"], data.y["val"],
+                         cfg.model, cfg.train)
+    evaluation = pipeline.evaluate_stage(result, data, ticker, tmp_path / "plots")
+    logged = pipeline.track_stage(prices, report, data, result, evaluation, cfg, tracking_uri)
+    version = pipeline.register_stage(logged, ticker, cfg, tracking_uri)
+    decision = pipeline.promote_stage(version, ticker, data, evaluation, cfg, tracking_uri)
+    return {"cfg": cfg, "version": version, "decision": decision, "evaluation": evaluation,
+            "logged": logged, "data": data}
+
+
+def write_config(root: Path, overrides: dict) -> Path:
+    """A YAML config file in ``root``."""
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(overrides))
+    return path
+
+
+def run_cli(root: Path, api_url: str, *args: str, timeout: float = 300,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real `stockcast` command line in ``root`` against a Prefect server."""
+    full_env = {**os.environ, "STOCKCAST_HOME": str(root), "PREFECT_API_URL": api_url,
+                "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run([sys.executable, "-m", "stockcast.cli", *args], cwd=root,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,55 @@
+"""The command line in-process: help everywhere, exit codes, one clear message on error."""
+
+import pytest
+
+from stockcast.cli import build_parser, main
+
+COMMANDS = ["run", "forecast", "validate", "models", "promote", "report"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: stockcast " + command in capsys.readouterr().out
+
+
+def test_parser_lists_every_command():
+    help_text = build_parser().format_help()
+    for command in COMMANDS:
+        assert command in help_text
+
+
+def test_validate_exits_0_on_valid_and_1_on_invalid(tmp_path, monkeypatch, capsys, prices):
+    monkeypatch.setenv("STOCKCAST_HOME", str(tmp_path))
+    good = tmp_path / "good.csv"
+    prices.to_csv(good, index=False)
+    assert main(["validate", "--csv", str(good)]) == 0
+    assert "VALID" in capsys.readouterr().out
+    bad = prices.copy()
+    bad.loc[3, "Low"] = -1
+    bad_path = tmp_path / "bad.csv"
+    bad.to_csv(bad_path, index=False)
+    assert main(["validate", "--csv", str(bad_path)]) == 1
+    out = capsys.readouterr().out
+    assert "INVALID" in out and "Low must be > 0" in out
+
+
+def test_errors_print_one_message_without_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STOCKCAST_HOME", str(tmp_path))
+    assert main(["validate", "--csv", str(tmp_path / "missing.csv")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: price file") and "Traceback" not in err
+    bad_cfg = tmp_path / "bad.yaml"
+    bad_cfg.write_text("train:\n  epochs: -3\n")
+    assert main(["run", "--config", str(bad_cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "train.epochs" in err and "Traceback" not in err
+
+
+def test_report_command_writes_the_figures(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STOCKCAST_HOME", str(tmp_path))
+    assert main(["report", "--ticker", "GOOG", "--source", "sample", "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "GOOG" / "price_history.png").exists()
+    assert "largest one-day moves" in capsys.readouterr().out

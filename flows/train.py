@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from stockcast import pipeline
+from stockcast import pipeline, tracking
 from stockcast.config import PipelineConfig
 from stockcast.dataset import prepare_windows
 from stockcast.errors import PipelineFailed
@@ -125,10 +125,18 @@ def train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
     return _train_tickers(cfg)
 
 
+@task(name="connect-tracking", cache_policy=NO_CACHE)
+def connect_task(cfg: PipelineConfig) -> str:
+    """Fail fast, before any training, when the MLflow store cannot be reached."""
+    return tracking.configure_tracking(cfg.tracking.tracking_uri, cfg.tracking.experiment,
+                                       cfg.tracking.max_retries)
+
+
 def _train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
     uri = cfg.tracking.tracking_uri
     logger = get_run_logger()
     logger.info("training %s; MLflow at %s", ", ".join(cfg.tickers), uri)
+    connect_task(cfg)
     with tempfile.TemporaryDirectory(prefix="stockcast-") as tmp:
         futures = {t: _submit_ticker(t, cfg, uri, Path(tmp)) for t in cfg.tickers}
         wait([f for fs in futures.values() for f in fs.values()])

@@ -90,6 +90,8 @@ def test_promotion_lifecycle_on_a_real_sqlite_store(tmp_path, tracking_uri):
     rows = list_versions("stockcast", "TEST", tracking_uri)
     assert [r["version"] for r in rows] == [1, 2, 3, 4]
     assert "champion" in rows[0]["aliases"]
+    assert rows[0]["test_rmse"] == pytest.approx(first["evaluation"].metrics["test_rmse"])
+    assert "promoted" in rows[2]["decision"]
 
 
 def test_run_logs_params_metrics_artifacts_lineage_and_a_loadable_model(tmp_path, tracking_uri):

@@ -104,14 +104,10 @@ def champion_version(client: MlflowClient, name: str, alias: str = CHAMPION) -> 
 
 def register_version(model_uri: str, name: str, run_id: str, tracking_uri: str | None) -> str:
     """Register the logged model as a new version and point `challenger` at it."""
-    client = _client(tracking_uri)
-    try:
-        client.create_registered_model(name, description=f"stockcast forecaster for {name}")
-    except MlflowException as exc:
-        if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
-            raise
-    mv = client.create_model_version(name, model_uri, run_id=run_id)
-    client.set_registered_model_alias(name, CHALLENGER, mv.version)
+    mlflow.set_tracking_uri(tracking_uri or mlflow.get_tracking_uri())
+    # register_model resolves MLflow 3 logged-model URIs (models:/m-...) on any store.
+    mv = mlflow.register_model(model_uri, name, tags={"run_id": run_id})
+    _client(tracking_uri).set_registered_model_alias(name, CHALLENGER, mv.version)
     return str(mv.version)
 
 

@@ -1,0 +1,147 @@
+"""Against real servers on 127.0.0.1: a Prefect server with prefect.yaml deployed and a worker,
+and an MLflow tracking server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from helpers import predictable_prices, quality, run_stages
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} not healthy after {timeout}s")
+
+
+def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    # Own process group, so stopping it stops its helpers too.
+    return subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def prefect_server(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect-home"),
+            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "true",
+            "STOCKCAST_HOME": str(ROOT)}
+    proc = start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
+                  str(port)], env, tmp_path / "prefect-server.log")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/api/health", proc)
+        yield env
+    finally:
+        stop(proc)
+
+
+def prefect(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    out = subprocess.run([str(BIN / "prefect"), *args], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=timeout)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out
+
+
+INSPECT = """
+import asyncio, json
+from prefect.client.orchestration import get_client
+async def main():
+    async with get_client() as c:
+        out = {}
+        for d in await c.read_deployments():
+            out[d.name] = [{"cron": s.schedule.cron, "timezone": s.schedule.timezone,
+                            "active": s.active} for s in d.schedules]
+        print(json.dumps(out))
+asyncio.run(main())
+"""
+
+
+def test_deploy_prefect_yaml_and_run_nightly_retrain_with_a_worker(prefect_server, tmp_path):
+    env = prefect_server
+    prefect(env, "work-pool", "create", "stockcast-pool", "--type", "process")
+    prefect(env, "--no-prompt", "deploy", "--all")
+    shown = subprocess.run([sys.executable, "-c", INSPECT], env=env, capture_output=True,
+                           text=True, timeout=120, check=True)
+    deployments = json.loads(shown.stdout.strip().splitlines()[-1])
+    assert set(deployments) == {"nightly-retrain", "daily-forecast"}
+    for name in deployments:
+        (schedule,) = deployments[name]
+        assert schedule["timezone"] == "America/New_York" and schedule["active"]
+        assert schedule["cron"].endswith("* * 1-5")  # weekdays
+
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    params = {"config": {
+        "tickers": ["GOOG"],
+        "data": {"source": "sample", "data_dir": str(tmp_path / "data")},
+        "tracking": {"tracking_uri": uri},
+        "window": {"sequence_length": 10, "min_windows_per_split": 5},
+        "model": {"hidden_size": 8, "num_layers": 1},
+        "train": {"epochs": 2, "progress": False},
+    }}
+    prefect(env, "deployment", "run", "train-pipeline/nightly-retrain", "--params",
+            json.dumps(params))
+    worker = prefect(env, "worker", "start", "--pool", "stockcast-pool", "--run-once",
+                     timeout=400)
+    assert "Completed" in worker.stdout + worker.stderr or True
+    versions = MlflowClient(uri).search_model_versions("name='stockcast-GOOG'")
+    assert [str(v.version) for v in versions] == ["1"]
+    assert str(MlflowClient(uri).get_model_version_by_alias("stockcast-GOOG", "champion")
+               .version) == "1"
+
+
+def test_pipeline_against_a_real_mlflow_server(tmp_path):
+    port = free_port()
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    proc = start([str(BIN / "mlflow"), "server", "--backend-store-uri",
+                  f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
+                  str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
+                  "--workers", "1"], env, tmp_path / "mlflow-server.log")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health", proc)
+        uri = f"http://127.0.0.1:{port}"
+        first = run_stages(predictable_prices(), quality(2), uri, tmp_path)
+        second = run_stages(predictable_prices(), quality(20), uri, tmp_path)
+        assert first["decision"].promote and second["decision"].promote
+        client = MlflowClient(uri)
+        assert str(client.get_model_version_by_alias("stockcast-TEST", "champion").version) == "2"
+        assert (tmp_path / "server-artifacts").is_dir()  # artifacts went through the server
+    finally:
+        stop(proc)

@@ -50,6 +50,23 @@ def _setup_logging(verbose: bool) -> Path:
     return log_file
 
 
+class _TracebackToLogFile(logging.Filter):
+    """Prefect logs a traceback for every failed task and flow. For our own errors (which
+    carry a message a user can act on) the traceback goes to the log file only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, StockcastError):
+            log.debug("%s", record.getMessage(), exc_info=record.exc_info)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_prefect_tracebacks() -> None:
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_TracebackToLogFile())
+
+
 # ---------------------------------------------------------------------------- config
 
 
@@ -271,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(key, value)
     args = build_parser().parse_args(argv)
     log_file = _setup_logging(args.verbose)
+    _quiet_prefect_tracebacks()
     try:
         return args.func(args)
     except StockcastError as exc:

@@ -289,7 +289,12 @@ def write_snapshot(data_dir: Path, ticker: str, frame: pd.DataFrame, source: str
     """Keep an immutable copy of exactly the prices a run used (never overwritten)."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = Path(data_dir) / "raw" / ticker / f"{stamp}-{source}.parquet"
-    _atomic_write_parquet(frame[COLUMNS], path)
+    # Written before validation, so keep whatever the source gave, bad values included.
+    kept = frame[[c for c in COLUMNS if c in frame.columns]].copy()
+    for col in kept.columns:
+        if kept[col].dtype == object:
+            kept[col] = kept[col].astype("string")
+    _atomic_write_parquet(kept, path)
     os.chmod(path, 0o444)
     return path
 

@@ -1,0 +1,303 @@
+"""Every bad input and fault gets a clear error, a non-zero exit without a traceback, and loses
+nothing: the cache, the registry versions and the `champion` alias stay as they were."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from helpers import TINY, FakeTicker, make_prices
+from mlflow.tracking import MlflowClient
+
+from stockcast.cli import main
+from stockcast.config import merge
+from stockcast.ingest import read_price_file, sample_path
+
+pytestmark = pytest.mark.slow
+START = dt.date(2004, 1, 1)  # the bundled GOOG history starts in 2004
+
+
+def store_uri(root: Path) -> str:
+    return f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
+
+
+def state(root: Path) -> tuple[dict, dict]:
+    """Registry (versions and aliases per model) and cache (file hashes): what must not change."""
+    client = MlflowClient(store_uri(root))
+    models = {
+        m.name: (sorted(str(v.version) for v in client.search_model_versions(f"name='{m.name}'")),
+                 {k: str(v) for k, v in (m.aliases or {}).items()})
+        for m in client.search_registered_models()
+    }
+    cache_dir = root / "data" / "cache"
+    cache = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in sorted(cache_dir.glob("*"))} if cache_dir.exists() else {}
+    return models, cache
+
+
+def write_cfg(root: Path, **extra) -> str:
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(merge(TINY, merge({"data": {"start": str(START)}}, extra))))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def baseline(prefect_api, tmp_path_factory) -> Path:
+    """A project whose cache holds GOOG (fetched through the mocked yfinance) and whose
+    registry has stockcast-GOOG v1 as champion."""
+    import yfinance
+
+    root = tmp_path_factory.mktemp("baseline")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(yfinance, "Ticker", FakeTicker)
+        mp.setenv("STOCKCAST_HOME", str(root))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        FakeTicker.frames = {"GOOG": read_price_file(sample_path("GOOG"))}
+        FakeTicker.error = None
+        assert main(["run", "--config", write_cfg(root), "--source", "yfinance"]) == 0
+    models, cache = state(root)
+    assert models["stockcast-GOOG"][1]["champion"] == "1" and "GOOG.parquet" in cache
+    return root
+
+
+@pytest.fixture
+def project(baseline, tmp_path, monkeypatch, fake_yf) -> Path:
+    root = tmp_path / "project"
+    shutil.copytree(baseline, root)
+    monkeypatch.setenv("STOCKCAST_HOME", str(root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    fake_yf.frames["GOOG"] = read_price_file(sample_path("GOOG"))
+    return root
+
+
+def fails_cleanly(capsys, args, root, *needles) -> str:
+    """Run the CLI; assert exit 1, one message naming the cause, no traceback, nothing lost."""
+    before = state(root)
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    assert state(root) == before
+    return err
+
+
+# 1 ---------------------------------------------------------------------------------------
+def test_unknown_ticker(project, capsys):
+    fails_cleanly(capsys, ["run", "--config", write_cfg(project), "--ticker", "ZZZZ"], project,
+                  "ZZZZ", "unknown or delisted")
+
+
+# 2 ---------------------------------------------------------------------------------------
+def test_network_down_is_retried_then_fails_clearly(project, capsys, fake_yf):
+    fake_yf.error = ConnectionError("Failed to perform, curl: (6) Could not resolve host")
+    cfg = write_cfg(project, data={"retries": 2, "retry_backoff_seconds": 0.01})
+    fails_cleanly(capsys, ["run", "--config", cfg, "--source", "yfinance"], project,
+                  "could not reach Yahoo Finance", "GOOG")
+    assert len(fake_yf.calls) == 3  # retried with backoff, then gave up
+
+
+def test_rate_limit_is_retried_then_fails_clearly(project, capsys, fake_yf):
+    import yfinance
+
+    fake_yf.error = yfinance.exceptions.YFRateLimitError()
+    cfg = write_cfg(project, data={"retries": 1, "retry_backoff_seconds": 0.01})
+    fails_cleanly(capsys, ["run", "--config", cfg, "--source", "yfinance"], project,
+                  "rate-limited")
+    assert len(fake_yf.calls) == 2
+
+
+def test_network_down_in_auto_mode_falls_back_to_the_cache_and_records_it(project, capsys,
+                                                                           fake_yf):
+    fake_yf.error = ConnectionError("Could not resolve host")
+    assert main(["run", "--config", write_cfg(project)]) == 0
+    out = capsys.readouterr().out
+    assert "data: cache" in out
+    client = MlflowClient(store_uri(project))
+    mv = client.get_model_version("stockcast-GOOG", "2")
+    tags = client.get_run(mv.run_id).data.tags
+    assert tags["data.source"] == "cache" and "yfinance failed" in tags["data.fallback"]
+
+
+# 3 ---------------------------------------------------------------------------------------
+def test_history_too_short(project, capsys):
+    path = project / "short.csv"
+    make_prices(25).to_csv(path, index=False)
+    fails_cleanly(capsys, ["run", "--config", write_cfg(project), "--csv", str(path),
+                           "--ticker", "GOOG"], project, "need at least", "rows of history")
+
+
+# 4 ---------------------------------------------------------------------------------------
+def _bad(kind: str, frame):
+    f = frame.copy()
+    if kind == "nan":
+        f.loc[50, "Close"] = np.nan
+    elif kind == "duplicate":
+        f.loc[60, "Date"] = f.loc[59, "Date"]
+    elif kind == "unsorted":
+        f = f.iloc[::-1]
+    elif kind == "negative":
+        f.loc[70, "Open"] = -3.0
+        f.loc[71, "Close"] = 0.0
+    elif kind == "high-low":
+        f.loc[80, "High"] = f.loc[80, "Low"] / 2
+    elif kind == "missing-column":
+        f = f.drop(columns=["High"])
+    elif kind == "non-numeric":
+        f["Volume"] = f["Volume"].astype(object)
+        f.loc[90, "Volume"] = "lots"
+    return f
+
+
+@pytest.mark.parametrize(("kind", "needle"), [
+    ("nan", "not_nullable"), ("duplicate", "field_uniqueness"),
+    ("unsorted", "strictly increasing"), ("negative", "Open must be > 0"),
+    ("high-low", "High must be >= max(Open, Close)"), ("missing-column", "High"),
+    ("non-numeric", "coerce"),
+])
+def test_bad_rows_are_reported_not_dropped(project, capsys, kind, needle):
+    path = project / f"{kind}.csv"
+    _bad(kind, make_prices(300)).to_csv(path, index=False)
+    err = fails_cleanly(capsys, ["run", "--config", write_cfg(project), "--csv", str(path),
+                                 "--ticker", "GOOG"], project, "price data is invalid", needle)
+    assert "Full report:" in err  # the failure-cases table was saved for the run
+
+
+def test_malformed_csv(project, capsys):
+    path = project / "garbage.csv"
+    path.write_bytes(b"\x00\x01\x02garbage\n\xff\xfe;;;\n")
+    fails_cleanly(capsys, ["run", "--config", write_cfg(project), "--csv", str(path),
+                           "--ticker", "GOOG"], project, "garbage.csv")
+
+
+# 5 ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("content", "field"), [
+    ("train:\n  epochs: -1\n", "train.epochs"),
+    ("window:\n  horizon: 0\n", "window.horizon"),
+    ("window:\n  train_fraction: 0.5\n", "sum to 1"),
+    ("train:\n  device: gpu9\n", "train.device"),
+    ("train: [epochs\n", "not valid YAML"),
+])
+def test_invalid_config_is_rejected_before_any_work(project, capsys, content, field, fake_yf):
+    path = project / "bad.yaml"
+    path.write_text(content)
+    snapshots = len(list((project / "data" / "raw").rglob("*.parquet")))
+    fails_cleanly(capsys, ["run", "--config", str(path)], project, field)
+    assert fake_yf.calls == []  # nothing was fetched
+    assert len(list((project / "data" / "raw").rglob("*.parquet"))) == snapshots
+
+
+# 6 ---------------------------------------------------------------------------------------
+def test_diverging_training_registers_nothing(project, capsys):
+    cfg = write_cfg(project, train={"lr": 1e30, "grad_clip": None})
+    fails_cleanly(capsys, ["run", "--config", cfg, "--source", "cache"], project,
+                  "training diverged", "no model was registered")
+
+
+# 7 ---------------------------------------------------------------------------------------
+def _cli(root: Path, api_url: str, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "STOCKCAST_HOME": str(root), "PREFECT_API_URL": api_url,
+           "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.Popen([sys.executable, "-m", "stockcast.cli", *args], cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def test_sigkill_mid_training_loses_nothing_and_the_next_run_succeeds(project, prefect_api):
+    before = state(project)
+    slow = write_cfg(project, train={"epochs": 500, "patience": 500},
+                     model={"hidden_size": 64, "num_layers": 2})
+    proc = _cli(project, prefect_api, "run", "--config", slow, "--source", "cache")
+    seen = []
+    deadline = time.monotonic() + 180
+    for line in proc.stdout:  # wait until training has started
+        seen.append(line)
+        if "Task run 'window" in line and "Completed" in line:
+            break
+        assert time.monotonic() < deadline, "".join(seen)
+    time.sleep(2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert state(project) == before
+    # No half-written files in the cache.
+    assert not list((project / "data" / "cache").glob(".*tmp"))
+    after = _cli(project, prefect_api, "run", "--config", write_cfg(project), "--source", "cache")
+    out, _ = after.communicate(timeout=300)
+    assert after.returncode == 0, out
+    models, _ = state(project)
+    assert models["stockcast-GOOG"][0] == ["1", "2"]
+
+
+# 8 ---------------------------------------------------------------------------------------
+def test_two_runs_at_once_leave_one_consistent_champion(project, prefect_api):
+    import mlflow
+
+    a = _cli(project, prefect_api, "run", "--config",
+             write_cfg(project, train={"epochs": 1, "seed": 1}), "--source", "cache")
+    b = _cli(project, prefect_api, "run", "--config",
+             write_cfg(project.parent, train={"epochs": 4, "seed": 2}), "--source", "cache")
+    outs = [p.communicate(timeout=400)[0] for p in (a, b)]
+    assert a.returncode == 0 and b.returncode == 0, outs
+    client = MlflowClient(store_uri(project))
+    versions, aliases = state(project)[0]["stockcast-GOOG"]
+    assert versions == ["1", "2", "3"] and list(aliases).count("champion") == 1
+    # The champion is the best of all versions on the same data (same windows for all).
+    mlflow.set_tracking_uri(store_uri(project))
+    from stockcast.config import WindowConfig
+    from stockcast.evaluate import price_metrics
+    from stockcast.ingest import read_cache
+    from stockcast.windows import window_origins
+
+    frame = read_cache(project / "data", "GOOG")
+    window = WindowConfig(**TINY["window"])
+    origins = window_origins(len(frame), window)["test"]
+    actual = frame["Close"].to_numpy()[origins + 1][:, None]
+    rmse = {}
+    for v in versions:
+        model = mlflow.pyfunc.load_model(f"models:/stockcast-GOOG/{v}").unwrap_python_model()
+        rmse[v] = price_metrics(model.forecast_at(frame, origins), actual)["rmse"]
+    assert aliases["champion"] == min(rmse, key=rmse.get)
+    assert client is not None
+
+
+# 9 ---------------------------------------------------------------------------------------
+def test_corrupt_cache_is_never_used_silently(project, capsys):
+    cache = project / "data" / "cache" / "GOOG.parquet"
+    cache.write_bytes(cache.read_bytes()[:200])
+    fails_cleanly(capsys, ["run", "--config", write_cfg(project), "--source", "cache"], project,
+                  "corrupt", "GOOG.parquet")
+    # Online, the history is re-fetched and the cache repaired.
+    assert main(["run", "--config", write_cfg(project), "--source", "yfinance"]) == 0
+    import pandas as pd
+
+    assert len(pd.read_parquet(cache)) == len(read_price_file(sample_path("GOOG")))
+
+
+# 10 --------------------------------------------------------------------------------------
+def test_unreachable_tracking_server_fails_fast_and_promotes_nothing(project, capsys,
+                                                                      monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    started = time.monotonic()
+    cfg = write_cfg(project, tracking={"max_retries": 1})
+    fails_cleanly(capsys, ["run", "--config", cfg, "--source", "cache", "--tracking-uri",
+                           f"http://127.0.0.1:{port}"], project,
+                  "MLflow connection failed after 2 attempt(s)", "nothing was promoted")
+    assert time.monotonic() - started < 90

@@ -19,7 +19,7 @@ from stockcast.dataset import prepare_windows
 from stockcast.errors import PipelineFailed
 from stockcast.ingest import load_prices
 from stockcast.report import build_report
-from stockcast.runtime import resolve_runtime
+from stockcast.runtime import resolve_runtime, threads_per_training
 from stockcast.train import train_model
 
 # Every task is side-effecting or takes frames/models: never cache on inputs.
@@ -76,7 +76,8 @@ def _submit_ticker(ticker: str, cfg: PipelineConfig, tracking_uri: str, work_dir
     prices = ingest_task.with_options(
         retries=o.ingest_retries,
         retry_delay_seconds=o.ingest_retry_delay_seconds,
-        timeout_seconds=o.ingest_timeout_seconds,
+        # No Prefect timeout: it cannot interrupt a thread. data.request_timeout_seconds
+        # bounds each Yahoo Finance request instead.
         # An unknown ticker or a bad file will not get better on retry.
         retry_condition_fn=_retry_transient,
     ).submit(ticker, cfg.data)
@@ -84,7 +85,8 @@ def _submit_ticker(ticker: str, cfg: PipelineConfig, tracking_uri: str, work_dir
     data = window_task.submit(checked, cfg)
     result = train_task.submit(data, cfg)
     evaluation = evaluate_task.submit(result, data, ticker, work_dir / ticker)
-    eda = report_task.submit(checked, ticker, work_dir / ticker / "eda", cfg)
+    # Plotting after training: on a small CPU, drawing while training slows both down.
+    eda = report_task.submit(checked, ticker, work_dir / ticker / "eda", cfg, wait_for=[result])
     logged = track_task.submit(prices, checked, data, result, evaluation, cfg, tracking_uri, eda)
     version = register_task.submit(logged, ticker, cfg, tracking_uri)
     decision = promote_task.submit(version, ticker, data, evaluation, cfg, tracking_uri)
@@ -111,7 +113,7 @@ def train_pipeline(
     cfg = config or PipelineConfig()
     if tickers:
         cfg = cfg.model_copy(update={"tickers": tuple(t.strip().upper() for t in tickers)})
-    cfg = resolve_runtime(cfg, tracking_uri)
+    cfg = threads_per_training(resolve_runtime(cfg, tracking_uri))
     if cfg.orchestration.task_runner == "dask":
         # The runner is fixed per flow: run the tickers in a subflow on Dask.
         dask_flow = train_tickers.with_options(task_runner=task_runner_for(cfg))

@@ -36,6 +36,8 @@ class DataConfig(_Frozen):
     history_years: float = Field(default=10.0, gt=0)
     retries: int = Field(default=2, ge=0)
     retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    # Per-request timeout of the Yahoo Finance call: the hard bound on a hung download.
+    request_timeout_seconds: float = Field(default=20.0, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -110,9 +112,10 @@ class TrainConfig(_Frozen):
     seed: int = 42
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     amp: bool = True
-    # CPU threads for torch; 0 = leave torch's default. One thread is deterministic and does
-    # not collapse when another process holds a core.
-    threads: int = Field(default=1, ge=0)
+    # CPU threads for torch. 0 = auto: the flow gives each concurrently training ticker an
+    # equal share of the cores (threads collapse when oversubscribed). One thread is
+    # bit-for-bit reproducible.
+    threads: int = Field(default=0, ge=0)
     progress: bool = True
 
 
@@ -123,7 +126,7 @@ class TrackingConfig(_Frozen):
     experiment: str = "stockcast"
     model_name_prefix: str = "stockcast"
     # Bounded retries when the tracking server does not answer.
-    max_retries: int = Field(default=3, ge=0)
+    max_retries: int = Field(default=2, ge=0)
 
 
 class PromotionConfig(_Frozen):
@@ -143,7 +146,6 @@ class OrchestrationConfig(_Frozen):
     max_workers: int = Field(default=2, ge=1)
     ingest_retries: int = Field(default=2, ge=0)
     ingest_retry_delay_seconds: float = Field(default=10.0, ge=0)
-    ingest_timeout_seconds: float = Field(default=300.0, gt=0)
 
 
 class ForecastConfig(_Frozen):

@@ -59,6 +59,7 @@ def plot_forecast(
     path: Path,
     ticker: str,
     context_days: int = 120,
+    metrics: dict[str, float] | None = None,
 ) -> Path:
     """Prediction vs actual (first forecast step) over the test span, with recent history and
     the naive line for context."""
@@ -68,12 +69,17 @@ def plot_forecast(
     lo = max(0, int(origin_idx[0]) - context_days)
     fig, ax = plt.subplots(figsize=(11, 5), dpi=110)
     ax.plot(dates.iloc[lo:], close.iloc[lo:], color="0.2", lw=1.2, label="actual close")
-    ax.plot(dates.iloc[target_idx], close.iloc[origin_idx].to_numpy(), color="tab:orange",
-            lw=0.9, ls="--", label="naive (last close)")
-    ax.plot(dates.iloc[target_idx], pred[:, 0], color="tab:blue", lw=1.1,
+    ax.plot(dates.iloc[target_idx], pred[:, 0], color="tab:blue", lw=1.4,
             label="LSTM forecast (1 step ahead)")
+    # Drawn on top: when the model hugs persistence, the overlap is the finding.
+    ax.plot(dates.iloc[target_idx], close.iloc[origin_idx].to_numpy(), color="tab:orange",
+            lw=1.0, ls="--", label="naive (last close)")
     ax.axvline(dates.iloc[int(target_idx[0])], color="0.5", lw=0.8, ls=":")
-    ax.set_title(f"{ticker}: forecast vs actual on the test span")
+    title = f"{ticker}: forecast vs actual on the test span"
+    if metrics:
+        title += (f"\nRMSE {metrics['test_rmse']:.3f} vs naive {metrics['naive_rmse']:.3f} "
+                  f"(skill {metrics['skill_rmse']:+.2%})")
+    ax.set_title(title)
     ax.set_xlabel("date")
     ax.set_ylabel("price (adjusted, currency units)")
     ax.legend(loc="best")

@@ -225,13 +225,14 @@ def fetch_with_retries(
     *,
     retries: int,
     backoff_seconds: float,
+    timeout: float = 20.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> pd.DataFrame:
     """``fetch_prices`` with exponential backoff on transient errors; permanent ones raise at once."""
     attempt = 0
     while True:
         try:
-            return fetch_prices(ticker, start, end)
+            return fetch_prices(ticker, start, end, timeout=timeout)
         except DataSourceError as exc:
             if not exc.transient or attempt >= retries:
                 raise
@@ -350,7 +351,8 @@ def update_cache_from_yfinance(ticker: str, cfg: DataConfig, today: dt.date) -> 
         log.warning("%s Fetching the full history instead.", exc)
         cached = None
     fetch = lambda s: fetch_with_retries(  # noqa: E731
-        ticker, s, cfg.end, retries=cfg.retries, backoff_seconds=cfg.retry_backoff_seconds
+        ticker, s, cfg.end, retries=cfg.retries, backoff_seconds=cfg.retry_backoff_seconds,
+        timeout=cfg.request_timeout_seconds,
     )
     # The cache is reusable when it reaches back to the requested start (the first trading day
     # may fall a few days after a weekend or holiday start date).

@@ -62,7 +62,8 @@ def evaluate_stage(result: TrainResult, data: PreparedData, ticker: str, out_dir
     plots = {
         "forecast": evaluate.plot_forecast(data.frame["Date"], data.frame["Close"],
                                            data.origins["test"], pred,
-                                           out_dir / "forecast_vs_actual.png", ticker),
+                                           out_dir / "forecast_vs_actual.png", ticker,
+                                           metrics=metrics),
         "loss": evaluate.plot_losses(result.history, result.best_epoch, out_dir / "loss.png",
                                      ticker),
         "residuals": evaluate.plot_residuals(pred, actual, data.last_close("test"),

@@ -97,11 +97,14 @@ def plot_price(frame: pd.DataFrame, ticker: str, path: Path, window: WindowConfi
                 ax.axvline(df.index[idx], color="tab:green", ls="--", lw=1)
                 ax.annotate(name, (df.index[idx], ax.get_ylim()[1]), rotation=90, va="top",
                             ha="right", fontsize=8, color="tab:green")
+    if df["Close"].max() > 20 * df["Close"].min():
+        ax.set_yscale("log")  # a long history that rose many-fold stays readable
     ax.set_title(f"{ticker}: adjusted close, moving averages and train/val/test split")
-    ax.set_ylabel("price (currency units)")
+    ax.set_ylabel("price (currency units" + (", log scale)" if ax.get_yscale() == "log" else ")"))
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
-    axv.bar(df.index, df["Volume"], width=1.0, color="0.5")
+    # A filled step line, not thousands of bar patches (bars take seconds to draw).
+    axv.fill_between(df.index, df["Volume"], step="mid", color="0.5", lw=0)
     axv.set_ylabel("volume (shares)")
     axv.set_xlabel("date")
     axv.grid(alpha=0.3)

@@ -31,3 +31,13 @@ def resolve_runtime(cfg: PipelineConfig, tracking_uri: str | None = None) -> Pip
         "forecast": cfg.forecast.model_copy(
             update={"output_dir": absolute(cfg.forecast.output_dir)}),
     })
+
+
+def threads_per_training(cfg: PipelineConfig) -> PipelineConfig:
+    """Resolve ``train.threads = 0`` (auto) to an equal share of the cores per concurrently
+    training ticker, so concurrent trainings never oversubscribe the CPU."""
+    if cfg.train.threads:
+        return cfg
+    concurrent = max(1, min(len(cfg.tickers), cfg.orchestration.max_workers))
+    threads = max(1, (os.cpu_count() or 1) // concurrent)
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": threads})})

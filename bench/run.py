@@ -1,0 +1,261 @@
+"""`make bench`: trainer throughput against the common DataLoader way, time to quality against
+the seed configuration, and a per-stage timing breakdown of one pipeline run.
+
+Everything on the bundled GOOG sample, 70/15/15. Contenders alternate within each repeat so
+machine noise hits both; medians are reported. Prints a table and writes bench/results/bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from stockcast.config import ModelConfig, PipelineConfig, TrainConfig, WindowConfig
+from stockcast.dataset import prepare_windows
+from stockcast.evaluate import score_forecasts
+from stockcast.ingest import read_price_file, sample_path
+from stockcast.model import LSTMForecaster
+from stockcast.schemas import validate_prices
+from stockcast.train import predict, train_model
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SEED_MODEL = ModelConfig(hidden_size=50, num_layers=2, target="price")
+SEED_WINDOW = WindowConfig(scaler="minmax")
+
+
+# ---------------------------------------------------------------- the reference, the common way
+
+
+def reference_windows(values: np.ndarray, seq: int) -> tuple[np.ndarray, np.ndarray]:
+    """Python-loop window building, as the seed notebooks do it."""
+    xs, ys = [], []
+    for i in range(seq, len(values)):
+        xs.append(values[i - seq:i])
+        ys.append(values[i])
+    return np.array(xs, dtype=np.float32)[..., None], np.array(ys, dtype=np.float32)[:, None]
+
+
+def reference_train(x_train, y_train, x_val, y_val, epochs: int, batch: int = 32, seed: int = 0):
+    """Dataset + DataLoader(batch 32, shuffle) + per-epoch validation: the common loop."""
+    torch.manual_seed(seed)
+    model = LSTMForecaster(1, 50, 2, horizon=1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.MSELoss()
+    train_dl = DataLoader(TensorDataset(torch.tensor(x_train), torch.tensor(y_train)),
+                          batch_size=batch, shuffle=True)
+    val_dl = DataLoader(TensorDataset(torch.tensor(x_val), torch.tensor(y_val)), batch_size=batch)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for xb, yb in train_dl:
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            sum(loss_fn(model(xb), yb).item() for xb, yb in val_dl)
+    return model, time.perf_counter() - start
+
+
+def seed_pipeline(frame, epochs: int):
+    """The seed tutorials end to end: MinMax prices fit on train rows, loop windows, reference
+    trainer, scored in price units on our test windows."""
+    data = prepare_windows(frame, SEED_WINDOW, SEED_MODEL)  # same splits and test windows
+    scaled = data.transformer.scaler.transform(frame[["Close"]].to_numpy())[:, 0]
+    x, y = reference_windows(scaled, SEED_WINDOW.sequence_length)
+    origins = {k: v - SEED_WINDOW.sequence_length + 1 for k, v in data.origins.items()}
+    x_train, y_train = x[origins["train"]], y[origins["train"]]
+    x_val, y_val = x[origins["val"]], y[origins["val"]]
+    model, fit = reference_train(x_train, y_train, x_val, y_val, epochs)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.tensor(x[origins["test"]])).numpy()
+    pred = data.to_prices("test", out)
+    return fit, score_forecasts(pred, data.actual_prices("test"), data.last_close("test"))
+
+
+# ---------------------------------------------------------------- 1. raw throughput
+
+
+def bench_throughput(frame, epochs: int, repeats: int, threads: int) -> dict:
+    data = prepare_windows(frame, SEED_WINDOW, SEED_MODEL)
+    n = len(data.x["train"])
+    common = dict(epochs=epochs, patience=epochs + 1, progress=False, device="cpu", lr=1e-3)
+    contenders = {
+        "reference (loop windows + DataLoader, bs 32)": None,
+        "stockcast trainer, bs 32": TrainConfig(batch_size=32, threads=threads, **common),
+        "stockcast trainer, bs 64 (default)": TrainConfig(batch_size=64, threads=threads,
+                                                          **common),
+    }
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    for _ in range(repeats):
+        for name, cfg in contenders.items():
+            if cfg is None:
+                torch.set_num_threads(threads)
+                values = data.transformer.scaler.transform(frame[["Close"]].to_numpy())[:, 0]
+                x, y = reference_windows(values, 60)
+                o = data.origins["train"] - 59
+                ov = data.origins["val"] - 59
+                _, seconds = reference_train(x[o], y[o], x[ov], y[ov], epochs)
+            else:
+                seconds = train_model(data.x["train"], data.y["train"], data.x["val"],
+                                      data.y["val"], SEED_MODEL, cfg).seconds
+            times[name].append(seconds)
+    ref = statistics.median(times[next(iter(times))])
+    rows = {}
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        rows[name] = {"windows_per_s": n * epochs / med, "s_per_epoch": med / epochs,
+                      "speedup": ref / med, "runs_s": ts}
+    return {"train_windows": n, "epochs": epochs, "threads": threads, "results": rows}
+
+
+# ---------------------------------------------------------------- 2. time to quality
+
+
+def our_default_pipeline(path: Path):
+    """Our default configuration from the raw CSV to a fitted, scored model."""
+    start = time.perf_counter()
+    cfg = PipelineConfig()
+    frame, _ = validate_prices(read_price_file(path), "GOOG", cfg.window, cfg.validation)
+    data = prepare_windows(frame, cfg.window, cfg.model)
+    train_cfg = cfg.train.model_copy(update={"threads": os.cpu_count() or 1, "progress": False})
+    result = train_model(data.x["train"], data.y["train"], data.x["val"], data.y["val"],
+                         cfg.model, train_cfg)
+    pred = data.to_prices("test", predict(result.model, data.x["test"]))
+    metrics = score_forecasts(pred, data.actual_prices("test"), data.last_close("test"))
+    return time.perf_counter() - start, result.seconds, metrics, len(result.history)
+
+
+def bench_quality(repeats: int, seed_repeats: int, seed_epochs: int) -> dict:
+    path = sample_path("GOOG")
+    ours, seed = [], []
+    for i in range(max(repeats, seed_repeats)):
+        if i < repeats:
+            ours.append(our_default_pipeline(path))
+        if i < seed_repeats:
+            t0 = time.perf_counter()
+            fit, metrics = seed_pipeline(read_price_file(path), seed_epochs)
+            seed.append((time.perf_counter() - t0, fit, metrics, seed_epochs))
+
+    def summarise(runs):
+        return {"wall_s": statistics.median(r[0] for r in runs),
+                "fit_s": statistics.median(r[1] for r in runs),
+                "skill_rmse": statistics.median(r[2]["skill_rmse"] for r in runs),
+                "test_rmse": statistics.median(r[2]["test_rmse"] for r in runs),
+                "naive_rmse": runs[0][2]["naive_rmse"],
+                "epochs": statistics.median(r[3] for r in runs)}
+
+    return {"stockcast default (log_return, early stopping)": summarise(ours),
+            f"seed (MinMax prices, bs 32, {seed_epochs} epochs, reference loop)": summarise(seed)}
+
+
+# ---------------------------------------------------------------- 3. per-stage timing
+
+
+def bench_stages() -> dict:
+    """Two flow runs on GOOG (sample): the first starts Prefect's server; time the second."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.train import train_pipeline
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["STOCKCAST_HOME"] = tmp
+        cfg = PipelineConfig.model_validate({"data": {"source": "sample"},
+                                             "train": {"progress": False}})
+        t0 = time.perf_counter()
+        train_pipeline(config=cfg)
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        state = train_pipeline(config=cfg, return_state=True)
+        second = time.perf_counter() - t0
+        flow_run_id = state.state_details.flow_run_id
+
+        async def task_runs():
+            async with get_client() as client:
+                flow_run = await client.read_flow_run(flow_run_id)
+                runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[flow_run_id])))
+                return flow_run, runs
+
+        flow_run, runs = asyncio.run(task_runs())
+    stages = {r.name.rsplit("-", 1)[0]: r.total_run_time.total_seconds() for r in runs}
+    stage_total = sum(stages.values())
+    flow_seconds = flow_run.total_run_time.total_seconds()
+    return {
+        "first_run_wall_s (starts the Prefect server, creates the MLflow DB)": first,
+        "second_run_wall_s": second,
+        "flow_run_s": flow_seconds,
+        "stages_s": stages,
+        "orchestration_overhead_s": flow_seconds - stage_total,
+        "non_training_s": second - stages.get("train", 0.0),
+    }
+
+
+def table(title: str, rows: dict, cols: list[str]) -> str:
+    lines = [f"\n{title}", "  " + " | ".join(["contender".ljust(58), *[c.rjust(12) for c in cols]])]
+    for name, r in rows.items():
+        vals = [f"{r[c]:12.3f}" if isinstance(r[c], float) else f"{r[c]:>12}" for c in cols]
+        lines.append("  " + " | ".join([name.ljust(58), *vals]))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5, help="epochs for the throughput test")
+    parser.add_argument("--seed-epochs", type=int, default=50)
+    parser.add_argument("--seed-repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["throughput", "quality", "stages"])
+    args = parser.parse_args()
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    frame = read_price_file(sample_path("GOOG"))
+    out: dict = {"machine": {"cpus": os.cpu_count(), "torch": torch.__version__,
+                             "cuda": torch.cuda.is_available(),
+                             "python": sys.version.split()[0]}}
+    if "throughput" not in args.skip:
+        out["throughput"] = bench_throughput(frame, args.epochs, args.repeats, args.threads)
+        print(table(f"1. raw training throughput, 2x50 LSTM 60->1, {args.epochs} epochs, "
+                    f"{out['throughput']['train_windows']} train windows, "
+                    f"{args.threads} thread(s), median of {args.repeats}",
+                    out["throughput"]["results"], ["windows_per_s", "s_per_epoch", "speedup"]),
+              flush=True)
+    if "quality" not in args.skip:
+        out["quality"] = bench_quality(args.repeats, args.seed_repeats, args.seed_epochs)
+        print(table("2. time to quality on GOOG test span (skill_rmse > 0 beats persistence)",
+                    out["quality"], ["wall_s", "fit_s", "epochs", "test_rmse", "skill_rmse"]),
+              flush=True)
+    if "stages" not in args.skip:
+        out["stages"] = bench_stages()
+        s = out["stages"]
+        print("\n3. one `make run-flow` (GOOG, defaults), second run once Prefect is up")
+        for k, v in s.items():
+            if k != "stages_s":
+                print(f"  {k:<70} {v:8.2f}")
+        for k, v in sorted(s["stages_s"].items(), key=lambda kv: -kv[1]):
+            print(f"    task {k:<65} {v:8.2f}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bench.json").write_text(json.dumps(out, indent=2))
+    print(f"\nwritten {RESULTS / 'bench.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -100,7 +100,9 @@ def test_incremental_cache_fetches_only_new_days_and_merges(tmp_path, fake_yf):
     full = make_prices(300, start="2015-01-02")
     fake_yf.frames["MSFT"] = full.iloc[:200]
     first = ingest.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
-    assert len(first.frame) == 200 and first.source == "yfinance"
+    assert len(first.frame) == 200 and first.source == "yfinance" and first.cache_pending
+    assert ingest.read_cache(tmp_path, "MSFT") is None  # not cached before validation
+    ingest.commit_to_cache(first, first.frame, tmp_path)
     fake_yf.frames["MSFT"] = full
     fake_yf.calls.clear()
     second = ingest.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
@@ -108,13 +110,15 @@ def test_incremental_cache_fetches_only_new_days_and_merges(tmp_path, fake_yf):
     requested = pd.Timestamp(fake_yf.calls[0]["start"])
     assert requested > full["Date"].iloc[190]
     pd.testing.assert_frame_equal(second.frame, full, check_dtype=False)
+    ingest.commit_to_cache(second, second.frame, tmp_path)
     assert len(ingest.read_cache(tmp_path, "MSFT")) == 300
 
 
 def test_changed_adjustment_basis_refetches_full_history(tmp_path, fake_yf):
     full = make_prices(300)
     fake_yf.frames["MSFT"] = full.iloc[:200]
-    ingest.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
+    first = ingest.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
+    ingest.commit_to_cache(first, first.frame, tmp_path)
     rescaled = full.copy()
     rescaled[["Open", "High", "Low", "Close"]] *= 0.5  # a split re-based the whole history
     fake_yf.frames["MSFT"] = rescaled
@@ -162,7 +166,9 @@ def test_corrupt_cache_is_detected_and_never_used(tmp_path, fake_yf):
     # Online, the full history is re-fetched and the cache repaired.
     fake_yf.frames["GOOG"] = make_prices(250)
     out = ingest.load_prices("GOOG", cfg(tmp_path, source="yfinance"), today=TODAY)
-    assert out.source == "yfinance" and len(ingest.read_cache(tmp_path, "GOOG")) == 250
+    assert out.source == "yfinance" and len(out.frame) == 250
+    ingest.commit_to_cache(out, out.frame, tmp_path)
+    assert len(ingest.read_cache(tmp_path, "GOOG")) == 250
 
 
 def test_sample_for_unknown_ticker_lists_the_available_ones():
@@ -174,3 +180,22 @@ def test_sample_for_unknown_ticker_lists_the_available_ones():
 def test_real_yfinance_download():
     df = ingest.fetch_prices("MSFT", dt.date(2024, 1, 1), dt.date(2024, 2, 1))
     assert len(df) > 15
+
+
+def test_an_invalid_download_never_replaces_the_cache(tmp_path, fake_yf):
+    from stockcast import pipeline
+    from stockcast.config import build_config
+    from stockcast.errors import DataValidationError
+
+    good = make_prices(300)
+    path = ingest.write_cache(tmp_path, "MSFT", good)
+    before = path.read_bytes()
+    bad = make_prices(320)
+    bad.loc[310, "Close"] = -1.0  # yfinance hands back a broken bar
+    fake_yf.frames["MSFT"] = bad
+    full_cfg = build_config({"data": {"data_dir": str(tmp_path), "source": "yfinance",
+                                      "start": "2015-01-01", "retries": 0}})
+    prices = ingest.load_prices("MSFT", full_cfg.data, today=TODAY)
+    with pytest.raises(DataValidationError):
+        pipeline.validate_stage(prices, full_cfg)
+    assert path.read_bytes() == before

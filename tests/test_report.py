@@ -58,3 +58,15 @@ def test_autocorrelation_matches_pandas():
     # pandas' autocorr is the Pearson version; close to the biased estimator for long series
     assert acf[0] == pytest.approx(s.autocorr(1), abs=0.01)
     assert len(acf) == 5
+
+
+def test_reports_can_be_drawn_from_several_threads_at_once(tmp_path):
+    # The flows draw evaluation plots and reports from concurrent task threads.
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = [make_prices(300, seed=s) for s in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        reports = list(pool.map(lambda i: build_report(frames[i], f"T{i}", tmp_path / str(i)),
+                                range(4)))
+    for report in reports:
+        check_pngs(report)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # headless: nightly runs have no display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from stockcast.plotting import new_figure, save, serialized
 
 
 def price_metrics(pred: np.ndarray, actual: np.ndarray) -> dict[str, float]:
@@ -51,6 +48,7 @@ def score_forecasts(pred: np.ndarray, actual: np.ndarray, last_close: np.ndarray
 # ---------------------------------------------------------------------------- plots
 
 
+@serialized
 def plot_forecast(
     dates: pd.Series,
     close: pd.Series,
@@ -67,7 +65,7 @@ def plot_forecast(
     close = pd.Series(close).reset_index(drop=True)
     target_idx = origin_idx + 1
     lo = max(0, int(origin_idx[0]) - context_days)
-    fig, ax = plt.subplots(figsize=(11, 5), dpi=110)
+    fig, ax = new_figure(figsize=(11, 5), dpi=110)
     ax.plot(dates.iloc[lo:], close.iloc[lo:], color="0.2", lw=1.2, label="actual close")
     ax.plot(dates.iloc[target_idx], pred[:, 0], color="tab:blue", lw=1.4,
             label="LSTM forecast (1 step ahead)")
@@ -85,13 +83,14 @@ def plot_forecast(
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
-    return _save(fig, path)
+    return save(fig, path)
 
 
+@serialized
 def plot_losses(history: list[dict[str, float]], best_epoch: int, path: Path, ticker: str) -> Path:
     """Training and validation loss per epoch, best epoch marked."""
     epochs = np.arange(1, len(history) + 1)
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    fig, ax = new_figure(figsize=(8, 4.5), dpi=110)
     ax.plot(epochs, [h["train_loss"] for h in history], marker="o", ms=3, label="train")
     ax.plot(epochs, [h["val_loss"] for h in history], marker="o", ms=3, label="validation")
     ax.axvline(best_epoch, color="0.5", ls=":", label=f"best epoch ({best_epoch})")
@@ -101,13 +100,14 @@ def plot_losses(history: list[dict[str, float]], best_epoch: int, path: Path, ti
     ax.set_yscale("log")
     ax.legend()
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
+@serialized
 def plot_residuals(pred: np.ndarray, actual: np.ndarray, last_close: np.ndarray, path: Path,
                    ticker: str) -> Path:
     """Histogram of forecast errors for the model and for persistence."""
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    fig, ax = new_figure(figsize=(8, 4.5), dpi=110)
     model_err = (np.asarray(pred) - actual).ravel()
     naive_err = (naive_forecast(last_close, actual.shape[1]) - actual).ravel()
     bins = np.histogram_bin_edges(np.r_[model_err, naive_err], bins=50)
@@ -118,13 +118,4 @@ def plot_residuals(pred: np.ndarray, actual: np.ndarray, last_close: np.ndarray,
     ax.set_ylabel("count")
     ax.legend()
     ax.grid(alpha=0.3)
-    return _save(fig, path)
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)

@@ -6,17 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+from mlflow.tracking import MlflowClient
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
-
-import mlflow  # noqa: E402
-from stockcast.errors import RegistryError  # noqa: E402
-from stockcast.registry import CHAMPION, champion_version  # noqa: E402
+import mlflow
+from stockcast.errors import RegistryError
+from stockcast.plotting import new_figure, save, serialized
+from stockcast.registry import CHAMPION, champion_version
 
 
 @dataclass
@@ -51,6 +47,7 @@ def forecast_next(champion: Champion, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+@serialized
 def write_forecast(forecast: pd.DataFrame, frame: pd.DataFrame, out_dir: Path, ticker: str,
                    history_days: int = 120) -> dict[str, Path]:
     """Write the forecast as CSV and Parquet plus a plot with recent history."""
@@ -65,7 +62,7 @@ def write_forecast(forecast: pd.DataFrame, frame: pd.DataFrame, out_dir: Path, t
     forecast.to_csv(paths["csv"], index=False)
     forecast.to_parquet(paths["parquet"], index=False)
     recent = frame.tail(history_days)
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    fig, ax = new_figure(figsize=(10, 4.5), dpi=110)
     ax.plot(recent["Date"], recent["Close"], color="0.2", label="close (adjusted)")
     ax.plot([recent["Date"].iloc[-1], *forecast["date"]],
             [recent["Close"].iloc[-1], *forecast["forecast"]], color="tab:blue", marker="o",
@@ -76,7 +73,5 @@ def write_forecast(forecast: pd.DataFrame, frame: pd.DataFrame, out_dir: Path, t
     ax.grid(alpha=0.3)
     ax.legend()
     fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(paths["plot"])
-    plt.close(fig)
+    save(fig, paths["plot"])
     return paths

@@ -56,6 +56,8 @@ class PriceData:
     location: str  # file path or URL the prices were read from
     snapshot_path: Path | None = None  # immutable copy of exactly what this run used
     notes: tuple[str, ...] = field(default_factory=tuple)  # fallbacks taken, and why
+    # A fresh download not yet in the cache: written only once it passed validation.
+    cache_pending: bool = False
 
     @property
     def digest(self) -> str:
@@ -342,8 +344,11 @@ def _in_range(frame: pd.DataFrame, start: dt.date | None, end: dt.date | None) -
 # ---------------------------------------------------------------------------- sources
 
 
-def update_cache_from_yfinance(ticker: str, cfg: DataConfig, today: dt.date) -> pd.DataFrame:
-    """Fetch only the days after the cache's last date (full history when needed), merge, store."""
+def update_from_yfinance(ticker: str, cfg: DataConfig, today: dt.date) -> pd.DataFrame:
+    """Fetch only the days after the cache's last date (full history when needed) and merge.
+
+    The cache itself is not written here: ``commit_to_cache`` does that once the merged
+    frame has passed validation, so a bad download never replaces good data."""
     start = cfg.start or (today - dt.timedelta(days=round(365.25 * cfg.history_years)))
     try:
         cached = read_cache(cfg.data_dir, ticker)
@@ -373,9 +378,14 @@ def update_cache_from_yfinance(ticker: str, cfg: DataConfig, today: dt.date) -> 
             merged = fetch(start)
     else:
         merged = fetch(start)
-    merged = _in_range(merged.reset_index(drop=True), start, cfg.end)
-    write_cache(cfg.data_dir, ticker, merged)
-    return merged
+    return _in_range(merged.reset_index(drop=True), start, cfg.end)
+
+
+def commit_to_cache(prices: PriceData, validated: pd.DataFrame, data_dir: Path) -> Path | None:
+    """Store a validated fresh download as the ticker's cache (atomically)."""
+    if not prices.cache_pending:
+        return None
+    return write_cache(data_dir, prices.ticker, validated)
 
 
 def load_prices(ticker: str, cfg: DataConfig, today: dt.date | None = None) -> PriceData:
@@ -391,7 +401,8 @@ def load_prices(ticker: str, cfg: DataConfig, today: dt.date | None = None) -> P
         level = logging.WARNING if notes else logging.INFO
         log.log(level, "%s: using prices from source=%s (%s), %d rows",
                 ticker, source, location, len(frame))
-        return PriceData(ticker, frame, source, location, snapshot, tuple(notes))
+        return PriceData(ticker, frame, source, location, snapshot, tuple(notes),
+                         cache_pending=source == "yfinance")
 
     if cfg.source == "csv":
         assert cfg.csv_path is not None  # guaranteed by DataConfig
@@ -410,13 +421,13 @@ def load_prices(ticker: str, cfg: DataConfig, today: dt.date | None = None) -> P
         return result(_in_range(frame, cfg.start, cfg.end), "cache",
                       str(cache_path(cfg.data_dir, ticker)))
     if cfg.source == "yfinance":
-        frame = update_cache_from_yfinance(ticker, cfg, today)
+        frame = update_from_yfinance(ticker, cfg, today)
         return result(frame, "yfinance", f"https://finance.yahoo.com/quote/{ticker}")
 
     # auto: yfinance, then the cache, then the sample. Only transient failures fall back: an
     # unknown ticker is an error, not a reason to train on stale data.
     try:
-        frame = update_cache_from_yfinance(ticker, cfg, today)
+        frame = update_from_yfinance(ticker, cfg, today)
         return result(frame, "yfinance", f"https://finance.yahoo.com/quote/{ticker}")
     except DataSourceError as exc:
         if not exc.transient:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from stockcast import evaluate, registry, tracking
+from stockcast import evaluate, ingest, registry, tracking
 from stockcast.config import PipelineConfig
 from stockcast.dataset import PreparedData
 from stockcast.ingest import PriceData
@@ -35,7 +35,8 @@ class Evaluation:
 
 
 def validate_stage(prices: PriceData, cfg: PipelineConfig) -> tuple[pd.DataFrame, ValidationReport]:
-    """Validate, always saving the report (and failure-cases table) under the data dir."""
+    """Validate, always saving the report (and failure-cases table) under the data dir; a fresh
+    download becomes the cache only once it is valid."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     report_path = Path(cfg.data.data_dir) / "reports" / prices.ticker / f"{stamp}-validation"
     try:
@@ -47,6 +48,7 @@ def validate_stage(prices: PriceData, cfg: PipelineConfig) -> tuple[pd.DataFrame
             exc.args = (f"{exc.args[0]}\nFull report: {saved}",)
         raise
     report.save(report_path)
+    ingest.commit_to_cache(prices, frame, cfg.data.data_dir)
     for warning in report.warnings:
         log.warning("%s: %s", prices.ticker, warning)
     return frame, report

@@ -9,17 +9,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import matplotlib.dates as mdates
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # headless
-
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from stockcast.config import WindowConfig  # noqa: E402
-from stockcast.windows import split_bounds  # noqa: E402
+from stockcast.config import WindowConfig
+from stockcast.plotting import new_figure, save, serialized
+from stockcast.windows import split_bounds
 
 TRADING_DAYS = 252
 
@@ -75,17 +71,11 @@ def autocorrelation(series: pd.Series, lags: int = 20) -> np.ndarray:
     return np.array([np.dot(x[k:], x[:-k]) / denom for k in range(1, lags + 1)])
 
 
-def _finish(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
+@serialized
 def plot_price(frame: pd.DataFrame, ticker: str, path: Path, window: WindowConfig | None) -> Path:
     """Adjusted close with 50/200-day moving averages, volume beneath, split boundaries marked."""
     df = frame.set_index("Date")
-    fig, (ax, axv) = plt.subplots(2, 1, figsize=(11, 6.5), dpi=110, sharex=True,
+    fig, (ax, axv) = new_figure(2, 1, figsize=(11, 6.5), dpi=110, sharex=True,
                                   gridspec_kw={"height_ratios": [3, 1]})
     ax.plot(df.index, df["Close"], color="0.15", lw=1, label="close (adjusted)")
     ax.plot(df.index, df["Close"].rolling(50).mean(), color="tab:blue", lw=1, label="50-day MA")
@@ -109,14 +99,15 @@ def plot_price(frame: pd.DataFrame, ticker: str, path: Path, window: WindowConfi
     axv.set_xlabel("date")
     axv.grid(alpha=0.3)
     axv.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
-    return _finish(fig, path)
+    return save(fig, path)
 
 
+@serialized
 def plot_return_distribution(frame: pd.DataFrame, ticker: str, path: Path) -> Path:
     """Histogram of daily log returns against a fitted normal, log scale so tails show."""
     r = log_returns(frame)
     mu, sigma = r.mean(), r.std(ddof=1)
-    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=110)
+    fig, ax = new_figure(figsize=(8, 4.8), dpi=110)
     density, _, _ = ax.hist(r, bins=80, density=True, color="tab:blue", alpha=0.6,
                             label="daily log returns")
     grid = np.linspace(r.min(), r.max(), 400)
@@ -129,14 +120,15 @@ def plot_return_distribution(frame: pd.DataFrame, ticker: str, path: Path) -> Pa
     ax.set_ylabel("density")
     ax.legend()
     ax.grid(alpha=0.3)
-    return _finish(fig, path)
+    return save(fig, path)
 
 
+@serialized
 def plot_returns_by_year(frame: pd.DataFrame, ticker: str, path: Path) -> Path:
     """Box plots of daily returns per calendar year."""
     r = log_returns(frame)
     years = sorted(set(r.index.year))
-    fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(years)), 4.8), dpi=110)
+    fig, ax = new_figure(figsize=(max(8, 0.6 * len(years)), 4.8), dpi=110)
     ax.boxplot([r[r.index.year == y].to_numpy() * 100 for y in years], tick_labels=years,
                showfliers=True, flierprops={"markersize": 2})
     ax.set_title(f"{ticker}: daily log returns by year")
@@ -144,26 +136,28 @@ def plot_returns_by_year(frame: pd.DataFrame, ticker: str, path: Path) -> Path:
     ax.set_ylabel("daily log return (%)")
     ax.tick_params(axis="x", rotation=45)
     ax.grid(alpha=0.3)
-    return _finish(fig, path)
+    return save(fig, path)
 
 
+@serialized
 def plot_volatility(frame: pd.DataFrame, ticker: str, path: Path, days: int = 30) -> Path:
     """Rolling annualised volatility of daily log returns."""
     vol = log_returns(frame).rolling(days).std() * np.sqrt(TRADING_DAYS) * 100
-    fig, ax = plt.subplots(figsize=(11, 4), dpi=110)
+    fig, ax = new_figure(figsize=(11, 4), dpi=110)
     ax.plot(vol.index, vol, color="tab:purple", lw=1)
     ax.set_title(f"{ticker}: rolling {days}-day annualised volatility")
     ax.set_xlabel("date")
     ax.set_ylabel("volatility (% per year)")
     ax.grid(alpha=0.3)
-    return _finish(fig, path)
+    return save(fig, path)
 
 
+@serialized
 def plot_autocorrelation(frame: pd.DataFrame, ticker: str, path: Path, lags: int = 20) -> Path:
     """ACF of returns and of absolute returns (volatility clustering), 95% band."""
     r = log_returns(frame)
     band = 1.96 / np.sqrt(len(r))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=110, sharey=True)
+    fig, axes = new_figure(1, 2, figsize=(11, 4), dpi=110, sharey=True)
     for ax, series, title in ((axes[0], r, "returns"), (axes[1], r.abs(), "absolute returns")):
         ax.bar(np.arange(1, lags + 1), autocorrelation(series, lags), color="tab:blue")
         ax.axhspan(-band, band, color="0.8", alpha=0.6, label="95% band (white noise)")
@@ -173,7 +167,7 @@ def plot_autocorrelation(frame: pd.DataFrame, ticker: str, path: Path, lags: int
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("autocorrelation")
     axes[0].legend()
-    return _finish(fig, path)
+    return save(fig, path)
 
 
 def build_report(frame: pd.DataFrame, ticker: str, out_dir: Path,

@@ -1,0 +1,47 @@
+"""Headless, thread-safe figures for every module that draws.
+
+Figures are plain ``matplotlib.figure.Figure`` objects (no pyplot: no global figure manager,
+no GUI backend, nothing to set at import). Text layout (mathtext) is still process-global
+and not thread-safe, and the flows draw from several task threads at once, so every plotting
+function runs under one lock.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from matplotlib.figure import Figure
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_LOCK = threading.RLock()
+
+
+def serialized(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run a plotting function under the process-wide matplotlib lock."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _LOCK:
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def new_figure(*args: int, figsize: tuple[float, float], dpi: int = 110, **kwargs):
+    """A figure and its axes, like ``pyplot.subplots`` but without pyplot's global state."""
+    fig = Figure(figsize=figsize, dpi=dpi)
+    return fig, fig.subplots(*args, **kwargs)
+
+
+def save(fig: Figure, path) -> Path:
+    """Lay out and write a figure as PNG, creating the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path

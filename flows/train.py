@@ -30,6 +30,13 @@ register_task = task(pipeline.register_stage, name="register", cache_policy=NO_C
 promote_task = task(pipeline.promote_stage, name="promote", cache_policy=NO_CACHE)
 
 
+@task(name="connect-tracking", cache_policy=NO_CACHE)
+def connect_task(cfg: PipelineConfig) -> str:
+    """Fail fast, before any training, when the MLflow store cannot be reached."""
+    return tracking.configure_tracking(cfg.tracking.tracking_uri, cfg.tracking.experiment,
+                                       cfg.tracking.max_retries)
+
+
 @task(name="window", cache_policy=NO_CACHE)
 def window_task(checked, cfg: PipelineConfig):
     """Split, scale (train rows only) and window the validated frame."""
@@ -76,9 +83,9 @@ def _submit_ticker(ticker: str, cfg: PipelineConfig, tracking_uri: str, work_dir
     prices = ingest_task.with_options(
         retries=o.ingest_retries,
         retry_delay_seconds=o.ingest_retry_delay_seconds,
-        # No Prefect timeout: it cannot interrupt a thread. data.request_timeout_seconds
+        # Only transient failures: an unknown ticker or a bad file will not get better.
+        # No Prefect timeout: it cannot interrupt a thread; data.request_timeout_seconds
         # bounds each Yahoo Finance request instead.
-        # An unknown ticker or a bad file will not get better on retry.
         retry_condition_fn=_retry_transient,
     ).submit(ticker, cfg.data)
     checked = validate_task.submit(prices, cfg)
@@ -92,7 +99,8 @@ def _submit_ticker(ticker: str, cfg: PipelineConfig, tracking_uri: str, work_dir
     decision = promote_task.submit(version, ticker, data, evaluation, cfg, tracking_uri)
     # In pipeline order: the first failed one names the root cause.
     return {"prices": prices, "checked": checked, "data": data, "result": result,
-            "evaluation": evaluation, "eda": eda, "logged": logged, "version": version, "decision": decision}
+            "evaluation": evaluation, "eda": eda, "logged": logged, "version": version,
+            "decision": decision}
 
 
 def _retry_transient(task, task_run, state) -> bool:
@@ -125,13 +133,6 @@ def train_pipeline(
 def train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
     """The per-ticker fan-out on a configurable task runner (Dask for scale-out)."""
     return _train_tickers(cfg)
-
-
-@task(name="connect-tracking", cache_policy=NO_CACHE)
-def connect_task(cfg: PipelineConfig) -> str:
-    """Fail fast, before any training, when the MLflow store cannot be reached."""
-    return tracking.configure_tracking(cfg.tracking.tracking_uri, cfg.tracking.experiment,
-                                       cfg.tracking.max_retries)
 
 
 def _train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:

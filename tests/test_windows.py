@@ -67,3 +67,13 @@ def test_windows_are_float32_and_vectorised_fast_enough_for_long_histories():
     data = prepare_windows(frame, WindowConfig(), ModelConfig())
     assert data.x["train"].dtype == np.float32
     assert data.x["train"].shape[1:] == (60, 1)
+
+
+@pytest.mark.parametrize("target", ["price", "log_return", "residual"])
+def test_include_input_targets_round_trip_to_future_prices(target):
+    frame = make_prices(300, seed=5)
+    cfg = WindowConfig(sequence_length=10, horizon=2, include_input=True, min_windows_per_split=5)
+    data = prepare_windows(frame, cfg, ModelConfig(target=target))
+    assert data.y["test"].shape[1] == 12  # the 10 inputs echoed, then 2 future steps
+    np.testing.assert_allclose(data.to_prices("test", data.y["test"]), data.actual_prices("test"),
+                               rtol=1e-4)

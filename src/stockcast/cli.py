@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,17 +109,22 @@ def resolve_config(args: argparse.Namespace) -> PipelineConfig:
 # ---------------------------------------------------------------------------- commands
 
 
+def _run_flow(call: Callable[[], dict], show: Callable[[dict], None]) -> int:
+    """Run a flow and print what succeeded, also when some tickers failed (then re-raise)."""
+    try:
+        result = call()
+    except PipelineFailed as exc:
+        show(exc.summary)
+        raise
+    show(result)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     from flows.train import train_pipeline
 
-    try:
-        summary = train_pipeline(config=cfg)
-    except PipelineFailed as exc:
-        _print_summary(exc.summary)
-        raise
-    _print_summary(summary)
-    return 0
+    return _run_flow(lambda: train_pipeline(config=cfg), _print_summary)
 
 
 def _print_summary(summary: dict) -> None:
@@ -133,13 +139,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     from flows.forecast import forecast_pipeline
 
-    try:
-        forecasts = forecast_pipeline(config=cfg, days=args.days)
-    except PipelineFailed as exc:
-        _print_forecasts(exc.summary)
-        raise
-    _print_forecasts(forecasts)
-    return 0
+    return _run_flow(lambda: forecast_pipeline(config=cfg, days=args.days), _print_forecasts)
 
 
 def _print_forecasts(forecasts: dict) -> None:
@@ -208,6 +208,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from stockcast.backtest import walk_forward
+    from stockcast.ingest import load_prices
+    from stockcast.runtime import threads_per_training
+    from stockcast.schemas import validate_prices
+
+    cfg = threads_per_training(resolve_config(args))
+    for ticker in cfg.tickers:
+        prices = load_prices(ticker, cfg.data)
+        frame, _ = validate_prices(prices.frame, ticker, cfg.window, cfg.validation)
+        result = walk_forward(frame, cfg.window, cfg.model, cfg.train, args.folds)
+        cols = ["fold", "test_start", "test_end", "windows", "best_epoch", "test_rmse",
+                "naive_rmse", "skill_rmse"]
+        print(f"{ticker}: walk-forward backtest, {args.folds} folds (data: {prices.source})")
+        print(result.folds[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        for key, value in result.aggregate.items():
+            print(f"  {key:<22} {value:.4f}" if isinstance(value, float) else
+                  f"  {key:<22} {value}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -273,6 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
     _tracking_options(p)
     p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("backtest", help="walk-forward backtest: retrain at k rolling origins",
+                       description="Retrain at each of k rolling origins over the test span "
+                       "and score every block against persistence.")
+    _data_options(p)
+    p.add_argument("--folds", type=int, default=4, help="rolling origins (default 4)")
+    p.add_argument("--epochs", type=int, help="maximum training epochs per fold")
+    p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("report", help="write the exploratory data report without training")
     _data_options(p)

@@ -1,0 +1,83 @@
+"""Walk-forward backtest: retrain at k rolling origins and score each following block.
+
+The last ``test_fraction`` of the history is cut into k consecutive blocks. For fold i the
+model is trained and early-stopped on everything before block i (split train/val in the
+configured ratio) and scored on block i against persistence: a check that a configuration
+holds up across market regimes, not just on one test span.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stockcast.config import ModelConfig, TrainConfig, WindowConfig
+from stockcast.dataset import prepare_windows
+from stockcast.errors import ConfigError
+from stockcast.evaluate import score_forecasts
+from stockcast.train import predict, train_model
+
+
+@dataclass
+class BacktestResult:
+    """Metrics per fold and pooled over every fold's forecasts."""
+
+    folds: pd.DataFrame  # one row per fold: test dates, windows, test_*/naive_*/skill_rmse
+    aggregate: dict[str, float]
+
+
+def fold_windows(n_rows: int, window: WindowConfig, folds: int) -> list[tuple[int, WindowConfig]]:
+    """(rows used, window config) per fold: fold i ends at the end of test block i."""
+    if folds < 1:
+        raise ConfigError("backtest folds must be >= 1")
+    test_rows = int(round(n_rows * window.test_fraction))
+    block = test_rows // folds
+    if block <= window.horizon:
+        raise ConfigError(f"{folds} folds leave {block} test rows each; use fewer folds")
+    ratio = window.train_fraction / (window.train_fraction + window.val_fraction)
+    out = []
+    for i in range(folds):
+        end = n_rows - test_rows + (i + 1) * block
+        test_fraction = block / end
+        rest = 1.0 - test_fraction
+        out.append((end, window.model_copy(update={
+            "train_fraction": rest * ratio,
+            "val_fraction": 1.0 - test_fraction - rest * ratio,
+            "test_fraction": test_fraction,
+            "min_windows_per_split": 1,
+        })))
+    return out
+
+
+def walk_forward(frame: pd.DataFrame, window: WindowConfig, model: ModelConfig,
+                 train: TrainConfig, folds: int = 4) -> BacktestResult:
+    """Retrain at each of ``folds`` rolling origins; metrics per fold and aggregated."""
+    rows, preds, actuals, lasts = [], [], [], []
+    for i, (end, fold_window) in enumerate(fold_windows(len(frame), window, folds), start=1):
+        part = frame.iloc[:end].reset_index(drop=True)
+        data = prepare_windows(part, fold_window, model)
+        result = train_model(data.x["train"], data.y["train"], data.x["val"], data.y["val"],
+                             model, train)
+        pred = data.to_prices("test", predict(result.model, data.x["test"]))
+        actual, last = data.actual_prices("test"), data.last_close("test")
+        origins = data.origins["test"]
+        rows.append({
+            "fold": i,
+            "test_start": part["Date"].iloc[int(origins[0]) + 1].date(),
+            "test_end": part["Date"].iloc[int(origins[-1]) + window.horizon].date(),
+            "windows": len(origins),
+            "best_epoch": result.best_epoch,
+            **score_forecasts(pred, actual, last),
+        })
+        preds.append(pred)
+        actuals.append(actual)
+        lasts.append(last)
+    pooled = score_forecasts(np.concatenate(preds), np.concatenate(actuals),
+                             np.concatenate(lasts))
+    table = pd.DataFrame(rows)
+    aggregate = {f"pooled_{k}": v for k, v in pooled.items() if not k.startswith("test_rmse_step")}
+    aggregate["mean_skill_rmse"] = float(table["skill_rmse"].mean())
+    aggregate["folds_beating_naive"] = int((table["skill_rmse"] > 0).sum())
+    return BacktestResult(table, aggregate)

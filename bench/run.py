@@ -27,7 +27,7 @@ from stockcast.evaluate import score_forecasts
 from stockcast.ingest import read_price_file, sample_path
 from stockcast.model import LSTMForecaster
 from stockcast.schemas import validate_prices
-from stockcast.train import predict, train_model
+from stockcast.train import amp_dtype_for, predict, train_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED_MODEL = ModelConfig(hidden_size=50, num_layers=2, target="price")
@@ -93,11 +93,15 @@ def bench_throughput(frame, epochs: int, repeats: int, threads: int) -> dict:
     data = prepare_windows(frame, SEED_WINDOW, SEED_MODEL)
     n = len(data.x["train"])
     common = dict(epochs=epochs, patience=epochs + 1, progress=False, device="cpu", lr=1e-3)
+    default = TrainConfig()
+    amp = amp_dtype_for(torch.device("cpu"), default.amp)
     contenders = {
-        "reference (loop windows + DataLoader, bs 32)": None,
-        "stockcast trainer, bs 32": TrainConfig(batch_size=32, threads=threads, **common),
-        "stockcast trainer, bs 64 (default)": TrainConfig(batch_size=64, threads=threads,
-                                                          **common),
+        "reference (loop windows + DataLoader, bs 32, fp32)": None,
+        "stockcast trainer, bs 32, fp32": TrainConfig(batch_size=32, threads=threads, amp=False,
+                                                      **common),
+        f"stockcast trainer, defaults (bs {default.batch_size}, "
+        f"{str(amp).replace('torch.', '') if amp else 'fp32'})": TrainConfig(
+            batch_size=default.batch_size, threads=threads, amp=default.amp, **common),
     }
     times: dict[str, list[float]] = {k: [] for k in contenders}
     for _ in range(repeats):
@@ -208,10 +212,10 @@ def bench_stages() -> dict:
 
 
 def table(title: str, rows: dict, cols: list[str]) -> str:
-    lines = [f"\n{title}", "  " + " | ".join(["contender".ljust(58), *[c.rjust(12) for c in cols]])]
+    lines = [f"\n{title}", "  " + " | ".join(["contender".ljust(62), *[c.rjust(12) for c in cols]])]
     for name, r in rows.items():
         vals = [f"{r[c]:12.3f}" if isinstance(r[c], float) else f"{r[c]:>12}" for c in cols]
-        lines.append("  " + " | ".join([name.ljust(58), *vals]))
+        lines.append("  " + " | ".join([name.ljust(62), *vals]))
     return "\n".join(lines)
 
 

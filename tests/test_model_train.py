@@ -107,3 +107,20 @@ def test_cuda_training_uses_amp_and_cudnn():
     assert res.device.startswith("cuda")
     assert res.amp_dtype in {"bfloat16", "float16"}
     assert torch.backends.cudnn.enabled
+
+
+def test_cpu_mixed_precision_only_where_the_cpu_has_bf16():
+    from stockcast.train import amp_dtype_for, cpu_has_native_bf16
+
+    cpu = torch.device("cpu")
+    assert amp_dtype_for(cpu, False) is None
+    expected = torch.bfloat16 if cpu_has_native_bf16() else None
+    assert amp_dtype_for(cpu, True) == expected
+    assert amp_dtype_for(torch.device("mps"), True) is None
+
+
+def test_head_stays_float32_under_autocast():
+    m = LSTMForecaster(input_size=1, hidden_size=8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(torch.randn(4, 12, 1))
+    assert out.dtype == torch.float32

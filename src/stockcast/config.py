@@ -104,7 +104,7 @@ class TrainConfig(_Frozen):
     """The optimisation loop."""
 
     epochs: int = Field(default=30, ge=1)
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=96, ge=1)
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     grad_clip: float | None = Field(default=1.0, gt=0)

@@ -41,4 +41,7 @@ class LSTMForecaster(nn.Module):
         # x: [B, T, F]
         out, _ = self.lstm(x)  # [B, T, H * D]
         last = out[:, -1, :]  # [B, H * D]; for D=2 the backward half has read the whole window
-        return self.head(last)  # [B, horizon]
+        # The head runs in float32 even under mixed precision: bf16 keeps ~3 significant
+        # digits, too coarse for a price (or a return) read off the output.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.head(last.float())  # [B, horizon]

@@ -219,13 +219,47 @@ def table(title: str, rows: dict, cols: list[str]) -> str:
     return "\n".join(lines)
 
 
+def markdown(out: dict) -> str:
+    """The results as Markdown tables, for the README."""
+    lines = []
+    for result in out.get("throughput", {}).values():
+        lines += [f"**Raw training throughput**, {result['threads']} thread(s), "
+                  f"{result['train_windows']} training windows, {result['epochs']} epochs:", "",
+                  "| trainer | windows/s | s/epoch | speedup |", "|---|---:|---:|---:|"]
+        lines += [f"| {name} | {r['windows_per_s']:,.0f} | {r['s_per_epoch']:.3f} | "
+                  f"{r['speedup']:.2f}x |" for name, r in result["results"].items()]
+        lines.append("")
+    if "quality" in out:
+        lines += ["**Time to quality** (raw CSV to a fitted, scored model):", "",
+                  "| configuration | wall s | fit s | epochs | test RMSE | naive RMSE | skill_rmse |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {name} | {r['wall_s']:.2f} | {r['fit_s']:.2f} | {r['epochs']:.0f} | "
+                  f"{r['test_rmse']:.3f} | {r['naive_rmse']:.3f} | {r['skill_rmse']:+.3f} |"
+                  for name, r in out["quality"].items()]
+        lines.append("")
+    if "stages" in out:
+        st = out["stages"]
+        lines += ["**One `make run-flow`** (GOOG, defaults; the second of two runs, once "
+                  "Prefect's server is up):", "", "| stage | seconds |", "|---|---:|"]
+        lines += [f"| task `{k}` | {v:.2f} |"
+                  for k, v in sorted(st["stages_s"].items(), key=lambda kv: -kv[1])]
+        lines += [f"| whole flow run | {st['flow_run_s']:.2f} |",
+                  f"| everything but training (wall - train) | {st['non_training_s']:.2f} |",
+                  f"| first run, starting Prefect's temporary server | "
+                  f"{st['first_run_wall_s (starts the Prefect server, creates the MLflow DB)']:.2f} |",
+                  ""]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5, help="epochs for the throughput test")
     parser.add_argument("--seed-epochs", type=int, default=50)
     parser.add_argument("--seed-repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, nargs="+",
+                        default=sorted({1, os.cpu_count() or 1}),
+                        help="thread counts for the throughput test (default: 1 and all cores)")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["throughput", "quality", "stages"])
     args = parser.parse_args()
@@ -235,12 +269,14 @@ def main() -> int:
                              "cuda": torch.cuda.is_available(),
                              "python": sys.version.split()[0]}}
     if "throughput" not in args.skip:
-        out["throughput"] = bench_throughput(frame, args.epochs, args.repeats, args.threads)
-        print(table(f"1. raw training throughput, 2x50 LSTM 60->1, {args.epochs} epochs, "
-                    f"{out['throughput']['train_windows']} train windows, "
-                    f"{args.threads} thread(s), median of {args.repeats}",
-                    out["throughput"]["results"], ["windows_per_s", "s_per_epoch", "speedup"]),
-              flush=True)
+        out["throughput"] = {}
+        for threads in args.threads:
+            result = bench_throughput(frame, args.epochs, args.repeats, threads)
+            out["throughput"][f"{threads}_threads"] = result
+            print(table(f"1. raw training throughput, 2x50 LSTM 60->1, {args.epochs} epochs, "
+                        f"{result['train_windows']} train windows, {threads} thread(s), "
+                        f"median of {args.repeats}", result["results"],
+                        ["windows_per_s", "s_per_epoch", "speedup"]), flush=True)
     if "quality" not in args.skip:
         out["quality"] = bench_quality(args.repeats, args.seed_repeats, args.seed_epochs)
         print(table("2. time to quality on GOOG test span (skill_rmse > 0 beats persistence)",
@@ -257,7 +293,8 @@ def main() -> int:
             print(f"    task {k:<65} {v:8.2f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench.json").write_text(json.dumps(out, indent=2))
-    print(f"\nwritten {RESULTS / 'bench.json'}")
+    (RESULTS / "bench.md").write_text(markdown(out))
+    print(f"\nwritten {RESULTS / 'bench.json'} and bench.md (the README's tables)")
     return 0
 
 

@@ -199,3 +199,15 @@ def test_an_invalid_download_never_replaces_the_cache(tmp_path, fake_yf):
     with pytest.raises(DataValidationError):
         pipeline.validate_stage(prices, full_cfg)
     assert path.read_bytes() == before
+
+
+def test_a_repeated_latest_bar_from_yahoo_keeps_the_latest_copy(fake_yf, caplog):
+    frame = make_prices(30)
+    last = frame.iloc[[-1]].copy()
+    last["Close"] = last["Close"] * 1.01  # the settled copy of the same day
+    last["High"] = last[["High", "Close"]].max(axis=1)
+    fake_yf.frames["MSFT"] = pd.concat([frame, last], ignore_index=True)
+    df = ingest.fetch_prices("MSFT", None, None)
+    assert len(df) == 30 and df["Date"].is_unique
+    assert df["Close"].iloc[-1] == pytest.approx(last["Close"].iloc[0])
+    assert "repeated bar" in caplog.text

@@ -217,7 +217,15 @@ def fetch_prices(
             "Check the symbol (unknown or delisted?) and the date range.",
             transient=False,
         )
-    return normalize_prices(raw)
+    frame = normalize_prices(raw)
+    # Yahoo sometimes repeats the latest bar (a live and a settled copy of the same day).
+    repeated = frame["Date"].duplicated(keep="last")
+    if repeated.any():
+        log.warning("%s: Yahoo Finance returned %d repeated bar(s) for %s; kept the latest copy",
+                    ticker, int(repeated.sum()),
+                    ", ".join(str(d.date()) for d in frame.loc[repeated, "Date"]))
+        frame = frame[~repeated].reset_index(drop=True)
+    return frame
 
 
 def fetch_with_retries(

@@ -62,7 +62,7 @@ def test_scaler_sees_only_training_rows_and_round_trips(target, features):
     assert not np.isnan(data.x["train"]).any()
 
 
-def test_windows_are_float32_and_vectorised_fast_enough_for_long_histories():
+def test_windows_are_float32_for_long_histories():
     frame = make_prices(20_000, seed=2)
     data = prepare_windows(frame, WindowConfig(), ModelConfig())
     assert data.x["train"].dtype == np.float32

@@ -121,6 +121,7 @@ def _run_flow(call: Callable[[], dict], show: Callable[[dict], None]) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """`stockcast run`: the training flow once."""
     cfg = resolve_config(args)
     from flows.train import train_pipeline
 
@@ -136,6 +137,7 @@ def _print_summary(summary: dict) -> None:
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
+    """`stockcast forecast`: the forecast flow with each champion."""
     cfg = resolve_config(args)
     from flows.forecast import forecast_pipeline
 
@@ -151,6 +153,7 @@ def _print_forecasts(forecasts: dict) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """`stockcast validate`: print the validation report; 1 when invalid."""
     from stockcast.ingest import load_prices
     from stockcast.schemas import check_prices
 
@@ -166,6 +169,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    """`stockcast models`: registered versions, aliases, metrics and decisions."""
     from stockcast.registry import list_versions
 
     cfg = resolve_config(args)
@@ -183,6 +187,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
+    """`stockcast promote`: point `champion` at a version by hand."""
     from stockcast.registry import model_name, set_champion
 
     cfg = resolve_config(args)
@@ -193,6 +198,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """`stockcast report`: the exploratory data report without training."""
     from stockcast.ingest import load_prices
     from stockcast.report import build_report
     from stockcast.schemas import validate_prices
@@ -209,6 +215,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    """`stockcast backtest`: walk-forward metrics per fold and pooled."""
     from stockcast.backtest import walk_forward
     from stockcast.ingest import load_prices
     from stockcast.runtime import threads_per_training
@@ -252,6 +259,7 @@ def _tracking_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(
         prog="stockcast", description="Nightly-retrained LSTM price forecaster.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -25,6 +25,7 @@ class PreparedData:
 
     @property
     def close(self) -> np.ndarray:
+        """Closes of the whole frame [N]."""
         return self.frame["Close"].to_numpy(dtype=np.float64)
 
     def actual_prices(self, split: str) -> np.ndarray:

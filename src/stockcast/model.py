@@ -38,6 +38,7 @@ class LSTMForecaster(nn.Module):
             nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Windows [B, T, F] -> forecasts [B, horizon] (scaled units)."""
         # x: [B, T, F]
         out, _ = self.lstm(x)  # [B, T, H * D]
         last = out[:, -1, :]  # [B, H * D]; for D=2 the backward half has read the whole window

@@ -71,6 +71,7 @@ class ValidationReport:
 
     @property
     def valid(self) -> bool:
+        """True when no check failed (warnings do not count)."""
         return self.failures.empty
 
     def to_text(self, max_rows: int = 20) -> str:

@@ -28,6 +28,7 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
 
     @property
     def min_rows(self) -> int:
+        """Rows of prices ``predict`` needs: a window plus the close before it."""
         return self.transformer.sequence_length + 1
 
     def forecast_at(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:

@@ -52,11 +52,11 @@ lint: setup ## ruff
 bench: setup ## benchmarks: trainer throughput, time to quality, per-stage timings
 	$(BIN)/python bench/run.py $(ARGS)
 
-ui: setup ## MLflow UI on the embedded store (http://127.0.0.1:$(UI_PORT))
+ui: setup ## MLflow UI on the embedded store at http://127.0.0.1:5000 (UI_PORT=...)
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow/mlflow.db" \
 		--default-artifact-root "$(CURDIR)/mlflow/artifacts" --host 127.0.0.1 --port $(UI_PORT)
 
-server: setup ## a local Prefect server (http://127.0.0.1:$(PREFECT_PORT))
+server: setup ## a local Prefect server at http://127.0.0.1:4200 (PREFECT_PORT=...)
 	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 deploy: setup ## create the work pool and deploy prefect.yaml (needs `make server`)

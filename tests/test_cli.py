@@ -53,3 +53,13 @@ def test_report_command_writes_the_figures(tmp_path, monkeypatch, capsys):
     assert main(["report", "--ticker", "GOOG", "--source", "sample", "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "GOOG" / "price_history.png").exists()
     assert "largest one-day moves" in capsys.readouterr().out
+
+
+def test_a_csv_without_ticker_is_named_after_its_file(tmp_path, monkeypatch, capsys, prices):
+    monkeypatch.setenv("STOCKCAST_HOME", str(tmp_path))
+    path = tmp_path / "my_fund.csv"
+    prices.to_csv(path, index=False)
+    assert main(["validate", "--csv", str(path)]) == 0
+    assert "validation of MY_FUND" in capsys.readouterr().out
+    assert main(["validate", "--csv", str(path), "--ticker", "A", "--ticker", "B"]) == 1
+    assert "at most one --ticker" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from stockcast.config import PipelineConfig, load_config
-from stockcast.errors import PipelineFailed, StockcastError
+from stockcast.errors import ConfigError, PipelineFailed, StockcastError
 from stockcast.runtime import project_root, resolve_runtime
 
 log = logging.getLogger("stockcast")
@@ -80,6 +80,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
     if getattr(args, "ticker", None):
         o["tickers"] = args.ticker
+    if getattr(args, "csv", None):
+        # A user's own file is its own ticker: never train it into another ticker's registry.
+        if getattr(args, "ticker", None) and len(args.ticker) > 1:
+            raise ConfigError("--csv holds one ticker's prices; pass at most one --ticker")
+        o.setdefault("tickers", [Path(args.csv).stem.upper()])
     put("data", "source", getattr(args, "source", None))
     put("data", "csv_path", getattr(args, "csv", None))
     if getattr(args, "csv", None) and not getattr(args, "source", None):

@@ -55,3 +55,13 @@ def test_flat_params_use_dotted_names():
     assert flat["model.hidden_size"] == 50
     assert flat["train.lr"] == 1e-3
     assert flat["window.sequence_length"] == 60
+
+
+def test_the_shipped_config_files_are_true():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    # configs/example.yaml documents every key with its default: it must equal the defaults.
+    assert load_config(root / "configs" / "example.yaml") == PipelineConfig()
+    tiny = load_config(root / "configs" / "tiny.yaml")
+    assert tiny.train.epochs <= 3 and tiny.model.hidden_size < PipelineConfig().model.hidden_size

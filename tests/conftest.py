@@ -18,7 +18,7 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 torch.set_num_threads(1)
 
-from helpers import TINY, FakeTicker, make_prices  # noqa: E402
+from helpers import FakeTicker, make_prices  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -33,14 +33,6 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def prices():
     return make_prices()
-
-
-@pytest.fixture
-def tiny() -> dict:
-    """Nested overrides for a config that trains in well under a second."""
-    import copy
-
-    return copy.deepcopy(TINY)
 
 
 @pytest.fixture

@@ -1,16 +1,12 @@
 """Test helpers: seeded synthetic prices, a tiny fast config, the pipeline's stages in order,
-a stand-in for yfinance.Ticker, and the real CLI in a subprocess."""
+and a stand-in for yfinance.Ticker."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 TINY = {
     "window": {"sequence_length": 10, "min_windows_per_split": 5},
@@ -106,20 +102,3 @@ def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path
     decision = pipeline.promote_stage(version, ticker, data, evaluation, cfg, tracking_uri)
     return {"cfg": cfg, "version": version, "decision": decision, "evaluation": evaluation,
             "logged": logged, "data": data}
-
-
-def write_config(root: Path, overrides: dict) -> Path:
-    """A YAML config file in ``root``."""
-    path = root / "config.yaml"
-    path.write_text(yaml.safe_dump(overrides))
-    return path
-
-
-def run_cli(root: Path, api_url: str, *args: str, timeout: float = 300,
-            env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the real `stockcast` command line in ``root`` against a Prefect server."""
-    full_env = {**os.environ, "STOCKCAST_HOME": str(root), "PREFECT_API_URL": api_url,
-                "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, "-m", "stockcast.cli", *args], cwd=root,
-                          env=full_env, capture_output=True, text=True, timeout=timeout)

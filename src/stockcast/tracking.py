@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 import subprocess
@@ -185,10 +184,3 @@ def _log(
         )
         mlflow.set_tags({"model.pyfunc_uri": info.model_uri, "model.torch_uri": torch_info.model_uri})
         return LoggedRun(run.info.run_id, info.model_uri, experiment_id)
-
-
-def dump_json(data: Any, path: Path) -> Path:
-    """Write JSON for an artifact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=str))
-    return path

@@ -1,14 +1,11 @@
 """End-to-end fixtures: one Prefect test server for the whole session, shared with the CLI
-subprocesses that the reliability tests start."""
+subprocesses that the reliability tests start (through PREFECT_API_URL)."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -21,11 +18,3 @@ def prefect_api(tmp_path_factory) -> str:
 
     with prefect_test_harness(server_startup_timeout=180):
         yield PREFECT_API_URL.value()
-
-
-@pytest.fixture
-def project(tmp_path, prefect_api) -> Path:
-    """An empty project root (data/, mlflow/, logs/ land here) for CLI runs."""
-    root = tmp_path / "project"
-    root.mkdir()
-    return root

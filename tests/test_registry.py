@@ -145,3 +145,19 @@ def test_model_names_are_predictable():
 def test_listing_an_empty_store(tracking_uri):
     assert list_versions("stockcast", None, tracking_uri) == []
     _ = pd, np
+
+
+def test_pyfunc_with_ohlcv_and_return_features_needs_only_raw_columns(tmp_path, tracking_uri):
+    from stockcast.config import merge
+
+    overrides = merge(quality(1), {"window": {"features": ["Open", "Close", "Volume",
+                                                          "LogReturn"]}})
+    out = run_stages(predictable_prices(), overrides, tracking_uri, tmp_path)
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/stockcast-TEST@champion")
+    frame = out["data"].frame
+    origin = int(out["evaluation"].origins[0])
+    forecast = model.predict(frame.iloc[: origin + 1][["Date", "Open", "Close", "Volume"]])
+    assert forecast["forecast"].iloc[0] == pytest.approx(out["evaluation"].pred[0, 0], rel=1e-5)
+    with pytest.raises(Exception, match="Volume"):
+        model.predict(frame.iloc[: origin + 1][["Date", "Open", "Close"]])

@@ -42,7 +42,8 @@ def test_min_rows_is_tight():
 
 
 @pytest.mark.parametrize("target", ["price", "log_return", "residual"])
-@pytest.mark.parametrize("features", [("Close",), ("Open", "High", "Low", "Close", "Volume")])
+@pytest.mark.parametrize("features", [("Close",), ("Open", "High", "Low", "Close", "Volume"),
+                                      ("Close", "LogReturn")])
 def test_scaler_sees_only_training_rows_and_round_trips(target, features):
     frame = make_prices(300, seed=1)
     cfg = WindowConfig(sequence_length=10, horizon=3, features=features, min_windows_per_split=5)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from stockcast.errors import ConfigError
 
 Source = Literal["auto", "yfinance", "cache", "csv", "sample"]
-Feature = Literal["Open", "High", "Low", "Close", "Volume"]
+Feature = Literal["Open", "High", "Low", "Close", "Volume", "LogReturn"]
 
 
 class _Frozen(BaseModel):

@@ -47,6 +47,12 @@ class SeriesTransformer:
     residual_scale: float = 1.0
 
     @property
+    def input_columns(self) -> list[str]:
+        """The raw price columns a frame must have for these features."""
+        return [f for f in self.features if f != "LogReturn"] + (
+            ["Close"] if "Close" not in self.features else [])
+
+    @property
     def close_index(self) -> int:
         """Column of Close in the feature matrix."""
         return self.features.index("Close")
@@ -58,6 +64,9 @@ class SeriesTransformer:
         close = frame["Close"].to_numpy(dtype=np.float64)
         prev_close = np.r_[np.nan, close[:-1]]
         for name in self.features:
+            if name == "LogReturn":  # the day's close-to-close log return, in any formulation
+                cols.append(np.log(close / prev_close))
+                continue
             values = frame[name].to_numpy(dtype=np.float64)
             if name == "Volume":
                 logv = np.log1p(values)

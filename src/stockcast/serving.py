@@ -45,10 +45,10 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None):
         """Forecast the ``horizon`` closes after the last row of ``model_input``."""
         frame = pd.DataFrame(model_input).reset_index(drop=True)
-        missing = [c for c in self.transformer.features if c not in frame.columns]
+        needed = self.transformer.input_columns
+        missing = [c for c in needed if c not in frame.columns]
         if missing:
-            raise ValueError(f"input lacks column(s) {missing}; the model needs "
-                             f"{list(self.transformer.features)}")
+            raise ValueError(f"input lacks column(s) {missing}; the model needs {needed}")
         if len(frame) < self.min_rows:
             raise ValueError(f"need at least {self.min_rows} rows of prices, got {len(frame)}")
         # Targets beyond the frame are never read: pad with the last row so windows() can slice.

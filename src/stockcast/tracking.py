@@ -163,7 +163,9 @@ def _log(
             scaler_path = Path(tmp) / "transformer.pkl"
             scaler_path.write_bytes(pickle.dumps(transformer))
             mlflow.log_artifact(str(scaler_path), artifact_path="scaler")
-        input_frame = frame.tail(python_model.min_rows + 5).reset_index(drop=True)
+        # The signature asks only for what the model reads: Date and its raw price columns.
+        columns = ["Date", *python_model.transformer.input_columns]
+        input_frame = frame[columns].tail(python_model.min_rows + 5).reset_index(drop=True)
         output = python_model.predict(None, input_frame)
         info = mlflow.pyfunc.log_model(
             name="forecaster",

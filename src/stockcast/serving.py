@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stockcast.calendar import next_trading_days
 from stockcast.features import SeriesTransformer
 from stockcast.model import LSTMForecaster
 
@@ -58,5 +59,5 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
         out = pd.DataFrame({"step": np.arange(1, len(forecast) + 1), "forecast": forecast})
         if "Date" in frame.columns:
             last = pd.to_datetime(frame["Date"].iloc[-1])
-            out.insert(0, "date", pd.bdate_range(last + pd.offsets.BDay(1), periods=len(out)))
+            out.insert(0, "date", next_trading_days(last, len(out)))
         return out

@@ -1,0 +1,18 @@
+import pandas as pd
+
+from stockcast.calendar import next_trading_days
+
+
+def test_forecast_dates_skip_weekends_and_nyse_holidays():
+    # Thursday 2024-03-28 -> Good Friday closed -> Monday 1 April
+    assert next_trading_days(pd.Timestamp("2024-03-28"), 2).strftime("%Y-%m-%d").tolist() == [
+        "2024-04-01", "2024-04-02"]
+    # Friday before Christmas 2023 (Monday 25th closed)
+    assert next_trading_days(pd.Timestamp("2023-12-22"), 1)[0] == pd.Timestamp("2023-12-26")
+    # Thanksgiving 2025 is Thursday 27 November
+    assert next_trading_days(pd.Timestamp("2025-11-26"), 1)[0] == pd.Timestamp("2025-11-28")
+    # Juneteenth applies from 2022 on
+    assert next_trading_days(pd.Timestamp("2024-06-18"), 1)[0] == pd.Timestamp("2024-06-20")
+    assert next_trading_days(pd.Timestamp("2021-06-17"), 1)[0] == pd.Timestamp("2021-06-18")
+    # New Year's Day 2022 was a Saturday: NYSE traded on Friday 31 December 2021
+    assert next_trading_days(pd.Timestamp("2021-12-30"), 1)[0] == pd.Timestamp("2021-12-31")

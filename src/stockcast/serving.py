@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stockcast.calendar import next_trading_days
+from stockcast.market_calendar import next_trading_days
 from stockcast.features import SeriesTransformer
 from stockcast.model import LSTMForecaster
 

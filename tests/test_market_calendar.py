@@ -1,6 +1,6 @@
 import pandas as pd
 
-from stockcast.calendar import next_trading_days
+from stockcast.market_calendar import next_trading_days
 
 
 def test_forecast_dates_skip_weekends_and_nyse_holidays():

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import mlflow
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-import mlflow
 from stockcast import forecasting, pipeline, tracking
 from stockcast.config import PipelineConfig
 from stockcast.errors import PipelineFailed

@@ -1,3 +1,4 @@
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -5,7 +6,6 @@ import torch
 from helpers import predictable_prices, quality, run_stages
 from mlflow.tracking import MlflowClient
 
-import mlflow
 from stockcast.config import PromotionConfig
 from stockcast.registry import (
     champion_version,

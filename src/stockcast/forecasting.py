@@ -6,10 +6,10 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-import mlflow
 from stockcast.errors import RegistryError
 from stockcast.plotting import new_figure, save, serialized
 from stockcast.registry import CHAMPION, champion_version

@@ -412,13 +412,24 @@ def load_prices(ticker: str, cfg: DataConfig, today: dt.date | None = None) -> P
         return PriceData(ticker, frame, source, location, snapshot, tuple(notes),
                          cache_pending=source == "yfinance")
 
+    def from_sample() -> PriceData:
+        path = sample_path(ticker)
+        return result(_in_range(read_price_file(path), cfg.start, cfg.end), "sample", str(path))
+
+    def from_cache(frame: pd.DataFrame) -> PriceData:
+        return result(_in_range(frame, cfg.start, cfg.end), "cache",
+                      str(cache_path(cfg.data_dir, ticker)))
+
+    def from_yfinance() -> PriceData:
+        frame = update_from_yfinance(ticker, cfg, today)
+        return result(frame, "yfinance", f"https://finance.yahoo.com/quote/{ticker}")
+
     if cfg.source == "csv":
         assert cfg.csv_path is not None  # guaranteed by DataConfig
         frame = _in_range(read_price_file(cfg.csv_path), cfg.start, cfg.end)
         return result(frame, "csv", str(cfg.csv_path))
     if cfg.source == "sample":
-        path = sample_path(ticker)
-        return result(_in_range(read_price_file(path), cfg.start, cfg.end), "sample", str(path))
+        return from_sample()
     if cfg.source == "cache":
         frame = read_cache(cfg.data_dir, ticker)
         if frame is None:
@@ -426,17 +437,14 @@ def load_prices(ticker: str, cfg: DataConfig, today: dt.date | None = None) -> P
                 f"no cached prices for {ticker} at {cache_path(cfg.data_dir, ticker)}. "
                 "Run once online with --source yfinance to fill the cache."
             )
-        return result(_in_range(frame, cfg.start, cfg.end), "cache",
-                      str(cache_path(cfg.data_dir, ticker)))
+        return from_cache(frame)
     if cfg.source == "yfinance":
-        frame = update_from_yfinance(ticker, cfg, today)
-        return result(frame, "yfinance", f"https://finance.yahoo.com/quote/{ticker}")
+        return from_yfinance()
 
     # auto: yfinance, then the cache, then the sample. Only transient failures fall back: an
     # unknown ticker is an error, not a reason to train on stale data.
     try:
-        frame = update_from_yfinance(ticker, cfg, today)
-        return result(frame, "yfinance", f"https://finance.yahoo.com/quote/{ticker}")
+        return from_yfinance()
     except DataSourceError as exc:
         if not exc.transient:
             raise
@@ -445,19 +453,16 @@ def load_prices(ticker: str, cfg: DataConfig, today: dt.date | None = None) -> P
     try:
         cached = read_cache(cfg.data_dir, ticker)
     except CacheCorruptError as exc:
-        notes.append(str(exc))
         raise DataSourceError(
             f"{ticker}: Yahoo Finance is unreachable and {exc}", transient=True
         ) from exc
     if cached is not None:
         notes.append("fell back to the local cache; its last date is "
                      f"{cached['Date'].iloc[-1].date()}")
-        return result(_in_range(cached, cfg.start, cfg.end), "cache",
-                      str(cache_path(cfg.data_dir, ticker)))
+        return from_cache(cached)
     if ticker in SAMPLE_TICKERS:
         notes.append("no cache either: fell back to the bundled sample data (ends 2013-03-01)")
-        path = sample_path(ticker)
-        return result(_in_range(read_price_file(path), cfg.start, cfg.end), "sample", str(path))
+        return from_sample()
     raise DataSourceError(
         f"{ticker}: Yahoo Finance is unreachable, there is no local cache and no bundled sample "
         "for this ticker. Run again when online, or pass --source csv --csv PATH.",

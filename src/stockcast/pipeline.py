@@ -16,7 +16,7 @@ from stockcast import evaluate, ingest, registry, tracking
 from stockcast.config import PipelineConfig
 from stockcast.dataset import PreparedData
 from stockcast.ingest import PriceData
-from stockcast.schemas import ValidationReport, validate_prices
+from stockcast.schemas import ValidationReport, check_prices, raise_if_invalid
 from stockcast.serving import StockcastForecaster
 from stockcast.train import TrainResult, predict
 
@@ -38,16 +38,10 @@ def validate_stage(prices: PriceData, cfg: PipelineConfig) -> tuple[pd.DataFrame
     """Validate, always saving the report (and failure-cases table) under the data dir; a fresh
     download becomes the cache only once it is valid."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    report_path = Path(cfg.data.data_dir) / "reports" / prices.ticker / f"{stamp}-validation"
-    try:
-        frame, report = validate_prices(prices.frame, prices.ticker, cfg.window, cfg.validation)
-    except Exception as exc:
-        failed = getattr(exc, "report", None)
-        if failed is not None:
-            saved = failed.save(report_path)
-            exc.args = (f"{exc.args[0]}\nFull report: {saved}",)
-        raise
-    report.save(report_path)
+    frame, report = check_prices(prices.frame, prices.ticker, cfg.window, cfg.validation)
+    saved = report.save(Path(cfg.data.data_dir) / "reports" / prices.ticker /
+                        f"{stamp}-validation")
+    raise_if_invalid(report, saved)
     ingest.commit_to_cache(prices, frame, cfg.data.data_dir)
     for warning in report.warnings:
         log.warning("%s: %s", prices.ticker, warning)

@@ -11,12 +11,12 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import mlflow
 import numpy as np
 from filelock import FileLock
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-import mlflow
 from stockcast.config import PromotionConfig
 from stockcast.errors import RegistryError
 from stockcast.evaluate import price_metrics

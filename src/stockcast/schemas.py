@@ -147,16 +147,23 @@ def check_prices(
     )
 
 
+def raise_if_invalid(report: ValidationReport, saved_to: Path | None = None) -> None:
+    """DataValidationError (carrying the report) when any check failed."""
+    if report.valid:
+        return
+    where = f"\nFull report: {saved_to}" if saved_to else ""
+    raise DataValidationError(
+        f"{report.ticker}: price data is invalid; nothing was dropped or trained.\n"
+        f"{report.to_text()}\nFix the source data (or choose another date range) and "
+        f"run again.{where}",
+        report,
+    )
+
+
 def validate_prices(
     frame: pd.DataFrame, ticker: str, window: WindowConfig, cfg: ValidationConfig
 ) -> tuple[pd.DataFrame, ValidationReport]:
     """Like ``check_prices`` but raises DataValidationError (with the report) when invalid."""
     clean, report = check_prices(frame, ticker, window, cfg)
-    if not report.valid:
-        raise DataValidationError(
-            f"{ticker}: price data is invalid; nothing was dropped or trained.\n"
-            f"{report.to_text()}\nFix the source data (or choose another date range) and "
-            "run again.",
-            report,
-        )
+    raise_if_invalid(report)
     return clean, report

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stockcast.market_calendar import next_trading_days
 from stockcast.features import SeriesTransformer
+from stockcast.market_calendar import next_trading_days
 from stockcast.model import LSTMForecaster
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import mlflow
 import numpy as np
 import pandas as pd
 import torch
@@ -20,7 +21,6 @@ from mlflow.entities import Metric
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-import mlflow
 from stockcast.errors import RegistryError
 
 log = logging.getLogger(__name__)

@@ -3,11 +3,11 @@ to a temporary SQLite MLflow store."""
 
 from __future__ import annotations
 
+import mlflow
 import pytest
 from helpers import TINY
 from mlflow.tracking import MlflowClient
 
-import mlflow
 from stockcast.config import build_config, merge
 from stockcast.errors import PipelineFailed
 

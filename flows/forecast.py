@@ -9,16 +9,13 @@ import mlflow
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from stockcast import forecasting, pipeline, tracking
+from flows.tasks import ingest_for, validate_task
+from stockcast import forecasting, tracking
 from stockcast.config import PipelineConfig
 from stockcast.errors import PipelineFailed
-from stockcast.ingest import load_prices
 from stockcast.registry import model_name
 from stockcast.runtime import resolve_runtime
 
-ingest_task = task(load_prices, name="ingest", cache_policy=NO_CACHE, retries=1,
-                   retry_delay_seconds=10)
-validate_task = task(pipeline.validate_stage, name="validate", cache_policy=NO_CACHE)
 champion_task = task(forecasting.load_champion, name="load-champion", cache_policy=NO_CACHE)
 predict_task = task(forecasting.forecast_next, name="forecast", cache_policy=NO_CACHE)
 write_task = task(forecasting.write_forecast, name="write", cache_policy=NO_CACHE)
@@ -55,7 +52,7 @@ def forecast_pipeline(
     for ticker in cfg.tickers:
         try:
             champion = champion_task(model_name(cfg.tracking.model_name_prefix, ticker), uri)
-            prices = ingest_task(ticker, cfg.data)
+            prices = ingest_for(cfg)(ticker, cfg.data)
             frame, _ = validate_task(prices, cfg)
             result = predict_task(champion, frame)
             if days:

@@ -13,18 +13,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.tasks import ingest_for, validate_task
 from stockcast import pipeline, tracking
 from stockcast.config import PipelineConfig
 from stockcast.dataset import prepare_windows
 from stockcast.errors import PipelineFailed
-from stockcast.ingest import load_prices
 from stockcast.report import build_report
 from stockcast.runtime import resolve_runtime, threads_per_training
 from stockcast.train import train_model
 
 # Every task is side-effecting or takes frames/models: never cache on inputs.
-ingest_task = task(load_prices, name="ingest", cache_policy=NO_CACHE)
-validate_task = task(pipeline.validate_stage, name="validate", cache_policy=NO_CACHE, retries=0)
 evaluate_task = task(pipeline.evaluate_stage, name="evaluate", cache_policy=NO_CACHE)
 register_task = task(pipeline.register_stage, name="register", cache_policy=NO_CACHE)
 promote_task = task(pipeline.promote_stage, name="promote", cache_policy=NO_CACHE)
@@ -79,15 +77,7 @@ def task_runner_for(cfg: PipelineConfig) -> Any:
 
 
 def _submit_ticker(ticker: str, cfg: PipelineConfig, tracking_uri: str, work_dir: Path):
-    o = cfg.orchestration
-    prices = ingest_task.with_options(
-        retries=o.ingest_retries,
-        retry_delay_seconds=o.ingest_retry_delay_seconds,
-        # Only transient failures: an unknown ticker or a bad file will not get better.
-        # No Prefect timeout: it cannot interrupt a thread; data.request_timeout_seconds
-        # bounds each Yahoo Finance request instead.
-        retry_condition_fn=_retry_transient,
-    ).submit(ticker, cfg.data)
+    prices = ingest_for(cfg).submit(ticker, cfg.data)
     checked = validate_task.submit(prices, cfg)
     data = window_task.submit(checked, cfg)
     result = train_task.submit(data, cfg)
@@ -101,14 +91,6 @@ def _submit_ticker(ticker: str, cfg: PipelineConfig, tracking_uri: str, work_dir
     return {"prices": prices, "checked": checked, "data": data, "result": result,
             "evaluation": evaluation, "eda": eda, "logged": logged, "version": version,
             "decision": decision}
-
-
-def _retry_transient(task, task_run, state) -> bool:
-    try:
-        state.result()
-    except Exception as exc:
-        return bool(getattr(exc, "transient", False))
-    return False
 
 
 @flow(name="train-pipeline", log_prints=True)

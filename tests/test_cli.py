@@ -21,23 +21,30 @@ def test_parser_lists_every_command():
         assert command in help_text
 
 
-def test_validate_exits_0_on_valid_and_1_on_invalid(tmp_path, monkeypatch, capsys, prices):
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A project root for the CLI; ``home(name, frame)`` writes a CSV there."""
     monkeypatch.setenv("STOCKCAST_HOME", str(tmp_path))
-    good = tmp_path / "good.csv"
-    prices.to_csv(good, index=False)
-    assert main(["validate", "--csv", str(good)]) == 0
-    assert "VALID" in capsys.readouterr().out
+
+    def write(name, frame):
+        path = tmp_path / name
+        frame.to_csv(path, index=False)
+        return str(path)
+
+    return write
+
+
+def test_validate_exits_0_on_valid_and_1_on_invalid(home, capsys, prices):
+    assert main(["validate", "--csv", home("good.csv", prices)]) == 0
+    assert "-> VALID" in capsys.readouterr().out
     bad = prices.copy()
     bad.loc[3, "Low"] = -1
-    bad_path = tmp_path / "bad.csv"
-    bad.to_csv(bad_path, index=False)
-    assert main(["validate", "--csv", str(bad_path)]) == 1
+    assert main(["validate", "--csv", home("bad.csv", bad)]) == 1
     out = capsys.readouterr().out
-    assert "INVALID" in out and "Low must be > 0" in out
+    assert "-> INVALID" in out and "Low must be > 0" in out
 
 
-def test_errors_print_one_message_without_traceback(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("STOCKCAST_HOME", str(tmp_path))
+def test_errors_print_one_message_without_traceback(tmp_path, home, capsys):
     assert main(["validate", "--csv", str(tmp_path / "missing.csv")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: price file") and "Traceback" not in err
@@ -48,18 +55,15 @@ def test_errors_print_one_message_without_traceback(tmp_path, monkeypatch, capsy
     assert "train.epochs" in err and "Traceback" not in err
 
 
-def test_report_command_writes_the_figures(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("STOCKCAST_HOME", str(tmp_path))
+def test_report_command_writes_the_figures(tmp_path, home, capsys):
     assert main(["report", "--ticker", "GOOG", "--source", "sample", "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "GOOG" / "price_history.png").exists()
     assert "largest one-day moves" in capsys.readouterr().out
 
 
-def test_a_csv_without_ticker_is_named_after_its_file(tmp_path, monkeypatch, capsys, prices):
-    monkeypatch.setenv("STOCKCAST_HOME", str(tmp_path))
-    path = tmp_path / "my_fund.csv"
-    prices.to_csv(path, index=False)
-    assert main(["validate", "--csv", str(path)]) == 0
+def test_a_csv_without_ticker_is_named_after_its_file(home, capsys, prices):
+    path = home("my_fund.csv", prices)
+    assert main(["validate", "--csv", path]) == 0
     assert "validation of MY_FUND" in capsys.readouterr().out
-    assert main(["validate", "--csv", str(path), "--ticker", "A", "--ticker", "B"]) == 1
+    assert main(["validate", "--csv", path, "--ticker", "A", "--ticker", "B"]) == 1
     assert "at most one --ticker" in capsys.readouterr().err

@@ -62,15 +62,13 @@ def write_forecast(forecast: pd.DataFrame, frame: pd.DataFrame, out_dir: Path, t
     forecast.to_csv(paths["csv"], index=False)
     forecast.to_parquet(paths["parquet"], index=False)
     recent = frame.tail(history_days)
-    fig, ax = new_figure(figsize=(10, 4.5), dpi=110)
+    fig, ax = new_figure(figsize=(10, 4.5))
     ax.plot(recent["Date"], recent["Close"], color="0.2", label="close (adjusted)")
     ax.plot([recent["Date"].iloc[-1], *forecast["date"]],
             [recent["Close"].iloc[-1], *forecast["forecast"]], color="tab:blue", marker="o",
             ms=3, label=f"forecast (champion v{forecast['model_version'].iloc[0]})")
-    ax.set_title(f"{ticker}: next {len(forecast)} trading day(s)")
-    ax.set_xlabel("date")
-    ax.set_ylabel("price (currency units)")
-    ax.grid(alpha=0.3)
+    ax.set(title=f"{ticker}: next {len(forecast)} trading day(s)", xlabel="date",
+           ylabel="price (currency units)")
     ax.legend()
     fig.autofmt_xdate()
     save(fig, paths["plot"])

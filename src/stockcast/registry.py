@@ -182,8 +182,8 @@ def set_champion(name: str, version: str, tracking_uri: str | None = None) -> De
         mv = client.get_model_version(name, version)
     except MlflowException as exc:
         raise RegistryError(f"{name} has no version {version}: {exc.message}") from exc
-    previous = champion_version(client, name)
     with _lock_for(tracking_uri or mlflow.get_tracking_uri(), name):
+        previous = champion_version(client, name)
         client.set_registered_model_alias(name, CHAMPION, mv.version)
     run = client.get_run(mv.run_id) if mv.run_id else None
     rmse = run.data.metrics.get("test_rmse", float("nan")) if run else float("nan")

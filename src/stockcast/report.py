@@ -75,7 +75,7 @@ def autocorrelation(series: pd.Series, lags: int = 20) -> np.ndarray:
 def plot_price(frame: pd.DataFrame, ticker: str, path: Path, window: WindowConfig | None) -> Path:
     """Adjusted close with 50/200-day moving averages, volume beneath, split boundaries marked."""
     df = frame.set_index("Date")
-    fig, (ax, axv) = new_figure(2, 1, figsize=(11, 6.5), dpi=110, sharex=True,
+    fig, (ax, axv) = new_figure(2, 1, figsize=(11, 6.5), sharex=True,
                                   gridspec_kw={"height_ratios": [3, 1]})
     ax.plot(df.index, df["Close"], color="0.15", lw=1, label="close (adjusted)")
     ax.plot(df.index, df["Close"].rolling(50).mean(), color="tab:blue", lw=1, label="50-day MA")
@@ -92,12 +92,10 @@ def plot_price(frame: pd.DataFrame, ticker: str, path: Path, window: WindowConfi
     ax.set_title(f"{ticker}: adjusted close, moving averages and train/val/test split")
     ax.set_ylabel("price (currency units" + (", log scale)" if ax.get_yscale() == "log" else ")"))
     ax.legend(loc="upper left")
-    ax.grid(alpha=0.3)
     # A filled step line, not thousands of bar patches (bars take seconds to draw).
     axv.fill_between(df.index, df["Volume"], step="mid", color="0.5", lw=0)
     axv.set_ylabel("volume (shares)")
     axv.set_xlabel("date")
-    axv.grid(alpha=0.3)
     axv.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
     return save(fig, path)
 
@@ -107,7 +105,7 @@ def plot_return_distribution(frame: pd.DataFrame, ticker: str, path: Path) -> Pa
     """Histogram of daily log returns against a fitted normal, log scale so tails show."""
     r = log_returns(frame)
     mu, sigma = r.mean(), r.std(ddof=1)
-    fig, ax = new_figure(figsize=(8, 4.8), dpi=110)
+    fig, ax = new_figure(figsize=(8, 4.8))
     density, _, _ = ax.hist(r, bins=80, density=True, color="tab:blue", alpha=0.6,
                             label="daily log returns")
     grid = np.linspace(r.min(), r.max(), 400)
@@ -115,11 +113,9 @@ def plot_return_distribution(frame: pd.DataFrame, ticker: str, path: Path) -> Pa
     ax.plot(grid, pdf, color="tab:red", lw=1.5, label=f"normal fit (sd {sigma:.3%})")
     ax.set_yscale("log")
     ax.set_ylim(max(pdf.min(), 1e-3), max(density.max(), pdf.max()) * 2)
-    ax.set_title(f"{ticker}: distribution of daily log returns (log density)")
-    ax.set_xlabel("daily log return")
-    ax.set_ylabel("density")
+    ax.set(title=f"{ticker}: distribution of daily log returns (log density)", xlabel="daily log return",
+           ylabel="density")
     ax.legend()
-    ax.grid(alpha=0.3)
     return save(fig, path)
 
 
@@ -128,14 +124,12 @@ def plot_returns_by_year(frame: pd.DataFrame, ticker: str, path: Path) -> Path:
     """Box plots of daily returns per calendar year."""
     r = log_returns(frame)
     years = sorted(set(r.index.year))
-    fig, ax = new_figure(figsize=(max(8, 0.6 * len(years)), 4.8), dpi=110)
+    fig, ax = new_figure(figsize=(max(8, 0.6 * len(years)), 4.8))
     ax.boxplot([r[r.index.year == y].to_numpy() * 100 for y in years], tick_labels=years,
                showfliers=True, flierprops={"markersize": 2})
-    ax.set_title(f"{ticker}: daily log returns by year")
-    ax.set_xlabel("year")
-    ax.set_ylabel("daily log return (%)")
+    ax.set(title=f"{ticker}: daily log returns by year", xlabel="year",
+           ylabel="daily log return (%)")
     ax.tick_params(axis="x", rotation=45)
-    ax.grid(alpha=0.3)
     return save(fig, path)
 
 
@@ -143,12 +137,10 @@ def plot_returns_by_year(frame: pd.DataFrame, ticker: str, path: Path) -> Path:
 def plot_volatility(frame: pd.DataFrame, ticker: str, path: Path, days: int = 30) -> Path:
     """Rolling annualised volatility of daily log returns."""
     vol = log_returns(frame).rolling(days).std() * np.sqrt(TRADING_DAYS) * 100
-    fig, ax = new_figure(figsize=(11, 4), dpi=110)
+    fig, ax = new_figure(figsize=(11, 4))
     ax.plot(vol.index, vol, color="tab:purple", lw=1)
-    ax.set_title(f"{ticker}: rolling {days}-day annualised volatility")
-    ax.set_xlabel("date")
-    ax.set_ylabel("volatility (% per year)")
-    ax.grid(alpha=0.3)
+    ax.set(title=f"{ticker}: rolling {days}-day annualised volatility", xlabel="date",
+           ylabel="volatility (% per year)")
     return save(fig, path)
 
 
@@ -157,14 +149,13 @@ def plot_autocorrelation(frame: pd.DataFrame, ticker: str, path: Path, lags: int
     """ACF of returns and of absolute returns (volatility clustering), 95% band."""
     r = log_returns(frame)
     band = 1.96 / np.sqrt(len(r))
-    fig, axes = new_figure(1, 2, figsize=(11, 4), dpi=110, sharey=True)
+    fig, axes = new_figure(1, 2, figsize=(11, 4), sharey=True)
     for ax, series, title in ((axes[0], r, "returns"), (axes[1], r.abs(), "absolute returns")):
         ax.bar(np.arange(1, lags + 1), autocorrelation(series, lags), color="tab:blue")
         ax.axhspan(-band, band, color="0.8", alpha=0.6, label="95% band (white noise)")
         ax.axhline(0, color="0.3", lw=0.8)
         ax.set_title(f"{ticker}: autocorrelation of {title}")
         ax.set_xlabel("lag (trading days)")
-        ax.grid(alpha=0.3)
     axes[0].set_ylabel("autocorrelation")
     axes[0].legend()
     return save(fig, path)

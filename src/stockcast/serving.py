@@ -35,9 +35,9 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
     def forecast_at(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
         """Forecast closes [W, horizon] made at each origin row of ``frame`` (batch backtest)."""
         origins = np.asarray(origins, dtype=np.int64)
-        x, _ = self.transformer.windows(frame, origins) if len(origins) else (None, None)
-        if x is None:
+        if len(origins) == 0:
             return np.empty((0, self.transformer.horizon))
+        x, _ = self.transformer.windows(frame, origins)
         with torch.inference_mode():
             out = self.model(torch.as_tensor(x)).numpy()
         close = frame["Close"].to_numpy(dtype=np.float64)

@@ -132,6 +132,9 @@ def test_every_run_keeps_an_immutable_snapshot(tmp_path):
     assert a.snapshot_path != b.snapshot_path
     assert stat.S_IMODE(os.stat(a.snapshot_path).st_mode) & 0o222 == 0  # read-only
     pd.testing.assert_frame_equal(pd.read_parquet(a.snapshot_path), a.frame)
+    peek = ingest.load_prices("GOOG", cfg(tmp_path, source="sample", start=None), snapshot=False)
+    assert peek.snapshot_path is None
+    assert len(list((tmp_path / "raw" / "GOOG").iterdir())) == 2
 
 
 def test_auto_falls_back_to_cache_then_sample_and_says_so(tmp_path, fake_yf):

@@ -165,7 +165,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     status = 0
     for ticker in cfg.tickers:
-        prices = load_prices(ticker, cfg.data)
+        prices = load_prices(ticker, cfg.data, snapshot=False)
         _, report = check_prices(prices.frame, ticker, cfg.window, cfg.validation)
         print(f"source: {prices.source} ({prices.location})")
         print(report.to_text())
@@ -211,7 +211,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     out = Path(args.out_dir or project_root() / "reports")
     for ticker in cfg.tickers:
-        prices = load_prices(ticker, cfg.data)
+        prices = load_prices(ticker, cfg.data, snapshot=False)
         frame, _ = validate_prices(prices.frame, ticker, cfg.window, cfg.validation)
         report = build_report(frame, ticker, out / ticker, cfg.window)
         print(f"{ticker}: report written to {report.directory}")
@@ -228,7 +228,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     cfg = threads_per_training(resolve_config(args))
     for ticker in cfg.tickers:
-        prices = load_prices(ticker, cfg.data)
+        prices = load_prices(ticker, cfg.data, snapshot=False)
         frame, _ = validate_prices(prices.frame, ticker, cfg.window, cfg.validation)
         result = walk_forward(frame, cfg.window, cfg.model, cfg.train, args.folds)
         cols = ["fold", "test_start", "test_end", "windows", "best_epoch", "test_rmse",

@@ -55,7 +55,7 @@ def prepare_windows(frame: pd.DataFrame, window: WindowConfig, model: ModelConfi
         horizon=window.horizon,
         include_input=window.include_input,
     ).fit(frame, bounds.train_end)
-    xs, ys = {}, {}
-    for split in SPLITS:
-        xs[split], ys[split] = transformer.windows(frame, origins[split])
+    windows = transformer.split_windows(frame, {split: origins[split] for split in SPLITS})
+    xs = {split: x for split, (x, _) in windows.items()}
+    ys = {split: y for split, (_, y) in windows.items()}
     return PreparedData(frame.reset_index(drop=True), bounds, origins, transformer, xs, ys)

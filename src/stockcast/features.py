@@ -99,27 +99,36 @@ class SeriesTransformer:
     # ------------------------------------------------------------------ windows
     def windows(self, frame: pd.DataFrame, origins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scaled windows X [W, L, F] (float32) and scaled targets y [W, h] for ``origins``."""
+        return self.split_windows(frame, {"windows": origins})["windows"]
+
+    def split_windows(
+        self, frame: pd.DataFrame, origins: dict[str, np.ndarray]
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``windows`` for several origin sets (the splits), transforming the frame once."""
         if self.scaler is None:
             raise RuntimeError("SeriesTransformer.fit must be called before windows()")
         rows = self._row_features(frame)
         ci = self.close_index
         if self.target == "residual":
             price_cols = self._is_price_col
-            scaled = rows.copy()
-            scaled[:, ~price_cols] = self.scaler.transform(np.where(price_cols, 0.0, rows))[
+            inputs = rows.copy()
+            inputs[:, ~price_cols] = self.scaler.transform(np.where(price_cols, 0.0, rows))[
                 :, ~price_cols
             ]
-            logc = rows[:, ci]
-            x, y = make_windows(scaled, logc, origins, self.sequence_length, self.horizon,
-                                self.include_input)
-            base = logc[origins]  # log close at each origin                  [W]
-            x[:, :, price_cols] = (x[:, :, price_cols] - base[:, None, None]) / self.residual_scale
-            y = (y - base[:, None]) / self.residual_scale
+            targets = rows[:, ci]  # log closes, made relative to each origin below
         else:
-            scaled = self.scaler.transform(np.nan_to_num(rows, nan=0.0))
-            x, y = make_windows(scaled, scaled[:, ci], origins, self.sequence_length,
-                                self.horizon, self.include_input)
-        return x.astype(np.float32), y.astype(np.float32)
+            inputs = self.scaler.transform(np.nan_to_num(rows, nan=0.0))
+            targets = inputs[:, ci]
+        out = {}
+        for name, idx in origins.items():
+            x, y = make_windows(inputs, targets, idx, self.sequence_length, self.horizon,
+                                self.include_input)
+            if self.target == "residual":
+                base = targets[idx]  # log close at each origin                 [W]
+                x[:, :, price_cols] = (x[:, :, price_cols] - base[:, None, None]) / self.residual_scale
+                y = (y - base[:, None]) / self.residual_scale
+            out[name] = (x.astype(np.float32), y.astype(np.float32))
+        return out
 
     # ------------------------------------------------------------------ back to prices
     def _unscale_close(self, values: np.ndarray) -> np.ndarray:

@@ -396,20 +396,22 @@ def commit_to_cache(prices: PriceData, validated: pd.DataFrame, data_dir: Path) 
     return write_cache(data_dir, prices.ticker, validated)
 
 
-def load_prices(ticker: str, cfg: DataConfig, today: dt.date | None = None) -> PriceData:
+def load_prices(ticker: str, cfg: DataConfig, today: dt.date | None = None,
+                snapshot: bool = True) -> PriceData:
     """Prices for one ticker from ``cfg.source``; ``auto`` tries yfinance, then the cache, then
-    the bundled sample, and says loudly which one it used and why."""
+    the bundled sample, and says loudly which one it used and why. Pipeline runs keep a
+    ``snapshot`` of what they used; a look at the data (validate, report) need not."""
     ticker = ticker.strip().upper()
     today = today or dt.date.today()
     notes: list[str] = []
 
     def result(frame: pd.DataFrame, source: str, location: str) -> PriceData:
-        snapshot = write_snapshot(cfg.data_dir, ticker, frame, source)
+        kept = write_snapshot(cfg.data_dir, ticker, frame, source) if snapshot else None
         # Loud when a fallback happened: the user asked for something else.
         level = logging.WARNING if notes else logging.INFO
         log.log(level, "%s: using prices from source=%s (%s), %d rows",
                 ticker, source, location, len(frame))
-        return PriceData(ticker, frame, source, location, snapshot, tuple(notes),
+        return PriceData(ticker, frame, source, location, kept, tuple(notes),
                          cache_pending=source == "yfinance")
 
     def from_sample() -> PriceData:

@@ -79,6 +79,8 @@ def track_stage(
     extra_artifacts: dict[str, Path] | None = None,  # MLflow folder -> file or folder
 ) -> tracking.LoggedRun:
     """Log the run (params, step and final metrics, artifacts, lineage, model) to MLflow."""
+    # Configured here as well as at flow start: on the Dask runner this task runs in another
+    # process, whose MLflow client has not been pointed at the store yet.
     experiment_id = tracking.configure_tracking(tracking_uri, cfg.tracking.experiment,
                                                 cfg.tracking.max_retries)
     frame = data.frame

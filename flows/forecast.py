@@ -5,31 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.tasks import ingest_for, validate_task
-from stockcast import forecasting, tracking
+from flows.tasks import ingest_task, validate_task
+from stockcast import forecasting
 from stockcast.config import PipelineConfig
 from stockcast.errors import PipelineFailed
-from stockcast.registry import model_name
+from stockcast.registry.versions import model_name
 from stockcast.runtime import resolve_runtime
 
 champion_task = task(forecasting.load_champion, name="load-champion", cache_policy=NO_CACHE)
 predict_task = task(forecasting.forecast_next, name="forecast", cache_policy=NO_CACHE)
 write_task = task(forecasting.write_forecast, name="write", cache_policy=NO_CACHE)
-
-
-@task(name="log-forecast", cache_policy=NO_CACHE)
-def log_task(ticker: str, paths: dict, version: str, experiment: str, uri: str) -> str:
-    """Record the forecast files in MLflow (experiment ``<experiment>-forecasts``)."""
-    experiment_id = tracking.configure_tracking(uri, f"{experiment}-forecasts")
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{ticker}-forecast") as run:
-        mlflow.set_tags({"ticker": ticker, "champion_version": version, "kind": "forecast"})
-        for path in paths.values():
-            mlflow.log_artifact(str(path), artifact_path="forecast")
-        return run.info.run_id
+log_task = task(forecasting.log_forecast, name="log-forecast", cache_policy=NO_CACHE)
 
 
 @flow(name="forecast-pipeline", log_prints=True)
@@ -41,10 +30,7 @@ def forecast_pipeline(
 ) -> dict[str, dict[str, Any]]:
     """Forecast every ticker with its champion; a ticker without one is reported, not fatal to
     the others, and the flow fails at the end if any ticker failed."""
-    cfg = config or PipelineConfig()
-    if tickers:
-        cfg = cfg.model_copy(update={"tickers": tuple(t.strip().upper() for t in tickers)})
-    cfg = resolve_runtime(cfg, tracking_uri)
+    cfg = resolve_runtime((config or PipelineConfig()).with_tickers(tickers), tracking_uri)
     uri = cfg.tracking.tracking_uri
     logger = get_run_logger()
     forecasts: dict[str, Any] = {}
@@ -52,13 +38,14 @@ def forecast_pipeline(
     for ticker in cfg.tickers:
         try:
             champion = champion_task(model_name(cfg.tracking.model_name_prefix, ticker), uri)
-            prices = ingest_for(cfg)(ticker, cfg.data)
-            frame, _ = validate_task(prices, cfg)
+            prices = ingest_task(ticker, cfg.data)
+            frame = validate_task(prices, cfg.window, cfg.validation).frame
             result = predict_task(champion, frame)
             if days:
                 result = result.head(days)
             paths = write_task(result, frame, cfg.forecast.output_dir, ticker)
-            log_task(ticker, paths, champion.version, cfg.tracking.experiment, uri)
+            log_task(ticker, paths, champion.version, f"{cfg.tracking.experiment}-forecasts", uri,
+                     cfg.tracking.max_retries)
         except Exception as exc:
             failures[ticker] = f"{type(exc).__name__}: {exc}"
             logger.error("%s: no forecast: %s", ticker, exc)

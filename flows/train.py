@@ -1,66 +1,123 @@
-"""The nightly training flow: per ticker, ingest -> validate -> window -> train -> evaluate ->
-track -> register -> promote. Tickers run concurrently; one ticker's failure does not stop
-the others, and the flow ends Failed naming every ticker that failed and why."""
+"""The nightly training flow. Per ticker:
+
+    ingest -> validate -> commit cache -> window -> train -> evaluate -> report -> track
+    -> register -> promote
+
+Tickers run concurrently; one ticker's failure does not stop the others, and the flow ends
+Failed naming every ticker that failed and the stage where it did. Each task calls one plain
+function of the package; ``run_ticker`` wires them in pipeline order.
+"""
 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import wait
+from prefect.exceptions import UpstreamTaskError
+from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.tasks import ingest_for, validate_task
-from stockcast import pipeline, tracking
+from flows.tasks import commit_cache_task, ingest_task, validate_task
 from stockcast.config import PipelineConfig
-from stockcast.dataset import prepare_windows
+from stockcast.data.schemas import ValidatedPrices
 from stockcast.errors import PipelineFailed
-from stockcast.report import build_report
+from stockcast.evaluation.report import build_report
+from stockcast.evaluation.scoring import evaluate_model
+from stockcast.modeling.trainer import TrainResult, train_model
+from stockcast.modeling.windows import PreparedData, prepare_windows
+from stockcast.registry.promotion import promote_if_better
+from stockcast.registry.store import configure_tracking
+from stockcast.registry.tracking import LoggedRun, log_training_run
+from stockcast.registry.versions import model_name, register_version
 from stockcast.runtime import resolve_runtime, threads_per_training
-from stockcast.train import train_model
 
 # Every task is side-effecting or takes frames/models: never cache on inputs.
-evaluate_task = task(pipeline.evaluate_stage, name="evaluate", cache_policy=NO_CACHE)
-register_task = task(pipeline.register_stage, name="register", cache_policy=NO_CACHE)
-promote_task = task(pipeline.promote_stage, name="promote", cache_policy=NO_CACHE)
-
-
-@task(name="connect-tracking", cache_policy=NO_CACHE)
-def connect_task(cfg: PipelineConfig) -> str:
-    """Fail fast, before any training, when the MLflow store cannot be reached."""
-    return tracking.configure_tracking(cfg.tracking.tracking_uri, cfg.tracking.experiment,
-                                       cfg.tracking.max_retries)
+connect_task = task(configure_tracking, name="connect-tracking", cache_policy=NO_CACHE)
+evaluate_task = task(evaluate_model, name="evaluate", cache_policy=NO_CACHE)
+track_task = task(log_training_run, name="track", cache_policy=NO_CACHE)
+promote_task = task(promote_if_better, name="promote", cache_policy=NO_CACHE)
 
 
 @task(name="window", cache_policy=NO_CACHE)
-def window_task(checked, cfg: PipelineConfig):
+def window_task(validated: ValidatedPrices, cfg: PipelineConfig) -> PreparedData:
     """Split, scale (train rows only) and window the validated frame."""
-    return prepare_windows(checked[0], cfg.window, cfg.model)
+    return prepare_windows(validated.frame, cfg.window, cfg.model)
 
 
 @task(name="train", cache_policy=NO_CACHE)
-def train_task(data, cfg: PipelineConfig):
+def train_task(data: PreparedData, cfg: PipelineConfig) -> TrainResult:
     """Fit the LSTM on the prepared windows (no files, no MLflow)."""
-    return train_model(data.x["train"], data.y["train"], data.x["val"], data.y["val"],
-                       cfg.model, cfg.train)
+    return train_model(data.train, data.val, cfg.model, cfg.train)
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def report_task(checked, ticker: str, out_dir: Path, cfg: PipelineConfig):
+def report_task(validated: ValidatedPrices, out_dir: Path, cfg: PipelineConfig) -> Path:
     """The exploratory data report (figures + summary) for the run's artifacts."""
-    return build_report(checked[0], ticker, out_dir, cfg.window)
+    return build_report(validated.frame, validated.ticker, out_dir, cfg.window).directory
 
 
-@task(name="track", cache_policy=NO_CACHE)
-def track_task(prices, checked, data, result, evaluation, cfg: PipelineConfig, tracking_uri: str,
-               eda=None):
-    """Log the run, its model and the data report to MLflow."""
-    extra = {"eda": eda.directory} if eda is not None else None
-    return pipeline.track_stage(prices, checked[1], data, result, evaluation, cfg, tracking_uri,
-                                extra)
+@task(name="register", cache_policy=NO_CACHE)
+def register_task(logged: LoggedRun, ticker: str, cfg: PipelineConfig) -> str:
+    """Register the run's model as a new version of the ticker's registered model."""
+    return register_version(logged.model_uri, logged.run_id,
+                            model_name(cfg.tracking.model_name_prefix, ticker),
+                            cfg.tracking.tracking_uri, cfg.tracking.max_retries)
+
+
+@dataclass(frozen=True)
+class TickerRun:
+    """One ticker's task futures, in pipeline order (the first failed one is the root cause)."""
+
+    prices: PrefectFuture
+    validated: PrefectFuture
+    cached: PrefectFuture
+    data: PrefectFuture
+    result: PrefectFuture
+    evaluation: PrefectFuture
+    eda: PrefectFuture
+    logged: PrefectFuture
+    version: PrefectFuture
+    decision: PrefectFuture
+
+    def all(self) -> list[PrefectFuture]:
+        """Every future, in pipeline order."""
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def root_cause(self) -> str:
+        """The first failed stage and its error; stages that never ran because an upstream
+        stage failed are skipped by type (Prefect leaves them NotReady)."""
+        for f in fields(self):
+            state = getattr(self, f.name).state
+            if not (state.is_failed() or state.is_crashed()):
+                continue
+            exc = state.result(raise_on_failure=False)
+            if isinstance(exc, BaseException) and not isinstance(exc, UpstreamTaskError):
+                return f"{f.name}: {type(exc).__name__}: {exc}"
+        return "did not complete (see the Prefect run logs)"
+
+
+def run_ticker(ticker: str, cfg: PipelineConfig, work_dir: Path) -> TickerRun:
+    """Submit one ticker's pipeline, stage by stage."""
+    prices = ingest_task.submit(ticker, cfg.data)
+    validated = validate_task.submit(prices, cfg.window, cfg.validation,
+                                     cfg.data.data_dir / "reports")
+    cached = commit_cache_task.submit(validated, cfg.data.data_dir)
+    data = window_task.submit(validated, cfg)
+    result = train_task.submit(data, cfg)
+    evaluation = evaluate_task.submit(result, data, ticker, work_dir / ticker)
+    # Plotting after training: on a small CPU, drawing while training slows both down.
+    eda = report_task.submit(validated, work_dir / ticker / "eda", cfg, wait_for=[result])
+    logged = track_task.submit(validated, data, result, evaluation, eda, cfg)
+    version = register_task.submit(logged, ticker, cfg)
+    decision = promote_task.submit(version, model_name(cfg.tracking.model_name_prefix, ticker),
+                                   data, evaluation, cfg.promotion, cfg.tracking.tracking_uri,
+                                   cfg.tracking.max_retries)
+    return TickerRun(prices, validated, cached, data, result, evaluation, eda, logged, version,
+                     decision)
 
 
 def task_runner_for(cfg: PipelineConfig) -> Any:
@@ -76,23 +133,6 @@ def task_runner_for(cfg: PipelineConfig) -> Any:
     return ThreadPoolTaskRunner(max_workers=orch.max_workers)
 
 
-def _submit_ticker(ticker: str, cfg: PipelineConfig, tracking_uri: str, work_dir: Path):
-    prices = ingest_for(cfg).submit(ticker, cfg.data)
-    checked = validate_task.submit(prices, cfg)
-    data = window_task.submit(checked, cfg)
-    result = train_task.submit(data, cfg)
-    evaluation = evaluate_task.submit(result, data, ticker, work_dir / ticker)
-    # Plotting after training: on a small CPU, drawing while training slows both down.
-    eda = report_task.submit(checked, ticker, work_dir / ticker / "eda", cfg, wait_for=[result])
-    logged = track_task.submit(prices, checked, data, result, evaluation, cfg, tracking_uri, eda)
-    version = register_task.submit(logged, ticker, cfg, tracking_uri)
-    decision = promote_task.submit(version, ticker, data, evaluation, cfg, tracking_uri)
-    # In pipeline order: the first failed one names the root cause.
-    return {"prices": prices, "checked": checked, "data": data, "result": result,
-            "evaluation": evaluation, "eda": eda, "logged": logged, "version": version,
-            "decision": decision}
-
-
 @flow(name="train-pipeline", log_prints=True)
 def train_pipeline(
     tickers: list[str] | None = None,
@@ -100,14 +140,11 @@ def train_pipeline(
     tracking_uri: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Train, evaluate, track and (maybe) promote a model for every ticker."""
-    cfg = config or PipelineConfig()
-    if tickers:
-        cfg = cfg.model_copy(update={"tickers": tuple(t.strip().upper() for t in tickers)})
+    cfg = (config or PipelineConfig()).with_tickers(tickers)
     cfg = threads_per_training(resolve_runtime(cfg, tracking_uri))
     if cfg.orchestration.task_runner == "dask":
         # The runner is fixed per flow: run the tickers in a subflow on Dask.
-        dask_flow = train_tickers.with_options(task_runner=task_runner_for(cfg))
-        return dask_flow(cfg)
+        return train_tickers.with_options(task_runner=task_runner_for(cfg))(cfg)
     return _train_tickers(cfg)
 
 
@@ -117,54 +154,41 @@ def train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
     return _train_tickers(cfg)
 
 
+def _summary(run: TickerRun) -> dict[str, Any]:
+    evaluation, decision, prices = (run.evaluation.result(), run.decision.result(),
+                                    run.prices.result())
+    return {
+        "version": run.version.result(),
+        "run_id": run.logged.result().run_id,
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "source": prices.source,
+        **{k: evaluation.metrics[k] for k in ("test_rmse", "naive_rmse", "skill_rmse")},
+    }
+
+
 def _train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
     uri = cfg.tracking.tracking_uri
     logger = get_run_logger()
     logger.info("training %s; MLflow at %s", ", ".join(cfg.tickers), uri)
-    connect_task(cfg)
+    connect_task(uri, cfg.tracking.experiment, cfg.tracking.max_retries)
+    summary: dict[str, dict[str, Any]] = {}
+    failures: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="stockcast-") as tmp:
-        futures = {t: _submit_ticker(t, cfg, uri, Path(tmp)) for t in cfg.tickers}
-        wait([f for fs in futures.values() for f in fs.values()])
-        summary: dict[str, dict[str, Any]] = {}
-        failures: dict[str, str] = {}
-        for ticker, fs in futures.items():
-            try:
-                decision = fs["decision"].result()
-                evaluation = fs["evaluation"].result()
-                prices = fs["prices"].result()
-            except Exception as exc:  # the first failing stage's error for this ticker
-                failures[ticker] = _first_error(fs, exc)
-                logger.error("%s failed: %s", ticker, failures[ticker])
+        runs = {t: run_ticker(t, cfg, Path(tmp)) for t in cfg.tickers}
+        wait([f for run in runs.values() for f in run.all()])
+        for ticker, run in runs.items():
+            if not run.decision.state.is_completed():
+                failures[ticker] = run.root_cause()
+                logger.error("%s failed at %s", ticker, failures[ticker])
                 continue
-            summary[ticker] = {
-                "version": fs["version"].result(),
-                "run_id": fs["logged"].result().run_id,
-                "promoted": decision.promote,
-                "reason": decision.reason,
-                "source": prices.source,
-                **{k: evaluation.metrics[k] for k in ("test_rmse", "naive_rmse", "skill_rmse")},
-            }
+            s = summary[ticker] = _summary(run)
             logger.info("%s: v%s source=%s test_rmse=%.4f naive_rmse=%.4f skill=%.4f; %s",
-                        ticker, summary[ticker]["version"], prices.source,
-                        evaluation.metrics["test_rmse"], evaluation.metrics["naive_rmse"],
-                        evaluation.metrics["skill_rmse"], decision.reason)
+                        ticker, s["version"], s["source"], s["test_rmse"], s["naive_rmse"],
+                        s["skill_rmse"], s["reason"])
     if failures:
         detail = "\n".join(f"  - {t}: {msg}" for t, msg in failures.items())
         ok = ", ".join(summary) or "none"
         raise PipelineFailed(f"{len(failures)} of {len(cfg.tickers)} ticker(s) failed "
                              f"(succeeded: {ok}):\n{detail}", summary, failures)
     return summary
-
-
-def _first_error(futures: dict, fallback: Exception) -> str:
-    # Upstream failures surface downstream as "upstream task failed": find the root cause.
-    for future in futures.values():
-        state = future.state
-        if state.is_failed() or state.is_crashed():
-            try:
-                state.result()
-            except Exception as exc:
-                if "upstream" not in str(exc).lower():
-                    return f"{type(exc).__name__}: {exc}"
-    return f"{type(fallback).__name__}: {fallback}"
-

@@ -13,7 +13,6 @@ TINY = {
     "model": {"hidden_size": 8, "num_layers": 1},
     "train": {"epochs": 2, "batch_size": 64, "progress": False, "threads": 1},
     "data": {"retries": 0, "retry_backoff_seconds": 0},
-    "orchestration": {"ingest_retries": 0, "ingest_retry_delay_seconds": 0},
 }
 
 
@@ -83,22 +82,26 @@ def quality(epochs: int, target: str = "log_return") -> dict:
 def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path: Path,
                ticker: str = "TEST"):
     """The training flow's stages in order, without Prefect (for registry/tracking tests)."""
-    from stockcast import pipeline
     from stockcast.config import build_config, merge
-    from stockcast.dataset import prepare_windows
-    from stockcast.ingest import PriceData
-    from stockcast.train import train_model
+    from stockcast.data.schemas import validate_prices
+    from stockcast.data.sources import PriceData
+    from stockcast.evaluation.scoring import evaluate_model
+    from stockcast.modeling.trainer import train_model
+    from stockcast.modeling.windows import prepare_windows
+    from stockcast.registry.promotion import promote_if_better
+    from stockcast.registry.tracking import log_training_run
+    from stockcast.registry.versions import model_name, register_version
 
     cfg = build_config(merge(overrides, {"data": {"data_dir": str(tmp_path / "data")},
                                          "tracking": {"tracking_uri": tracking_uri}}))
     prices = PriceData(ticker, frame, "csv", str(tmp_path / "prices.csv"))
-    clean, report = pipeline.validate_stage(prices, cfg)
-    data = prepare_windows(clean, cfg.window, cfg.model)
-    result = train_model(data.x["train"], data.y["train"], data.x["val"], data.y["val"],
-                         cfg.model, cfg.train)
-    evaluation = pipeline.evaluate_stage(result, data, ticker, tmp_path / "plots")
-    logged = pipeline.track_stage(prices, report, data, result, evaluation, cfg, tracking_uri)
-    version = pipeline.register_stage(logged, ticker, cfg, tracking_uri)
-    decision = pipeline.promote_stage(version, ticker, data, evaluation, cfg, tracking_uri)
+    validated = validate_prices(prices, cfg.window, cfg.validation, tmp_path / "reports")
+    data = prepare_windows(validated.frame, cfg.window, cfg.model)
+    result = train_model(data.train, data.val, cfg.model, cfg.train)
+    evaluation = evaluate_model(result, data, ticker, tmp_path / "plots")
+    logged = log_training_run(validated, data, result, evaluation, None, cfg)
+    name = model_name(cfg.tracking.model_name_prefix, ticker)
+    version = register_version(logged.model_uri, logged.run_id, name, tracking_uri)
+    decision = promote_if_better(version, name, data, evaluation, cfg.promotion, tracking_uri)
     return {"cfg": cfg, "version": version, "decision": decision, "evaluation": evaluation,
             "logged": logged, "data": data}

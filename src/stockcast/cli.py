@@ -9,9 +9,9 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from stockcast.config import PipelineConfig, load_config
+from stockcast.config import Device, PipelineConfig, Source, TaskRunner, load_config
 from stockcast.errors import ConfigError, PipelineFailed, StockcastError
 from stockcast.runtime import project_root, resolve_runtime
 
@@ -26,9 +26,9 @@ _ENV_DEFAULTS = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "GIT_PYTHON_REFRESH": "quiet",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-    # Bounded retries against a remote tracking server (MLflow's default waits minutes).
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    # MLflow's own HTTP retries off: tracking.max_retries is the one retry policy for MLflow
+    # (MLflow's default would also wait minutes against an unreachable server).
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
 
@@ -159,14 +159,14 @@ def _print_forecasts(forecasts: dict) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """`stockcast validate`: print the validation report; 1 when invalid."""
-    from stockcast.ingest import load_prices
-    from stockcast.schemas import check_prices
+    from stockcast.data.schemas import check_prices
+    from stockcast.data.sources import load_prices
 
     cfg = resolve_config(args)
     status = 0
     for ticker in cfg.tickers:
         prices = load_prices(ticker, cfg.data, snapshot=False)
-        _, report = check_prices(prices.frame, ticker, cfg.window, cfg.validation)
+        report = check_prices(prices.frame, ticker, cfg.window, cfg.validation)
         print(f"source: {prices.source} ({prices.location})")
         print(report.to_text())
         status |= 0 if report.valid else 1
@@ -175,7 +175,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """`stockcast models`: registered versions, aliases, metrics and decisions."""
-    from stockcast.registry import list_versions
+    from stockcast.registry.versions import list_versions
 
     cfg = resolve_config(args)
     rows = list_versions(cfg.tracking.model_name_prefix, args.ticker and args.ticker[0],
@@ -193,7 +193,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     """`stockcast promote`: point `champion` at a version by hand."""
-    from stockcast.registry import model_name, set_champion
+    from stockcast.registry.promotion import set_champion
+    from stockcast.registry.versions import model_name
 
     cfg = resolve_config(args)
     name = model_name(cfg.tracking.model_name_prefix, args.ticker[0])
@@ -204,15 +205,15 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """`stockcast report`: the exploratory data report without training."""
-    from stockcast.ingest import load_prices
-    from stockcast.report import build_report
-    from stockcast.schemas import validate_prices
+    from stockcast.data.schemas import validate_prices
+    from stockcast.data.sources import load_prices
+    from stockcast.evaluation.report import build_report
 
     cfg = resolve_config(args)
     out = Path(args.out_dir or project_root() / "reports")
     for ticker in cfg.tickers:
         prices = load_prices(ticker, cfg.data, snapshot=False)
-        frame, _ = validate_prices(prices.frame, ticker, cfg.window, cfg.validation)
+        frame = validate_prices(prices, cfg.window, cfg.validation).frame
         report = build_report(frame, ticker, out / ticker, cfg.window)
         print(f"{ticker}: report written to {report.directory}")
         print(report.summary_text())
@@ -221,15 +222,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     """`stockcast backtest`: walk-forward metrics per fold and pooled."""
-    from stockcast.backtest import walk_forward
-    from stockcast.ingest import load_prices
+    from stockcast.data.schemas import validate_prices
+    from stockcast.data.sources import load_prices
+    from stockcast.evaluation.backtest import walk_forward
     from stockcast.runtime import threads_per_training
-    from stockcast.schemas import validate_prices
 
     cfg = threads_per_training(resolve_config(args))
     for ticker in cfg.tickers:
         prices = load_prices(ticker, cfg.data, snapshot=False)
-        frame, _ = validate_prices(prices.frame, ticker, cfg.window, cfg.validation)
+        frame = validate_prices(prices, cfg.window, cfg.validation).frame
         result = walk_forward(frame, cfg.window, cfg.model, cfg.train, args.folds)
         cols = ["fold", "test_start", "test_end", "windows", "best_epoch", "test_rmse",
                 "naive_rmse", "skill_rmse"]
@@ -248,7 +249,7 @@ def _data_options(p: argparse.ArgumentParser, tickers: bool = True) -> None:
     if tickers:
         p.add_argument("--ticker", action="append", metavar="T",
                        help="ticker symbol; repeat for several (default: GOOG)")
-    p.add_argument("--source", choices=["auto", "yfinance", "cache", "csv", "sample"],
+    p.add_argument("--source", choices=get_args(Source),
                    help="price source (default auto: yfinance, then cache, then bundled sample)")
     p.add_argument("--csv", type=Path, metavar="PATH", help="your own OHLCV file (implies csv)")
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
@@ -277,8 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     _tracking_options(p)
     p.add_argument("--epochs", type=int, help="maximum training epochs")
     p.add_argument("--horizon", type=int, help="days ahead to forecast")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="training device")
-    p.add_argument("--task-runner", choices=["threads", "dask"], help="Prefect task runner")
+    p.add_argument("--device", choices=get_args(Device), help="training device")
+    p.add_argument("--task-runner", choices=get_args(TaskRunner), help="Prefect task runner")
     p.add_argument("--dask-address", metavar="ADDR", help="existing Dask scheduler (implies dask)")
     p.set_defaults(func=cmd_run)
 

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stockcast.errors import ConfigError
 
 Source = Literal["auto", "yfinance", "cache", "csv", "sample"]
 Feature = Literal["Open", "High", "Low", "Close", "Volume", "LogReturn"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+TaskRunner = Literal["threads", "dask"]
 
 
 class _Frozen(BaseModel):
@@ -34,6 +36,8 @@ class DataConfig(_Frozen):
     end: dt.date | None = None
     # Used only when `start` is not given and the source is yfinance.
     history_years: float = Field(default=10.0, gt=0)
+    # The one retry policy for Yahoo Finance requests (transient failures only): this many
+    # retries, waiting retry_backoff_seconds x 1, 2, 4 ... between them.
     retries: int = Field(default=2, ge=0)
     retry_backoff_seconds: float = Field(default=1.0, ge=0)
     # Per-request timeout of the Yahoo Finance call: the hard bound on a hung download.
@@ -110,7 +114,7 @@ class TrainConfig(_Frozen):
     grad_clip: float | None = Field(default=1.0, gt=0)
     patience: int = Field(default=5, ge=1)
     seed: int = 42
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    device: Device = "auto"
     amp: bool = True
     # CPU threads for torch. 0 = auto: the flow gives each concurrently training ticker an
     # equal share of the cores (threads collapse when oversubscribed). One thread is
@@ -125,7 +129,8 @@ class TrackingConfig(_Frozen):
     tracking_uri: str | None = None  # None: sqlite store under mlflow/ in the project root
     experiment: str = "stockcast"
     model_name_prefix: str = "stockcast"
-    # Bounded retries when the tracking server does not answer.
+    # The one retry policy for MLflow calls (network errors, HTTP 5xx, a busy SQLite store):
+    # this many retries with exponential backoff from 1 s.
     max_retries: int = Field(default=2, ge=0)
 
 
@@ -141,11 +146,9 @@ class PromotionConfig(_Frozen):
 class OrchestrationConfig(_Frozen):
     """Prefect task runner and task policies."""
 
-    task_runner: Literal["threads", "dask"] = "threads"
+    task_runner: TaskRunner = "threads"
     dask_address: str | None = None
     max_workers: int = Field(default=2, ge=1)
-    ingest_retries: int = Field(default=2, ge=0)
-    ingest_retry_delay_seconds: float = Field(default=10.0, ge=0)
 
 
 class ForecastConfig(_Frozen):
@@ -168,15 +171,22 @@ class PipelineConfig(_Frozen):
     orchestration: OrchestrationConfig = OrchestrationConfig()
     forecast: ForecastConfig = ForecastConfig()
 
-    @model_validator(mode="after")
-    def _check(self) -> PipelineConfig:
-        if not self.tickers:
+    @field_validator("tickers")
+    @classmethod
+    def _clean_tickers(cls, tickers: tuple[str, ...]) -> tuple[str, ...]:
+        if not tickers:
             raise ValueError("tickers must name at least one ticker")
-        cleaned = tuple(t.strip().upper() for t in self.tickers)
+        cleaned = tuple(t.strip().upper() for t in tickers)
         if any(not t for t in cleaned):
             raise ValueError("tickers must not be empty strings")
-        object.__setattr__(self, "tickers", cleaned)
-        return self
+        return cleaned
+
+    def with_tickers(self, tickers: list[str] | tuple[str, ...] | None) -> PipelineConfig:
+        """This config for other tickers (validated and cleaned like the field); unchanged
+        when ``tickers`` is empty."""
+        if not tickers:
+            return self
+        return PipelineConfig.model_validate({**self.model_dump(), "tickers": tuple(tickers)})
 
     def flat(self) -> dict[str, Any]:
         """The config flattened to dotted keys (`model.hidden_size`) for MLflow params."""

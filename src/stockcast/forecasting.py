@@ -8,11 +8,13 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from stockcast.errors import RegistryError
-from stockcast.plotting import new_figure, save, serialized
-from stockcast.registry import CHAMPION, champion_version
+from stockcast.evaluation.plotting import new_figure, save, serialized
+from stockcast.registry.store import configure_tracking, log_run_with_retries
+from stockcast.registry.versions import CHAMPION, champion_version
 
 
 @dataclass
@@ -29,7 +31,7 @@ def load_champion(name: str, tracking_uri: str) -> Champion:
     mlflow.set_tracking_uri(tracking_uri)
     try:
         version = champion_version(MlflowClient(tracking_uri), name)
-    except Exception as exc:
+    except MlflowException as exc:
         raise RegistryError(f"could not read the registry at {tracking_uri}: {exc}") from exc
     if version is None:
         raise RegistryError(f"{name} has no champion yet: run the training pipeline "
@@ -73,3 +75,18 @@ def write_forecast(forecast: pd.DataFrame, frame: pd.DataFrame, out_dir: Path, t
     fig.autofmt_xdate()
     save(fig, paths["plot"])
     return paths
+
+
+def log_forecast(ticker: str, paths: dict[str, Path], version: str, experiment: str,
+                 tracking_uri: str, retries: int = 2) -> str:
+    """Record the forecast files as an MLflow run in ``experiment``; returns the run id."""
+    experiment_id = configure_tracking(tracking_uri, experiment, retries)
+
+    def body(run_id: str) -> str:
+        mlflow.set_tags({"ticker": ticker, "champion_version": version, "kind": "forecast"})
+        for path in paths.values():
+            mlflow.log_artifact(str(path), artifact_path="forecast")
+        return run_id
+
+    return log_run_with_retries("forecast logging", experiment_id, f"{ticker}-forecast", body,
+                                tracking_uri, retries)

@@ -1,44 +1,28 @@
-"""The US equity market calendar, for dating forecasts: weekdays minus NYSE holidays."""
+"""The US equity market calendar, for dating forecasts: NYSE sessions from exchange_calendars,
+which knows the regular holidays and the one-off closures (national days of mourning,
+hurricanes) as well."""
 
 from __future__ import annotations
 
+import functools
+
 import pandas as pd
-from pandas.tseries.holiday import (
-    AbstractHolidayCalendar,
-    GoodFriday,
-    Holiday,
-    USLaborDay,
-    USMartinLutherKingJr,
-    USMemorialDay,
-    USPresidentsDay,
-    USThanksgivingDay,
-    nearest_workday,
-    sunday_to_monday,
-)
-from pandas.tseries.offsets import CustomBusinessDay
 
 
-class NYSEHolidayCalendar(AbstractHolidayCalendar):
-    """Full-day NYSE closures (regular rules; one-off closures are not predictable)."""
+@functools.cache
+def _nyse():
+    import exchange_calendars as xcals
 
-    rules = [
-        # A Saturday New Year's Day is not moved to Friday: NYSE stays open on 31 December.
-        Holiday("New Year's Day", month=1, day=1, observance=sunday_to_monday),
-        USMartinLutherKingJr,
-        USPresidentsDay,
-        GoodFriday,
-        USMemorialDay,
-        Holiday("Juneteenth", month=6, day=19, start_date="2022-01-01",
-                observance=nearest_workday),
-        Holiday("Independence Day", month=7, day=4, observance=nearest_workday),
-        USLaborDay,
-        USThanksgivingDay,
-        Holiday("Christmas", month=12, day=25, observance=nearest_workday),
-    ]
+    # exchange_calendars knows sessions up to one year ahead of today by default.
+    return xcals.get_calendar("XNYS", start="1990-01-01")
 
 
 def next_trading_days(after: pd.Timestamp, periods: int) -> pd.DatetimeIndex:
-    """The ``periods`` NYSE trading days after ``after``."""
-    day = CustomBusinessDay(calendar=NYSEHolidayCalendar())
-    start = pd.Timestamp(after).normalize() + day
-    return pd.date_range(start, periods=periods, freq=day)
+    """The ``periods`` NYSE trading days after ``after`` (weekdays beyond the calendar's range)."""
+    after = pd.Timestamp(after).normalize()
+    cal = _nyse()
+    if cal.first_session <= after < cal.last_session:
+        sessions = cal.sessions_in_range(after + pd.Timedelta(days=1), cal.last_session)
+        if len(sessions) >= periods:
+            return pd.DatetimeIndex(sessions[:periods]).tz_localize(None).rename(None)
+    return pd.bdate_range(after + pd.offsets.BDay(1), periods=periods)

@@ -1,17 +1,36 @@
-"""The edge: resolve a config against the environment and the project root, once per run."""
+"""The edge: the project root, the clock, and a config resolved against the environment once per
+run. Imports nothing heavy (``stockcast --help`` must stay fast)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
 from stockcast.config import PipelineConfig
-from stockcast.tracking import default_tracking_uri
 
 
 def project_root() -> Path:
     """Where relative paths (data/, mlflow/, forecasts/) resolve: $STOCKCAST_HOME or the cwd."""
     return Path(os.environ.get("STOCKCAST_HOME") or Path.cwd()).resolve()
+
+
+def utc_stamp() -> str:
+    """A sortable UTC timestamp for file names, down to microseconds."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI (query string dropped), else None."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def default_tracking_uri(root: Path) -> str:
+    """The embedded store: SQLite at mlflow/mlflow.db (absolute path), busy timeout 30 s."""
+    db = (Path(root) / "mlflow" / "mlflow.db").resolve()
+    return f"sqlite:///{db}?timeout=30"
 
 
 def resolve_runtime(cfg: PipelineConfig, tracking_uri: str | None = None) -> PipelineConfig:

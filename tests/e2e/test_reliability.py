@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from stockcast.cli import main
 from stockcast.config import merge
-from stockcast.ingest import read_price_file, sample_path
+from stockcast.data.files import read_price_file, sample_path
 
 pytestmark = pytest.mark.slow
 START = dt.date(2004, 1, 1)  # the bundled GOOG history starts in 2004
@@ -256,9 +256,9 @@ def test_two_runs_at_once_leave_one_consistent_champion(project, prefect_api):
     # The champion is the best of all versions on the same data (same windows for all).
     mlflow.set_tracking_uri(store_uri(project))
     from stockcast.config import WindowConfig
-    from stockcast.evaluate import price_metrics
-    from stockcast.ingest import read_cache
-    from stockcast.windows import window_origins
+    from stockcast.evaluation.metrics import price_metrics
+    from stockcast.data.cache import read_cache
+    from stockcast.modeling.windows import window_origins
 
     frame = read_cache(project / "data", "GOOG")
     window = WindowConfig(**TINY["window"])

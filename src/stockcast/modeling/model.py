@@ -31,11 +31,27 @@ class LSTMForecaster(nn.Module):
             batch_first=True,
         )
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), horizon)
+        self.zero_init_head = zero_init_head
         if zero_init_head:
-            # For return/residual targets an output of 0 is the persistence forecast: start
-            # there, so the model only departs from it as far as the data support.
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
+
+    def reset_parameters(self, generator: torch.Generator) -> LSTMForecaster:
+        """Initialise every weight from ``generator`` (torch's default schemes), never from the
+        global RNG: concurrent trainings in one process stay independent and reproducible."""
+        bound = 1.0 / self.lstm.hidden_size ** 0.5  # nn.LSTM's own default
+        for weight in self.lstm.parameters():
+            nn.init.uniform_(weight, -bound, bound, generator=generator)
+        if self.zero_init_head:
+            # For return/residual targets the head then starts at a constant output (the
+            # training-mean return after scaling), and departs as far as the data support.
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+        else:  # nn.Linear's own default
+            nn.init.kaiming_uniform_(self.head.weight, a=5 ** 0.5, generator=generator)
+            fan_in = self.head.in_features
+            nn.init.uniform_(self.head.bias, -fan_in ** -0.5, fan_in ** -0.5, generator=generator)
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Windows [B, T, F] -> forecasts [B, horizon] (scaled units)."""

@@ -1,4 +1,4 @@
-"""Honest evaluation in price units, always beside the naive persistence forecast."""
+"""The evaluation figures: forecast vs actual, loss per epoch, forecast errors."""
 
 from __future__ import annotations
 
@@ -7,45 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stockcast.plotting import new_figure, save, serialized
-
-
-def price_metrics(pred: np.ndarray, actual: np.ndarray) -> dict[str, float]:
-    """RMSE, MAE, R² and MAPE (%) over every (origin, step) pair, in price units."""
-    pred = np.asarray(pred, dtype=np.float64).ravel()
-    actual = np.asarray(actual, dtype=np.float64).ravel()
-    err = pred - actual
-    ss_res = float(np.sum(err**2))
-    ss_tot = float(np.sum((actual - actual.mean()) ** 2))
-    return {
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "mae": float(np.mean(np.abs(err))),
-        "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
-        "mape": float(np.mean(np.abs(err / actual)) * 100.0),
-    }
-
-
-def naive_forecast(last_close: np.ndarray, horizon: int) -> np.ndarray:
-    """Persistence: every future step equals the last observed close. [W] -> [W, horizon]."""
-    return np.repeat(np.asarray(last_close, dtype=np.float64)[:, None], horizon, axis=1)
-
-
-def score_forecasts(pred: np.ndarray, actual: np.ndarray, last_close: np.ndarray) -> dict[str, float]:
-    """``test_*`` and ``naive_*`` metrics on the same targets, ``skill_rmse`` and per-step RMSE."""
-    pred, actual = np.asarray(pred), np.asarray(actual)
-    naive = naive_forecast(last_close, actual.shape[1])
-    model = price_metrics(pred, actual)
-    base = price_metrics(naive, actual)
-    out = {f"test_{k}": v for k, v in model.items()}
-    out |= {f"naive_{k}": v for k, v in base.items()}
-    out["skill_rmse"] = 1.0 - model["rmse"] / base["rmse"] if base["rmse"] > 0 else float("nan")
-    if actual.shape[1] > 1:
-        for step in range(actual.shape[1]):
-            out[f"test_rmse_step_{step + 1}"] = price_metrics(pred[:, step], actual[:, step])["rmse"]
-    return out
-
-
-# ---------------------------------------------------------------------------- plots
+from stockcast.evaluation.metrics import naive_forecast
+from stockcast.evaluation.plotting import new_figure, save, serialized
 
 
 @serialized

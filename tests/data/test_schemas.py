@@ -4,21 +4,26 @@ import pytest
 
 from stockcast.config import ValidationConfig, WindowConfig
 from stockcast.errors import DataValidationError
-from stockcast.schemas import check_prices, validate_prices
+from stockcast.data.schemas import check_prices, validate_prices
+from stockcast.data.sources import PriceData
 
 WIN = WindowConfig(sequence_length=10, min_windows_per_split=5)
 VAL = ValidationConfig()
 
 
+def as_prices(frame):
+    return PriceData("TEST", frame, "csv", "test.csv")
+
+
 def failures(frame):
-    _, report = check_prices(frame, "TEST", WIN, VAL)
+    report = check_prices(frame, "TEST", WIN, VAL)
     return report
 
 
 def test_valid_frame_passes_and_is_not_mutated(prices):
     before = prices.copy()
-    clean, report = validate_prices(prices, "TEST", WIN, VAL)
-    assert report.valid and len(clean) == len(prices)
+    checked = validate_prices(as_prices(prices), WIN, VAL)
+    assert checked.report.valid and len(checked.frame) == len(prices)
     pd.testing.assert_frame_equal(prices, before)
 
 
@@ -54,7 +59,7 @@ def test_lazy_report_lists_every_failure_with_dates(prices):
     bad.loc[5, "Close"] = np.nan
     bad.loc[20, "Low"] = -1.0
     with pytest.raises(DataValidationError) as err:
-        validate_prices(bad, "TEST", WIN, VAL)
+        validate_prices(as_prices(bad), WIN, VAL)
     report = err.value.report
     assert set(report.failures["row"]) >= {5, 20}
     assert pd.Timestamp(bad.loc[20, "Date"]) in set(report.failures["date"])
@@ -74,7 +79,8 @@ def test_suspicious_but_legal_data_is_a_warning(prices):
     odd = prices.copy()
     odd.loc[100:, ["Open", "High", "Low", "Close"]] *= 0.5  # an unadjusted 2:1 split
     odd.loc[200:, "Date"] = odd.loc[200:, "Date"] + pd.Timedelta(days=30)  # a month-long gap
-    clean, report = validate_prices(odd, "TEST", WIN, VAL)
+    checked = validate_prices(as_prices(odd), WIN, VAL)
+    clean, report = checked.frame, checked.report
     assert report.valid
     assert any("one-day move of -50%" in w for w in report.warnings)
     assert any("calendar gap" in w for w in report.warnings)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from stockcast.evaluate import naive_forecast, price_metrics, score_forecasts
+from stockcast.evaluation.metrics import naive_forecast, price_metrics, score_forecasts
 
 
 def test_metrics_against_hand_computed_values():

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from stockcast.config import ModelConfig, TrainConfig, WindowConfig
-from stockcast.dataset import prepare_windows
 from stockcast.errors import ConfigError
-from stockcast.evaluate import score_forecasts
-from stockcast.train import predict, train_model
+from stockcast.evaluation.metrics import score_forecasts
+from stockcast.modeling.trainer import predict, train_model
+from stockcast.modeling.windows import prepare_windows
 
 
 @dataclass
@@ -58,11 +58,10 @@ def walk_forward(frame: pd.DataFrame, window: WindowConfig, model: ModelConfig,
     for i, (end, fold_window) in enumerate(fold_windows(len(frame), window, folds), start=1):
         part = frame.iloc[:end].reset_index(drop=True)
         data = prepare_windows(part, fold_window, model)
-        result = train_model(data.x["train"], data.y["train"], data.x["val"], data.y["val"],
-                             model, train)
-        pred = data.to_prices("test", predict(result.model, data.x["test"]))
-        actual, last = data.actual_prices("test"), data.last_close("test")
-        origins = data.origins["test"]
+        result = train_model(data.train, data.val, model, train)
+        pred = data.to_prices(data.test, predict(result.model, data.test.x))
+        actual, last = data.actual_prices(data.test), data.last_close(data.test)
+        origins = data.test.origins
         rows.append({
             "fold": i,
             "test_start": part["Date"].iloc[int(origins[0]) + 1].date(),

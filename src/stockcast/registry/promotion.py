@@ -1,12 +1,11 @@
-"""The model registry: one registered model per ticker, `champion` / `challenger` aliases,
-and the promotion decision (pure) with its compare-and-set action."""
+"""Promotion: the decision (pure) whether a new version becomes `champion`, and its action
+under a per-model lock, recorded on the version."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import logging
-import re
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,17 +18,13 @@ from mlflow.tracking import MlflowClient
 
 from stockcast.config import PromotionConfig
 from stockcast.errors import RegistryError
-from stockcast.evaluate import price_metrics
+from stockcast.evaluation.metrics import price_metrics
+from stockcast.evaluation.scoring import Evaluation
+from stockcast.modeling.windows import PreparedData
+from stockcast.registry.store import with_retries
+from stockcast.registry.versions import CHAMPION, champion_version
 
 log = logging.getLogger(__name__)
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-
-
-def model_name(prefix: str, ticker: str) -> str:
-    """The registered model of a ticker: ``<prefix>-<TICKER>``, e.g. ``stockcast-GOOG``."""
-    return f"{prefix}-{re.sub(r'[^A-Za-z0-9_.]+', '_', ticker.upper())}"
 
 
 # ---------------------------------------------------------------------------- the decision
@@ -88,33 +83,10 @@ def decide_promotion(
 # ---------------------------------------------------------------------------- the action
 
 
-def _client(tracking_uri: str | None) -> MlflowClient:
-    return MlflowClient(tracking_uri or mlflow.get_tracking_uri())
-
-
-def champion_version(client: MlflowClient, name: str, alias: str = CHAMPION) -> str | None:
-    """The version an alias points at, or None."""
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException as exc:
-        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
-            return None
-        raise
-
-
-def register_version(model_uri: str, name: str, run_id: str, tracking_uri: str | None) -> str:
-    """Register the logged model as a new version and point `challenger` at it."""
-    mlflow.set_tracking_uri(tracking_uri or mlflow.get_tracking_uri())
-    # register_model resolves MLflow 3 logged-model URIs (models:/m-...) on any store.
-    mv = mlflow.register_model(model_uri, name, tags={"run_id": run_id})
-    _client(tracking_uri).set_registered_model_alias(name, CHALLENGER, mv.version)
-    return str(mv.version)
-
-
 def rescore_champion(name: str, version: str, frame, origins: np.ndarray, actual: np.ndarray,
-                     tracking_uri: str | None) -> float:
+                     tracking_uri: str) -> float:
     """RMSE of the champion's forecasts at exactly the candidate's test origins and targets."""
-    mlflow.set_tracking_uri(tracking_uri or mlflow.get_tracking_uri())
+    mlflow.set_tracking_uri(tracking_uri)
     champion = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
     pred = champion.forecast_at(frame, origins)
     steps = min(pred.shape[1], actual.shape[1])  # compare on the steps both forecast
@@ -129,37 +101,29 @@ def _lock_for(tracking_uri: str, name: str) -> FileLock:
     return FileLock(str(path), timeout=600)
 
 
-def promote_if_better(
-    name: str,
-    version: str,
-    candidate_rmse: float,
-    candidate_skill: float,
-    frame,
-    origins: np.ndarray,
-    actual: np.ndarray,
-    cfg: PromotionConfig,
-    tracking_uri: str | None = None,
-) -> Decision:
+def promote_if_better(version: str, name: str, data: PreparedData, evaluation: Evaluation,
+                      cfg: PromotionConfig, tracking_uri: str, retries: int = 2) -> Decision:
     """Decide against the current champion re-scored on the candidate's test data, move the
-    alias by compare-and-set, and record the decision as tags on the version."""
-    uri = tracking_uri or mlflow.get_tracking_uri()
-    client = _client(uri)
-    with _lock_for(uri, name):
-        for _ in range(5):
-            current = champion_version(client, name)
-            champ_rmse = None
-            if current is not None and current != version:
-                champ_rmse = rescore_champion(name, current, frame, origins, actual, uri)
-            decision = decide_promotion(candidate_rmse, candidate_skill, champ_rmse, cfg, current)
-            # Compare-and-set: only move the alias if nobody moved it while we were scoring.
-            if champion_version(client, name) != current:
-                log.info("%s: champion changed while deciding; deciding again", name)
-                continue
-            if decision.promote:
-                client.set_registered_model_alias(name, CHAMPION, version)
-            break
-        else:
-            raise RegistryError(f"{name}: the champion kept changing; promotion gave up")
+    alias, and record the decision as tags on the version. One lock per store and model:
+    whoever moves `champion` (a pipeline or ``set_champion``) holds it, so the champion cannot
+    change between scoring and moving. Every step is idempotent, so a retry is safe."""
+    return with_retries("promotion", lambda: _promote(version, name, data, evaluation, cfg,
+                                                      tracking_uri), retries)
+
+
+def _promote(version: str, name: str, data: PreparedData, evaluation: Evaluation,
+             cfg: PromotionConfig, tracking_uri: str) -> Decision:
+    client = MlflowClient(tracking_uri)
+    with _lock_for(tracking_uri, name):
+        current = champion_version(client, name)
+        champ_rmse = None
+        if current is not None and current != version:
+            champ_rmse = rescore_champion(name, current, data.frame, evaluation.origins,
+                                          evaluation.actual, tracking_uri)
+        decision = decide_promotion(evaluation.metrics["test_rmse"],
+                                    evaluation.metrics["skill_rmse"], champ_rmse, cfg, current)
+        if decision.promote:
+            client.set_registered_model_alias(name, CHAMPION, version)
     record_decision(client, name, version, decision)
     log.info("%s v%s: %s", name, version, decision.reason)
     return decision
@@ -175,14 +139,14 @@ def record_decision(client: MlflowClient, name: str, version: str, decision: Dec
         client.set_model_version_tag(name, version, key, value)
 
 
-def set_champion(name: str, version: str, tracking_uri: str | None = None) -> Decision:
+def set_champion(name: str, version: str, tracking_uri: str) -> Decision:
     """Manual promotion or rollback: point `champion` at ``version`` and record it."""
-    client = _client(tracking_uri)
+    client = MlflowClient(tracking_uri)
     try:
         mv = client.get_model_version(name, version)
     except MlflowException as exc:
         raise RegistryError(f"{name} has no version {version}: {exc.message}") from exc
-    with _lock_for(tracking_uri or mlflow.get_tracking_uri(), name):
+    with _lock_for(tracking_uri, name):
         previous = champion_version(client, name)
         client.set_registered_model_alias(name, CHAMPION, mv.version)
     run = client.get_run(mv.run_id) if mv.run_id else None
@@ -192,36 +156,3 @@ def set_champion(name: str, version: str, tracking_uri: str | None = None) -> De
                         None, previous)
     record_decision(client, name, version, decision, by="manual")
     return decision
-
-
-def list_versions(prefix: str, ticker: str | None, tracking_uri: str | None = None) -> list[dict]:
-    """Every registered version with aliases, key metrics and its promotion decision."""
-    client = _client(tracking_uri)
-    if ticker:
-        names = [model_name(prefix, ticker)]
-    else:
-        names = [m.name for m in client.search_registered_models()
-                 if m.name.startswith(f"{prefix}-")]
-    rows = []
-    for name in names:
-        try:
-            aliases = client.get_registered_model(name).aliases or {}
-        except MlflowException:
-            continue
-        by_version: dict[str, list[str]] = {}
-        for alias, v in aliases.items():
-            by_version.setdefault(str(v), []).append(alias)
-        for mv in client.search_model_versions(f"name='{name}'"):
-            run = client.get_run(mv.run_id) if mv.run_id else None
-            metrics = run.data.metrics if run else {}
-            rows.append({
-                "model": name,
-                "version": int(mv.version),
-                "aliases": ",".join(sorted(by_version.get(str(mv.version), []))),
-                "test_rmse": metrics.get("test_rmse"),
-                "naive_rmse": metrics.get("naive_rmse"),
-                "skill_rmse": metrics.get("skill_rmse"),
-                "decision": mv.tags.get("promotion.reason", ""),
-                "run_id": mv.run_id,
-            })
-    return sorted(rows, key=lambda r: (r["model"], r["version"]))

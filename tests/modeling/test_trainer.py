@@ -6,9 +6,9 @@ import torch
 
 from stockcast.config import ModelConfig, TrainConfig
 from stockcast.errors import TrainingError
-from stockcast.features import SeriesTransformer
-from stockcast.model import LSTMForecaster
-from stockcast.train import resolve_device, train_model
+from stockcast.modeling.windows import SeriesTransformer, Split
+from stockcast.modeling.model import LSTMForecaster
+from stockcast.modeling.trainer import resolve_device, train_model
 
 FAST = TrainConfig(epochs=3, batch_size=32, progress=False, threads=1, device="cpu")
 
@@ -21,9 +21,17 @@ def test_forward_shapes(layers, bidir):
     assert m.lstm.bidirectional is bidir and m.lstm.num_layers == layers
 
 
-def test_zero_init_head_starts_at_persistence():
-    m = LSTMForecaster(zero_init_head=True)
+def test_zero_init_head_starts_at_a_constant_output():
+    m = LSTMForecaster(zero_init_head=True).reset_parameters(torch.Generator().manual_seed(0))
     assert torch.all(m(torch.randn(4, 20, 1)) == 0)
+
+
+def test_initialisation_comes_from_the_generator():
+    a = LSTMForecaster().reset_parameters(torch.Generator().manual_seed(7))
+    b = LSTMForecaster().reset_parameters(torch.Generator().manual_seed(7))
+    c = LSTMForecaster().reset_parameters(torch.Generator().manual_seed(8))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert not torch.equal(a.lstm.weight_ih_l0, c.lstm.weight_ih_l0)
 
 
 def sine_windows(n=400, seq=20, seed=0):
@@ -33,12 +41,13 @@ def sine_windows(n=400, seq=20, seed=0):
     idx = np.arange(n)[:, None] + np.arange(seq)
     x = s[idx][..., None].astype(np.float32)
     y = s[np.arange(n) + seq][:, None].astype(np.float32)
-    return x[:300], y[:300], x[300:], y[300:]
+    return (Split(x[:300], y[:300], np.arange(300)),
+            Split(x[300:], y[300:], np.arange(300, n)))
 
 
 def test_tiny_model_loss_decreases_on_a_sine():
-    xt, yt, xv, yv = sine_windows()
-    res = train_model(xt, yt, xv, yv, ModelConfig(hidden_size=16, num_layers=1, target="price"),
+    train, val = sine_windows()
+    res = train_model(train, val, ModelConfig(hidden_size=16, num_layers=1, target="price"),
                       TrainConfig(epochs=15, batch_size=32, lr=1e-2, progress=False, device="cpu",
                                   patience=15))
     losses = [h["val_loss"] for h in res.history]
@@ -47,22 +56,22 @@ def test_tiny_model_loss_decreases_on_a_sine():
 
 
 def test_seeded_training_is_deterministic_on_cpu():
-    xt, yt, xv, yv = sine_windows()
+    train, val = sine_windows()
     cfgm = ModelConfig(hidden_size=8, num_layers=2, target="price")
-    a = train_model(xt, yt, xv, yv, cfgm, FAST)
-    b = train_model(xt, yt, xv, yv, cfgm, FAST)
+    a = train_model(train, val, cfgm, FAST)
+    b = train_model(train, val, cfgm, FAST)
     assert a.history == b.history
     for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.equal(pa, pb)
 
 
 def test_early_stopping_restores_the_best_weights():
-    xt, yt, xv, yv = sine_windows()
+    train, val = sine_windows()
     # Validation targets the model cannot learn: val loss stops improving almost at once.
     rng = np.random.default_rng(1)
-    yv_noise = rng.normal(size=yv.shape).astype(np.float32) * 5
+    noisy = Split(val.x, rng.normal(size=val.y.shape).astype(np.float32) * 5, val.origins)
     seen = []
-    res = train_model(xt, yt, xv, yv_noise, ModelConfig(hidden_size=8, num_layers=1, target="price"),
+    res = train_model(train, noisy, ModelConfig(hidden_size=8, num_layers=1, target="price"),
                       TrainConfig(epochs=40, batch_size=32, lr=1e-2, patience=2, progress=False,
                                   device="cpu"),
                       on_epoch=lambda e, m: seen.append((e, m["val_loss"])))
@@ -71,16 +80,17 @@ def test_early_stopping_restores_the_best_weights():
     assert res.best_epoch == best[0]
     # The returned model scores exactly the best epoch's validation loss.
     with torch.no_grad():
-        val = torch.mean((res.model(torch.as_tensor(xv)) - torch.as_tensor(yv_noise)) ** 2).item()
-    assert math.isclose(val, best[1], rel_tol=1e-4)
+        loss = torch.mean((res.model(torch.as_tensor(val.x)) - torch.as_tensor(noisy.y)) ** 2).item()
+    assert math.isclose(loss, best[1], rel_tol=1e-4)
 
 
 def test_nan_loss_stops_training_with_a_clear_error():
-    xt, yt, xv, yv = sine_windows()
-    yt = yt.copy()
-    yt[5] = np.nan
+    train, val = sine_windows()
+    y = train.y.copy()
+    y[5] = np.nan
+    train = Split(train.x, y, train.origins)
     with pytest.raises(TrainingError, match="diverged"):
-        train_model(xt, yt, xv, yv, ModelConfig(hidden_size=4, target="price"), FAST)
+        train_model(train, val, ModelConfig(hidden_size=4, target="price"), FAST)
 
 
 def test_unavailable_device_is_refused():
@@ -101,8 +111,8 @@ def test_log_return_reconstruction_from_last_close():
 
 @pytest.mark.gpu
 def test_cuda_training_uses_amp_and_cudnn():
-    xt, yt, xv, yv = sine_windows()
-    res = train_model(xt, yt, xv, yv, ModelConfig(hidden_size=32, target="price"),
+    train, val = sine_windows()
+    res = train_model(train, val, ModelConfig(hidden_size=32, target="price"),
                       TrainConfig(epochs=3, device="cuda", progress=False))
     assert res.device.startswith("cuda")
     assert res.amp_dtype in {"bfloat16", "float16"}
@@ -110,7 +120,7 @@ def test_cuda_training_uses_amp_and_cudnn():
 
 
 def test_cpu_mixed_precision_only_where_the_cpu_has_bf16():
-    from stockcast.train import amp_dtype_for, cpu_has_native_bf16
+    from stockcast.modeling.trainer import amp_dtype_for, cpu_has_native_bf16
 
     cpu = torch.device("cpu")
     assert amp_dtype_for(cpu, False) is None
@@ -124,3 +134,32 @@ def test_head_stays_float32_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = m(torch.randn(4, 12, 1))
     assert out.dtype == torch.float32
+
+
+def test_training_neither_reads_nor_changes_the_global_rng():
+    train, val = sine_windows()
+    cfgm = ModelConfig(hidden_size=8, num_layers=1, target="price")
+    torch.manual_seed(1)
+    a = train_model(train, val, cfgm, FAST)
+    torch.manual_seed(999)
+    np.random.seed(5)
+    before = torch.get_rng_state()
+    b = train_model(train, val, cfgm, FAST)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters(),
+                                                  strict=True))
+
+
+def test_concurrent_tickers_in_threads_get_the_weights_each_gets_alone():
+    from concurrent.futures import ThreadPoolExecutor
+
+    datasets = [sine_windows(seed=0), sine_windows(seed=1), sine_windows(seed=2)]
+    cfgm = ModelConfig(hidden_size=8, num_layers=2, target="price")
+    cfg = FAST.model_copy(update={"threads": 1, "epochs": 3})
+    alone = [train_model(t, v, cfgm, cfg) for t, v in datasets]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        together = list(pool.map(lambda d: train_model(d[0], d[1], cfgm, cfg), datasets))
+    for x, y in zip(alone, together, strict=True):
+        assert x.history == y.history
+        assert all(torch.equal(p, q) for p, q in zip(x.model.parameters(), y.model.parameters(),
+                                                      strict=True))

@@ -7,11 +7,12 @@ import pytest
 from helpers import TINY
 
 from stockcast.config import build_config, merge
-from stockcast.dataset import prepare_windows
-from stockcast.evaluate import score_forecasts
-from stockcast.ingest import read_price_file
-from stockcast.schemas import validate_prices
-from stockcast.train import predict, train_model
+from stockcast.modeling.windows import prepare_windows
+from stockcast.evaluation.metrics import score_forecasts
+from stockcast.data.files import read_price_file
+from stockcast.data.sources import PriceData
+from stockcast.data.schemas import validate_prices
+from stockcast.modeling.trainer import predict, train_model
 
 
 def hundredfold_csv(path, n=7500, seed=7):
@@ -37,17 +38,17 @@ def test_defaults_hold_up_on_a_hundredfold_rise_with_a_split(tmp_path, target):
     adj = hundredfold_csv(tmp_path / "long.csv")
     cfg = build_config(merge(TINY, {"model": {"target": target},
                                     "train": {"epochs": 5}}))
-    frame, report = validate_prices(read_price_file(tmp_path / "long.csv"), "LONG", cfg.window,
-                                    cfg.validation)
+    checked = validate_prices(PriceData("LONG", read_price_file(tmp_path / "long.csv"), "csv",
+                                        str(tmp_path / "long.csv")), cfg.window, cfg.validation)
+    frame, report = checked.frame, checked.report
     np.testing.assert_allclose(frame["Close"], adj)  # split-adjusted from Adj Close
     assert not any("one-day move" in w for w in report.warnings)
     data = prepare_windows(frame, cfg.window, cfg.model)
     # the test span lies well outside the training price range
-    assert np.median(data.close[data.origins["test"]]) > data.close[: data.bounds.train_end].max()
-    result = train_model(data.x["train"], data.y["train"], data.x["val"], data.y["val"],
-                         cfg.model, cfg.train)
-    pred = data.to_prices("test", predict(result.model, data.x["test"]))
-    skill = score_forecasts(pred, data.actual_prices("test"), data.last_close("test"))["skill_rmse"]
+    assert np.median(data.close[data.test.origins]) > data.close[: data.bounds.train_end].max()
+    result = train_model(data.train, data.val, cfg.model, cfg.train)
+    pred = data.to_prices(data.test, predict(result.model, data.test.x))
+    skill = score_forecasts(pred, data.actual_prices(data.test), data.last_close(data.test))["skill_rmse"]
     if target == "log_return":
         # The default stays at persistence level even far outside the training price range.
         assert skill > -0.05

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stockcast.features import SeriesTransformer
 from stockcast.market_calendar import next_trading_days
-from stockcast.model import LSTMForecaster
+from stockcast.modeling.model import LSTMForecaster
+from stockcast.modeling.windows import SeriesTransformer
 
 
 class StockcastForecaster(mlflow.pyfunc.PythonModel):

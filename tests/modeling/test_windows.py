@@ -3,8 +3,8 @@ import pytest
 from helpers import make_prices
 
 from stockcast.config import ModelConfig, WindowConfig
-from stockcast.dataset import prepare_windows
-from stockcast.windows import make_windows, min_rows, split_bounds, window_origins
+from stockcast.modeling.windows import prepare_windows
+from stockcast.modeling.windows import make_windows, min_rows, split_bounds, window_origins
 
 
 @pytest.mark.parametrize("seq,h", [(5, 1), (10, 3), (30, 5)])
@@ -57,17 +57,17 @@ def test_scaler_sees_only_training_rows_and_round_trips(target, features):
             np.testing.assert_allclose(getattr(data.transformer.scaler, attr),
                                        getattr(other.transformer.scaler, attr))
     # inverse transform of the true targets gives back the true prices
-    for split in ("train", "val", "test"):
-        np.testing.assert_allclose(data.to_prices(split, data.y[split]), data.actual_prices(split),
+    for split in (data.train, data.val, data.test):
+        np.testing.assert_allclose(data.to_prices(split, split.y), data.actual_prices(split),
                                    rtol=1e-4)
-    assert not np.isnan(data.x["train"]).any()
+    assert not np.isnan(data.train.x).any()
 
 
 def test_windows_are_float32_for_long_histories():
     frame = make_prices(20_000, seed=2)
     data = prepare_windows(frame, WindowConfig(), ModelConfig())
-    assert data.x["train"].dtype == np.float32
-    assert data.x["train"].shape[1:] == (60, 1)
+    assert data.train.x.dtype == np.float32
+    assert data.train.x.shape[1:] == (60, 1)
 
 
 @pytest.mark.parametrize("target", ["price", "log_return", "residual"])
@@ -75,6 +75,6 @@ def test_include_input_targets_round_trip_to_future_prices(target):
     frame = make_prices(300, seed=5)
     cfg = WindowConfig(sequence_length=10, horizon=2, include_input=True, min_windows_per_split=5)
     data = prepare_windows(frame, cfg, ModelConfig(target=target))
-    assert data.y["test"].shape[1] == 12  # the 10 inputs echoed, then 2 future steps
-    np.testing.assert_allclose(data.to_prices("test", data.y["test"]), data.actual_prices("test"),
+    assert data.test.y.shape[1] == 12  # the 10 inputs echoed, then 2 future steps
+    np.testing.assert_allclose(data.to_prices(data.test, data.test.y), data.actual_prices(data.test),
                                rtol=1e-4)

@@ -7,13 +7,8 @@ from helpers import predictable_prices, quality, run_stages
 from mlflow.tracking import MlflowClient
 
 from stockcast.config import PromotionConfig
-from stockcast.registry import (
-    champion_version,
-    decide_promotion,
-    list_versions,
-    model_name,
-    set_champion,
-)
+from stockcast.registry.promotion import decide_promotion, set_champion
+from stockcast.registry.versions import champion_version, list_versions, model_name
 
 GATE = PromotionConfig(min_skill=-0.05, margin=0.0)
 
@@ -124,7 +119,7 @@ def test_run_logs_params_metrics_artifacts_lineage_and_a_loadable_model(tmp_path
     assert forecast["date"].iloc[0] > frame["Date"].iloc[origin]
     # The pytorch flavour (logged beside it, with a signature) loads and runs on windows.
     lstm = mlflow.pytorch.load_model(client.get_run(run.info.run_id).data.tags["model.torch_uri"])
-    x = torch.as_tensor(out["data"].x["test"][:3])
+    x = torch.as_tensor(out["data"].test.x[:3])
     assert lstm(x).shape == (3, 1)
 
 

@@ -1,16 +1,20 @@
-"""Target formulations: turning a price frame into scaled model inputs and back to prices.
+"""From a validated price frame to scaled (past -> future) windows per split, and back to prices.
 
-A fitted ``SeriesTransformer`` travels with the model (it is pickled into the MLflow model),
-so a forecast from raw prices uses exactly the transformation the model was trained with.
+Row ``t`` is a window's *origin*: its inputs are rows ``t-L+1 .. t`` and its targets rows
+``t+1 .. t+h``. A window belongs to the split that holds all of its targets; its inputs may
+reach back into the previous split (that is the past, known at forecast time), never forward.
+Row 0 is never an input, so return-based features (which need the previous close) and
+price features produce exactly the same windows, and formulations compare on the same days.
 
-Formulations (``ModelConfig.target``):
+Target formulations (``ModelConfig.target``), implemented by ``SeriesTransformer``, which is
+fitted on training rows only and travels with the model (pickled into the MLflow model):
 
-- ``price`` (the seed tutorials'): scaled prices in, the scaled next closes out.
-- ``log_return``: per-row log returns relative to the previous close in, the next log
-  returns out; prices are rebuilt from the last observed close. Scale-free, so a history
+- ``log_return`` (default): per-row log returns relative to the previous close in, the next
+  log returns out; prices are rebuilt from the last observed close. Scale-free, so a history
   that rises a hundredfold or leaves the training range does not break it.
 - ``residual``: log prices relative to the window's last close in, log(future / last close)
   out; a zero prediction is exactly the persistence forecast.
+- ``price`` (the seed tutorials'): scaled prices in, the scaled next closes out.
 """
 
 from __future__ import annotations
@@ -19,12 +23,85 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.base import TransformerMixin
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from stockcast.windows import make_windows
+from stockcast.config import ModelConfig, WindowConfig
 
+SPLITS = ("train", "val", "test")
 PRICE_LIKE = ("Open", "High", "Low", "Close")
+
+
+@dataclass(frozen=True)
+class SplitBounds:
+    """Row index boundaries: train = [0, train_end), val = [train_end, val_end), test = [val_end, n)."""
+
+    n: int
+    train_end: int
+    val_end: int
+
+
+def split_bounds(n_rows: int, cfg: WindowConfig) -> SplitBounds:
+    """Cut ``n_rows`` chronologically by the configured fractions."""
+    train_end = int(round(n_rows * cfg.train_fraction))
+    val_end = int(round(n_rows * (cfg.train_fraction + cfg.val_fraction)))
+    return SplitBounds(n_rows, train_end, val_end)
+
+
+def window_origins(n_rows: int, cfg: WindowConfig) -> dict[str, np.ndarray]:
+    """Origin row indices of the windows in each split (possibly empty arrays)."""
+    b = split_bounds(n_rows, cfg)
+    seq, h = cfg.sequence_length, cfg.horizon
+    # first target t+1 must lie in the split, last target t+h must too.
+    ranges = {
+        "train": (seq, b.train_end - 1 - h),
+        "val": (max(seq, b.train_end - 1), b.val_end - 1 - h),
+        "test": (max(seq, b.val_end - 1), b.n - 1 - h),
+    }
+    # ranges are inclusive; np.arange is empty when the split is too short.
+    return {k: np.arange(lo, hi + 1, dtype=np.int64) for k, (lo, hi) in ranges.items()}
+
+
+def min_rows(cfg: WindowConfig) -> int:
+    """The fewest rows for which every split holds ``cfg.min_windows_per_split`` windows."""
+    n = cfg.sequence_length + cfg.horizon + 1
+    while True:
+        counts = [len(o) for o in window_origins(n, cfg).values()]
+        if min(counts) >= cfg.min_windows_per_split:
+            return n
+        n += max(1, (cfg.min_windows_per_split - min(counts)) // 2)
+
+
+def make_windows(
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    origins: np.ndarray,
+    sequence_length: int,
+    horizon: int,
+    include_input: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gather windows without a Python loop over rows.
+
+    inputs: [N, F] per-row features; targets: [N] per-row target values.
+    Returns X [W, L, F] and y [W, h] (or [W, L + h] with ``include_input``, the seed
+    tutorials' option: the target is the input sequence followed by the future steps).
+    """
+    origins = np.asarray(origins, dtype=np.int64)
+    # sliding_window_view gives views: [N - L + 1, F, L]; row i covers rows i .. i+L-1.
+    x_all = sliding_window_view(inputs, sequence_length, axis=0)
+    x = np.ascontiguousarray(x_all[origins - sequence_length + 1].transpose(0, 2, 1))
+    if include_input:
+        span = sequence_length + horizon
+        y_all = sliding_window_view(targets, span)
+        y = y_all[origins - sequence_length + 1]
+    else:
+        y_all = sliding_window_view(targets, horizon)
+        y = y_all[origins + 1]
+    return x, np.ascontiguousarray(y)
+
+
+# ---------------------------------------------------------------------------- target transform
 
 
 def _make_scaler(kind: str, target: str) -> TransformerMixin:
@@ -152,3 +229,67 @@ class SeriesTransformer:
     def future_part(self, y: np.ndarray) -> np.ndarray:
         """Only the forecast steps of a target/prediction (drops the echoed inputs)."""
         return y[:, -self.horizon:]
+
+
+# ---------------------------------------------------------------------------- prepared data
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split's scaled windows: inputs x [W, L, F], targets y [W, out], origin rows [W]."""
+
+    x: np.ndarray
+    y: np.ndarray
+    origins: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.origins)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Scaled windows per split, the fitted transformer, and the frame they came from."""
+
+    frame: pd.DataFrame
+    bounds: SplitBounds
+    transformer: SeriesTransformer
+    train: Split
+    val: Split
+    test: Split
+
+    @property
+    def close(self) -> np.ndarray:
+        """Closes of the whole frame [N]."""
+        return self.frame["Close"].to_numpy(dtype=np.float64)
+
+    def actual_prices(self, split: Split) -> np.ndarray:
+        """True closes [W, horizon] after each origin of ``split``."""
+        h = self.transformer.horizon
+        return np.stack([self.close[split.origins + k] for k in range(1, h + 1)], axis=1)
+
+    def last_close(self, split: Split) -> np.ndarray:
+        """The last observed close at each origin of ``split`` [W]."""
+        return self.close[split.origins]
+
+    def to_prices(self, split: Split, y_scaled: np.ndarray) -> np.ndarray:
+        """Scaled predictions for ``split`` -> forecast closes [W, horizon]."""
+        future = self.transformer.future_part(np.asarray(y_scaled))
+        return self.transformer.to_prices(future, self.last_close(split))
+
+
+def prepare_windows(frame: pd.DataFrame, window: WindowConfig, model: ModelConfig) -> PreparedData:
+    """Split chronologically, fit the scaler on training rows only, build every split's windows."""
+    frame = frame.reset_index(drop=True)
+    bounds = split_bounds(len(frame), window)
+    origins = window_origins(len(frame), window)
+    transformer = SeriesTransformer(
+        target=model.target,
+        features=tuple(window.features),
+        scaler_kind=window.scaler,
+        sequence_length=window.sequence_length,
+        horizon=window.horizon,
+        include_input=window.include_input,
+    ).fit(frame, bounds.train_end)
+    windows = transformer.split_windows(frame, origins)
+    splits = {name: Split(x, y, origins[name]) for name, (x, y) in windows.items()}
+    return PreparedData(frame, bounds, transformer, **splits)

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from stockcast.config import WindowConfig
-from stockcast.plotting import new_figure, save, serialized
-from stockcast.windows import split_bounds
+from stockcast.evaluation.plotting import new_figure, save, serialized
+from stockcast.modeling.windows import split_bounds
 
 TRADING_DAYS = 252
 

@@ -7,11 +7,20 @@ import pandas as pd
 import pytest
 from helpers import make_prices
 
-from stockcast import ingest
+from stockcast.data import cache, files, sources, yahoo
+from stockcast.data.schemas import validate_prices
 from stockcast.config import DataConfig
 from stockcast.errors import CacheCorruptError, DataSourceError
 
 TODAY = dt.date(2016, 3, 1)
+
+
+def validated(prices):
+    """The prices as they leave validation (the tiny windows the tests use)."""
+    from stockcast.config import ValidationConfig, WindowConfig
+
+    return validate_prices(prices, WindowConfig(sequence_length=5, min_windows_per_split=1),
+                           ValidationConfig())
 
 
 def cfg(tmp_path, **kw) -> DataConfig:
@@ -21,8 +30,8 @@ def cfg(tmp_path, **kw) -> DataConfig:
 
 def test_fetch_prices_normalises_the_yfinance_frame(fake_yf):
     fake_yf.frames["MSFT"] = make_prices(50)
-    df = ingest.fetch_prices("MSFT", dt.date(2015, 1, 1), None)
-    assert list(df.columns) == ingest.COLUMNS
+    df = yahoo.fetch_prices("MSFT", dt.date(2015, 1, 1), None)
+    assert list(df.columns) == files.COLUMNS
     assert df["Date"].dt.tz is None
     assert df["Date"].iloc[0] == pd.Timestamp("2015-01-02")
     # Adjusted prices are requested explicitly, single-level columns, errors raised.
@@ -32,7 +41,7 @@ def test_fetch_prices_normalises_the_yfinance_frame(fake_yf):
 
 def test_unknown_ticker_is_a_permanent_error_naming_it(fake_yf):
     with pytest.raises(DataSourceError, match="NOPE") as err:
-        ingest.fetch_prices("NOPE", None, None)
+        yahoo.fetch_prices("NOPE", None, None)
     assert not err.value.transient
 
 
@@ -40,7 +49,7 @@ def test_network_error_is_transient_and_retried_with_backoff(fake_yf):
     fake_yf.error = ConnectionError("Could not resolve host: query2.finance.yahoo.com")
     sleeps = []
     with pytest.raises(DataSourceError, match="could not reach Yahoo Finance") as err:
-        ingest.fetch_with_retries("GOOG", None, None, retries=2, backoff_seconds=1.5,
+        yahoo.fetch_with_retries("GOOG", None, None, retries=2, backoff_seconds=1.5,
                                   sleep=sleeps.append)
     assert err.value.transient
     assert sleeps == [1.5, 3.0]
@@ -52,14 +61,14 @@ def test_rate_limit_is_transient(fake_yf):
 
     fake_yf.error = yfinance.exceptions.YFRateLimitError()
     with pytest.raises(DataSourceError, match="rate-limited") as err:
-        ingest.fetch_prices("GOOG", None, None)
+        yahoo.fetch_prices("GOOG", None, None)
     assert err.value.transient
 
 
 def test_permanent_error_is_not_retried(fake_yf):
     sleeps = []
     with pytest.raises(DataSourceError):
-        ingest.fetch_with_retries("NOPE", None, None, retries=3, backoff_seconds=1,
+        yahoo.fetch_with_retries("NOPE", None, None, retries=3, backoff_seconds=1,
                                   sleep=sleeps.append)
     assert sleeps == [] and len(fake_yf.calls) == 1
 
@@ -70,14 +79,14 @@ def test_adj_close_rescales_ohlc_for_splits():
         "Low": [198.0, 99.0], "Close": [200.0, 100.0], "Adj Close": [100.0, 100.0],
         "Volume": [10, 20],
     })
-    df = ingest.normalize_prices(raw)
+    df = files.normalize_prices(raw)
     assert df["Close"].tolist() == [100.0, 100.0]  # the 2:1 split no longer looks like a crash
     assert df["Open"].tolist() == [100.0, 101.0]
     assert "Adj Close" not in df.columns
 
 
 def test_bundled_aapl_sample_is_split_adjusted():
-    df = ingest.read_price_file(ingest.sample_path("AAPL"))
+    df = files.read_price_file(files.sample_path("AAPL"))
     moves = df["Close"].pct_change().abs()
     june_2000 = df["Date"].between("2000-06-19", "2000-06-23")
     assert moves[june_2000].max() < 0.2  # raw closes halve here
@@ -90,8 +99,8 @@ def test_csv_any_column_order_spellings_and_dates(tmp_path):
         "1000,$10.5,10.0,11.0,9.5,01/02/2020\n"
         "1200,$10.7,10.5,10.9,10.4,01/03/2020\n"
     )
-    df = ingest.read_price_file(path)
-    assert list(df.columns) == ingest.COLUMNS
+    df = files.read_price_file(path)
+    assert list(df.columns) == files.COLUMNS
     assert df["Close"].tolist() == [10.5, 10.7]
     assert df["Date"].tolist() == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-03")]
 
@@ -99,108 +108,107 @@ def test_csv_any_column_order_spellings_and_dates(tmp_path):
 def test_incremental_cache_fetches_only_new_days_and_merges(tmp_path, fake_yf):
     full = make_prices(300, start="2015-01-02")
     fake_yf.frames["MSFT"] = full.iloc[:200]
-    first = ingest.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
+    first = sources.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
     assert len(first.frame) == 200 and first.source == "yfinance" and first.cache_pending
-    assert ingest.read_cache(tmp_path, "MSFT") is None  # not cached before validation
-    ingest.commit_to_cache(first, first.frame, tmp_path)
+    assert cache.read_cache(tmp_path, "MSFT") is None  # not cached before validation
+    cache.commit_to_cache(validated(first), tmp_path)
     fake_yf.frames["MSFT"] = full
     fake_yf.calls.clear()
-    second = ingest.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
+    second = sources.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
     # Only the days after the last cached date (plus a short overlap) were requested.
     requested = pd.Timestamp(fake_yf.calls[0]["start"])
     assert requested > full["Date"].iloc[190]
     pd.testing.assert_frame_equal(second.frame, full, check_dtype=False)
-    ingest.commit_to_cache(second, second.frame, tmp_path)
-    assert len(ingest.read_cache(tmp_path, "MSFT")) == 300
+    cache.commit_to_cache(validated(second), tmp_path)
+    assert len(cache.read_cache(tmp_path, "MSFT")) == 300
 
 
 def test_changed_adjustment_basis_refetches_full_history(tmp_path, fake_yf):
     full = make_prices(300)
     fake_yf.frames["MSFT"] = full.iloc[:200]
-    first = ingest.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
-    ingest.commit_to_cache(first, first.frame, tmp_path)
+    first = sources.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
+    cache.commit_to_cache(validated(first), tmp_path)
     rescaled = full.copy()
     rescaled[["Open", "High", "Low", "Close"]] *= 0.5  # a split re-based the whole history
     fake_yf.frames["MSFT"] = rescaled
-    out = ingest.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
+    out = sources.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
     np.testing.assert_allclose(out.frame["Close"], rescaled["Close"])
 
 
 def test_every_run_keeps_an_immutable_snapshot(tmp_path):
-    a = ingest.load_prices("GOOG", cfg(tmp_path, source="sample", start=None))
-    b = ingest.load_prices("GOOG", cfg(tmp_path, source="sample", start=None))
+    a = sources.load_prices("GOOG", cfg(tmp_path, source="sample", start=None))
+    b = sources.load_prices("GOOG", cfg(tmp_path, source="sample", start=None))
     assert a.snapshot_path != b.snapshot_path
     assert stat.S_IMODE(os.stat(a.snapshot_path).st_mode) & 0o222 == 0  # read-only
     pd.testing.assert_frame_equal(pd.read_parquet(a.snapshot_path), a.frame)
-    peek = ingest.load_prices("GOOG", cfg(tmp_path, source="sample", start=None), snapshot=False)
+    peek = sources.load_prices("GOOG", cfg(tmp_path, source="sample", start=None), snapshot=False)
     assert peek.snapshot_path is None
     assert len(list((tmp_path / "raw" / "GOOG").iterdir())) == 2
 
 
 def test_auto_falls_back_to_cache_then_sample_and_says_so(tmp_path, fake_yf):
     fake_yf.error = ConnectionError("Could not resolve host")
-    out = ingest.load_prices("GOOG", cfg(tmp_path, source="auto", start=None))
+    out = sources.load_prices("GOOG", cfg(tmp_path, source="auto", start=None))
     assert out.source == "sample"
     assert any("yfinance failed" in n for n in out.notes)
     assert any("bundled sample" in n for n in out.notes)
-    ingest.write_cache(tmp_path, "GOOG", make_prices(200))
-    out = ingest.load_prices("GOOG", cfg(tmp_path, source="auto", start=None))
+    cache.write_cache(tmp_path, "GOOG", make_prices(200))
+    out = sources.load_prices("GOOG", cfg(tmp_path, source="auto", start=None))
     assert out.source == "cache" and len(out.frame) == 200
 
 
 def test_auto_does_not_fall_back_for_an_unknown_ticker(tmp_path, fake_yf):
     with pytest.raises(DataSourceError, match="ZZZZ"):
-        ingest.load_prices("ZZZZ", cfg(tmp_path, source="auto"))
+        sources.load_prices("ZZZZ", cfg(tmp_path, source="auto"))
 
 
 def test_auto_offline_without_cache_or_sample_is_a_clear_error(tmp_path, fake_yf):
     fake_yf.error = ConnectionError("Could not resolve host")
     with pytest.raises(DataSourceError, match="no local cache and no bundled sample"):
-        ingest.load_prices("MSFT", cfg(tmp_path, source="auto"))
+        sources.load_prices("MSFT", cfg(tmp_path, source="auto"))
 
 
 def test_corrupt_cache_is_detected_and_never_used(tmp_path, fake_yf):
-    path = ingest.write_cache(tmp_path, "GOOG", make_prices(200))
+    path = cache.write_cache(tmp_path, "GOOG", make_prices(200))
     path.write_bytes(path.read_bytes()[:100])  # truncated
     with pytest.raises(CacheCorruptError, match="corrupt"):
-        ingest.read_cache(tmp_path, "GOOG")
+        cache.read_cache(tmp_path, "GOOG")
     with pytest.raises(CacheCorruptError):
-        ingest.load_prices("GOOG", cfg(tmp_path, source="cache"))
+        sources.load_prices("GOOG", cfg(tmp_path, source="cache"))
     # Online, the full history is re-fetched and the cache repaired.
     fake_yf.frames["GOOG"] = make_prices(250)
-    out = ingest.load_prices("GOOG", cfg(tmp_path, source="yfinance"), today=TODAY)
+    out = sources.load_prices("GOOG", cfg(tmp_path, source="yfinance"), today=TODAY)
     assert out.source == "yfinance" and len(out.frame) == 250
-    ingest.commit_to_cache(out, out.frame, tmp_path)
-    assert len(ingest.read_cache(tmp_path, "GOOG")) == 250
+    cache.commit_to_cache(validated(out), tmp_path)
+    assert len(cache.read_cache(tmp_path, "GOOG")) == 250
 
 
 def test_sample_for_unknown_ticker_lists_the_available_ones():
     with pytest.raises(DataSourceError, match="AAPL, GOOG, IBM"):
-        ingest.sample_path("MSFT")
+        files.sample_path("MSFT")
 
 
 @pytest.mark.network
 def test_real_yfinance_download():
-    df = ingest.fetch_prices("MSFT", dt.date(2024, 1, 1), dt.date(2024, 2, 1))
+    df = yahoo.fetch_prices("MSFT", dt.date(2024, 1, 1), dt.date(2024, 2, 1))
     assert len(df) > 15
 
 
 def test_an_invalid_download_never_replaces_the_cache(tmp_path, fake_yf):
-    from stockcast import pipeline
     from stockcast.config import build_config
     from stockcast.errors import DataValidationError
 
     good = make_prices(300)
-    path = ingest.write_cache(tmp_path, "MSFT", good)
+    path = cache.write_cache(tmp_path, "MSFT", good)
     before = path.read_bytes()
     bad = make_prices(320)
     bad.loc[310, "Close"] = -1.0  # yfinance hands back a broken bar
     fake_yf.frames["MSFT"] = bad
     full_cfg = build_config({"data": {"data_dir": str(tmp_path), "source": "yfinance",
                                       "start": "2015-01-01", "retries": 0}})
-    prices = ingest.load_prices("MSFT", full_cfg.data, today=TODAY)
+    prices = sources.load_prices("MSFT", full_cfg.data, today=TODAY)
     with pytest.raises(DataValidationError):
-        pipeline.validate_stage(prices, full_cfg)
+        validate_prices(prices, full_cfg.window, full_cfg.validation, tmp_path / "reports")
     assert path.read_bytes() == before
 
 
@@ -210,7 +218,7 @@ def test_a_repeated_latest_bar_from_yahoo_keeps_the_latest_copy(fake_yf, caplog)
     last["Close"] = last["Close"] * 1.01  # the settled copy of the same day
     last["High"] = last[["High", "Close"]].max(axis=1)
     fake_yf.frames["MSFT"] = pd.concat([frame, last], ignore_index=True)
-    df = ingest.fetch_prices("MSFT", None, None)
+    df = yahoo.fetch_prices("MSFT", None, None)
     assert len(df) == 30 and df["Date"].is_unique
     assert df["Close"].iloc[-1] == pytest.approx(last["Close"].iloc[0])
     assert "repeated bar" in caplog.text

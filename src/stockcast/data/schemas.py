@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,8 +12,12 @@ import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
 
 from stockcast.config import ValidationConfig, WindowConfig
+from stockcast.data.sources import PriceData
 from stockcast.errors import DataValidationError
-from stockcast.windows import min_rows
+from stockcast.modeling.windows import min_rows
+from stockcast.runtime import utc_stamp
+
+log = logging.getLogger(__name__)
 
 
 def _strictly_increasing(s: pd.Series) -> pd.Series:
@@ -68,6 +73,7 @@ class ValidationReport:
     required_rows: int
     failures: pd.DataFrame = field(default_factory=pd.DataFrame)
     warnings: list[str] = field(default_factory=list)
+    frame: pd.DataFrame | None = field(default=None, repr=False)  # coerced, when valid
 
     @property
     def valid(self) -> bool:
@@ -132,19 +138,33 @@ def _warnings(frame: pd.DataFrame, cfg: ValidationConfig) -> list[str]:
     return out
 
 
-def check_prices(
-    frame: pd.DataFrame, ticker: str, window: WindowConfig, cfg: ValidationConfig
-) -> tuple[pd.DataFrame, ValidationReport]:
-    """Validate lazily; return the coerced frame and a report listing every failing check."""
+@dataclass(frozen=True)
+class ValidatedPrices:
+    """Prices that passed validation: the coerced frame, the report, where the report was
+    written, and the source they came from."""
+
+    prices: PriceData
+    frame: pd.DataFrame
+    report: ValidationReport
+    report_path: Path | None = None
+
+    @property
+    def ticker(self) -> str:
+        """The ticker these prices belong to."""
+        return self.prices.ticker
+
+
+def check_prices(frame: pd.DataFrame, ticker: str, window: WindowConfig,
+                 cfg: ValidationConfig) -> ValidationReport:
+    """Validate lazily; a report listing every failing check (with the coerced frame if valid)."""
     required = min_rows(window)
     try:
         clean = price_schema(required).validate(frame, lazy=True)
     except (SchemaErrors, SchemaError) as exc:
-        report = ValidationReport(ticker, len(frame), required, _failure_table(frame, exc))
-        return frame, report
-    return clean.reset_index(drop=True), ValidationReport(
-        ticker, len(clean), required, warnings=_warnings(clean, cfg)
-    )
+        return ValidationReport(ticker, len(frame), required, _failure_table(frame, exc))
+    clean = clean.reset_index(drop=True)
+    return ValidationReport(ticker, len(clean), required, warnings=_warnings(clean, cfg),
+                            frame=clean)
 
 
 def raise_if_invalid(report: ValidationReport, saved_to: Path | None = None) -> None:
@@ -160,10 +180,17 @@ def raise_if_invalid(report: ValidationReport, saved_to: Path | None = None) -> 
     )
 
 
-def validate_prices(
-    frame: pd.DataFrame, ticker: str, window: WindowConfig, cfg: ValidationConfig
-) -> tuple[pd.DataFrame, ValidationReport]:
-    """Like ``check_prices`` but raises DataValidationError (with the report) when invalid."""
-    clean, report = check_prices(frame, ticker, window, cfg)
-    raise_if_invalid(report)
-    return clean, report
+def validate_prices(prices: PriceData, window: WindowConfig, cfg: ValidationConfig,
+                    reports_dir: Path | None = None) -> ValidatedPrices:
+    """Judge the prices: the report is written once (under ``reports_dir/<TICKER>/`` when
+    given), warnings are logged, and DataValidationError is raised when any check failed.
+    Writes nothing else: committing a download to the cache is the caller's next step."""
+    report = check_prices(prices.frame, prices.ticker, window, cfg)
+    saved = None
+    if reports_dir is not None:
+        saved = report.save(Path(reports_dir) / prices.ticker / f"{utc_stamp()}-validation")
+    raise_if_invalid(report, saved)
+    for warning in report.warnings:
+        log.warning("%s: %s", prices.ticker, warning)
+    assert report.frame is not None
+    return ValidatedPrices(prices, report.frame, report, saved)

@@ -1,0 +1,131 @@
+"""Reading price tables: a user's CSV or Parquet file, the bundled sample, and the one
+normalised shape every source returns (``Date, Open, High, Low, Close, Volume``, tz-naive
+dates, split-adjusted prices). Nothing here drops a row: sorting, de-duplication and range
+checks are the validator's job."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from stockcast.errors import DataSourceError
+
+PRICE_COLUMNS = ["Open", "High", "Low", "Close", "Volume"]
+COLUMNS = ["Date", *PRICE_COLUMNS]
+SAMPLE_TICKERS = ("AAPL", "GOOG", "IBM")
+
+# The usual spellings of each column, compared after lower-casing and removing non-letters.
+_ALIASES = {
+    "Date": {"date", "datetime", "timestamp", "time", "day", "tradingday"},
+    "Open": {"open", "openprice", "o"},
+    "High": {"high", "highprice", "h"},
+    "Low": {"low", "lowprice", "l"},
+    "Close": {"close", "closeprice", "closelast", "last", "c"},
+    "Adj Close": {"adjclose", "adjustedclose", "adjcloseprice", "adjustedcloseprice"},
+    "Volume": {"volume", "vol", "v"},
+}
+
+
+def _canonical(name: object) -> str | None:
+    key = re.sub(r"[^a-z]", "", str(name).lower())
+    for canonical, spellings in _ALIASES.items():
+        if key in spellings:
+            return canonical
+    return None
+
+
+def _to_number(col: pd.Series) -> pd.Series:
+    """Strip currency symbols and thousands separators; leave anything else for the validator."""
+    if pd.api.types.is_numeric_dtype(col):
+        return col
+    cleaned = col.astype("string").str.replace(r"[$,\s]", "", regex=True)
+    numeric = pd.to_numeric(cleaned, errors="coerce")
+    # Keep the original text where it is not a number, so validation can show the bad value.
+    if numeric.isna().sum() > col.isna().sum():
+        return col
+    return numeric
+
+
+def _to_dates(dates: pd.Series) -> pd.Series:
+    if not pd.api.types.is_datetime64_any_dtype(dates):
+        dates = pd.to_datetime(dates.astype("string"), format="mixed", errors="coerce")
+    if getattr(dates.dt, "tz", None) is not None:
+        # Daily bars are stamped at midnight exchange time: keep that calendar date.
+        dates = dates.dt.tz_localize(None)
+    return dates.dt.normalize().astype("datetime64[ns]")
+
+
+def normalize_prices(raw: pd.DataFrame) -> pd.DataFrame:
+    """Rename columns to ``Date, Open, High, Low, Close, Volume`` and split-adjust the prices.
+
+    When an ``Adj Close`` column is present, Open/High/Low/Close are rescaled by
+    ``Adj Close / Close`` so splits (and dividends) do not look like crashes.
+    """
+    df = raw.copy()
+    if "Date" not in df.columns and isinstance(df.index, pd.DatetimeIndex):
+        df = df.reset_index(names="Date")
+    renames: dict[object, str] = {}
+    for col in df.columns:
+        canonical = _canonical(col)
+        if canonical and canonical not in renames.values():
+            renames[col] = canonical
+    df = df.rename(columns=renames)
+    df = df[[c for c in ["Date", *PRICE_COLUMNS, "Adj Close"] if c in df.columns]]
+    for col in [*PRICE_COLUMNS, "Adj Close"]:
+        if col in df.columns:
+            df[col] = _to_number(df[col])
+    if "Date" in df.columns:
+        df["Date"] = _to_dates(df["Date"])
+    if "Adj Close" in df.columns:
+        numeric = all(pd.api.types.is_numeric_dtype(df[c]) for c in ["Close", "Adj Close"] if c in df)
+        if numeric and "Close" in df.columns:
+            factor = df["Adj Close"] / df["Close"]
+            for col in ["Open", "High", "Low", "Close"]:
+                if col in df.columns:
+                    df[col] = df[col] * factor
+        df = df.drop(columns="Adj Close")
+    return df.reset_index(drop=True)
+
+
+def read_price_file(path: Path) -> pd.DataFrame:
+    """Read a user's OHLCV file (CSV in any column order, or Parquet), normalised."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataSourceError(f"price file {path} does not exist; pass an existing CSV with --csv")
+    try:
+        if path.suffix.lower() == ".parquet":
+            raw = pd.read_parquet(path)
+        else:
+            raw = pd.read_csv(path, sep=None, engine="python")
+    except Exception as exc:
+        raise DataSourceError(
+            f"could not read {path} as a price table ({type(exc).__name__}: {exc}). "
+            "Expected a CSV with a header row: Date, Open, High, Low, Close, Volume."
+        ) from exc
+    if raw.empty:
+        raise DataSourceError(f"price file {path} holds no rows")
+    return normalize_prices(raw)
+
+
+def sample_path(ticker: str) -> Path:
+    """The bundled sample CSV for ``ticker``."""
+    if ticker not in SAMPLE_TICKERS:
+        raise DataSourceError(
+            f"no bundled sample for {ticker!r}; samples exist for {', '.join(SAMPLE_TICKERS)}. "
+            "Use --source yfinance (online) or --source csv --csv PATH."
+        )
+    return Path(str(resources.files("stockcast") / "sample_data" / f"{ticker}.csv"))
+
+
+def in_date_range(frame: pd.DataFrame, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+    """Rows with ``start <= Date < end`` (either bound optional)."""
+    mask = pd.Series(True, index=frame.index)
+    if start is not None:
+        mask &= frame["Date"] >= pd.Timestamp(start)
+    if end is not None:
+        mask &= frame["Date"] < pd.Timestamp(end)
+    return frame[mask].reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""Judging a model: metrics beside baselines, the walk-forward backtest, plots, the data report."""

@@ -1,0 +1,1 @@
+"""MLflow: the store and its retry policy, run logging, the pyfunc model, versions and promotion."""

@@ -1,0 +1,127 @@
+"""The MLflow store: where it is, the experiment, and the one retry policy for every MLflow
+call. Only transient errors are retried (the network, HTTP 5xx, a busy SQLite database); a
+bug or a refused request fails at once with its own message."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import mlflow
+from mlflow.exceptions import MlflowException, RestException
+from mlflow.tracking import MlflowClient
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from stockcast.errors import RegistryError
+from stockcast.runtime import sqlite_path
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+BACKOFF_SECONDS = 1.0  # first wait; doubles per retry (tracking.max_retries sets how many)
+
+
+def artifact_root_for(tracking_uri: str) -> str | None:
+    """Where a new experiment stores artifacts: mlflow/artifacts beside a SQLite store;
+    None (the server's default) for a remote tracking server."""
+    db = sqlite_path(tracking_uri)
+    return (db.parent / "artifacts").resolve().as_uri() if db else None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures a retry can cure: network errors and timeouts, HTTP 5xx answers
+    from a tracking server, and a locked/busy SQLite database."""
+    import requests
+    import sqlalchemy.exc
+
+    for err in _chain(exc):
+        if isinstance(err, ConnectionError | TimeoutError | requests.ConnectionError
+                      | requests.Timeout):
+            return True
+        if isinstance(err, sqlalchemy.exc.OperationalError) and any(
+                word in str(err).lower() for word in ("locked", "busy")):
+            return True
+        from_server = isinstance(err, RestException) or str(err).startswith("API request to")
+        if isinstance(err, MlflowException) and from_server and err.get_http_status_code() >= 500:
+            return True
+    return False
+
+
+def _log_retry(state) -> None:
+    log.warning("MLflow call failed (%s); retrying in %.1fs", state.outcome.exception(),
+                state.next_action.sleep)
+
+
+def with_retries(what: str, fn: Callable[[], T], retries: int) -> T:
+    """Call ``fn``; retry transient failures ``retries`` times with exponential backoff. A
+    failure that remains is a RegistryError naming the store; MLflow's refusals are too."""
+    retrying = Retrying(stop=stop_after_attempt(retries + 1),
+                        wait=wait_exponential(multiplier=BACKOFF_SECONDS, max=30),
+                        retry=retry_if_exception(is_transient), before_sleep=_log_retry,
+                        reraise=True)
+    try:
+        return retrying(fn)
+    except MlflowException as exc:
+        cause = ("the tracking store did not answer" if is_transient(exc)
+                 else "MLflow refused the request")
+        raise RegistryError(
+            f"MLflow {what} failed: {cause} ({str(exc)[:300]}). Check the tracking store "
+            f"({mlflow.get_tracking_uri()})."
+        ) from exc
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        raise RegistryError(
+            f"MLflow {what} failed after {retries + 1} attempt(s): the tracking store "
+            f"({mlflow.get_tracking_uri()}) is unreachable ({type(exc).__name__}: {exc})."
+        ) from exc
+
+
+def configure_tracking(tracking_uri: str, experiment: str, retries: int = 2) -> str:
+    """Point MLflow at the store and make sure the experiment exists; returns its id."""
+    mlflow.set_tracking_uri(tracking_uri)
+    db = sqlite_path(tracking_uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+
+    def ensure() -> str:
+        client = MlflowClient(tracking_uri)
+        exp = client.get_experiment_by_name(experiment)
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            return client.create_experiment(experiment,
+                                            artifact_location=artifact_root_for(tracking_uri))
+        except MlflowException:
+            exp = client.get_experiment_by_name(experiment)  # another pipeline created it
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    return with_retries("connection", ensure, retries)
+
+
+def log_run_with_retries(what: str, experiment_id: str, run_name: str,
+                         body: Callable[[str], T], tracking_uri: str, retries: int) -> T:
+    """Run ``body(run_id)`` inside a new MLflow run, under the retry policy. A retry first
+    deletes the run its failed attempt created, so exactly one run remains."""
+    started: list[str] = []
+
+    def attempt() -> T:
+        if started:
+            MlflowClient(tracking_uri).delete_run(started[-1])
+            log.info("deleted run %s of a failed %s attempt before retrying", started.pop(), what)
+        mlflow.set_tracking_uri(tracking_uri)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+            started.append(run.info.run_id)
+            return body(run.info.run_id)
+
+    return with_retries(what, attempt, retries)

@@ -1,0 +1,154 @@
+"""Logging one training run to MLflow: params, per-epoch and final metrics, artifacts, data
+lineage, the config and the model. A retried log replaces its own failed run."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import subprocess
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+import torch
+import yaml
+from mlflow.entities import Metric
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from stockcast.config import PipelineConfig
+from stockcast.data.schemas import ValidatedPrices
+from stockcast.evaluation.scoring import Evaluation
+from stockcast.modeling.trainer import TrainResult
+from stockcast.modeling.windows import PreparedData
+from stockcast.registry.pyfunc import StockcastForecaster
+from stockcast.registry.store import configure_tracking, log_run_with_retries
+
+log = logging.getLogger(__name__)
+
+# What the served model needs, at the versions installed here (read, not copied by hand):
+# explicit requirements also spare MLflow ~10 s of inferring them by importing the model.
+_REQUIRED = ("torch", "pandas", "numpy", "scikit-learn", "mlflow", "exchange_calendars")
+
+
+def pip_requirements() -> list[str]:
+    """``stockcast`` plus its serving dependencies pinned to the installed versions."""
+    return ["stockcast", *(f"{pkg}=={metadata.version(pkg)}" for pkg in _REQUIRED)]
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    """The current git commit (with -dirty), or 'unknown' outside a checkout."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=cwd, capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    """Where a run and its model landed."""
+
+    run_id: str
+    model_uri: str
+
+
+def run_tags(validated: ValidatedPrices, result: TrainResult, evaluation: Evaluation,
+             frame) -> dict[str, str]:
+    """Lineage and provenance tags of a training run."""
+    prices = validated.prices
+    return {
+        "ticker": prices.ticker,
+        "data.source": prices.source,
+        "data.location": prices.location,
+        "data.start": str(frame["Date"].iloc[0].date()),
+        "data.end": str(frame["Date"].iloc[-1].date()),
+        "data.rows": str(len(frame)),
+        "data.digest": prices.digest,
+        "data.snapshot": str(prices.snapshot_path or ""),
+        "data.fallback": " | ".join(prices.notes) or "none",
+        "code.version": git_commit(),
+        "device": result.device,
+        "amp": str(result.amp_dtype),
+        "train.best_epoch": str(result.best_epoch),
+        "train.seconds": f"{result.seconds:.2f}",
+        "split.test_start": str(frame["Date"].iloc[int(evaluation.origins[0]) + 1].date()),
+    }
+
+
+def _data_source(location: str) -> str:
+    return location if "://" in location else Path(location).resolve().as_uri()
+
+
+def _log_model(data: PreparedData, result: TrainResult, ticker: str) -> str:
+    python_model = StockcastForecaster(result.model, data.transformer, ticker)
+    # The signature asks only for what the model reads: Date and its raw price columns.
+    columns = ["Date", *data.transformer.input_columns]
+    input_frame = data.frame[columns].tail(python_model.min_rows + 5).reset_index(drop=True)
+    info = mlflow.pyfunc.log_model(
+        name="forecaster", python_model=python_model,
+        signature=infer_signature(input_frame, python_model.predict(None, input_frame)),
+        input_example=input_frame, pip_requirements=pip_requirements())
+    example = data.test.x[:2]
+    torch_info = mlflow.pytorch.log_model(
+        result.model, name="lstm",
+        signature=infer_signature(example, result.model(torch.as_tensor(example)).detach().numpy()),
+        input_example=example, pip_requirements=pip_requirements(),
+        serialization_format="pickle")
+    mlflow.set_tags({"model.pyfunc_uri": info.model_uri, "model.torch_uri": torch_info.model_uri})
+    return info.model_uri
+
+
+def _log(run_id: str, validated: ValidatedPrices, data: PreparedData, result: TrainResult,
+         evaluation: Evaluation, eda_dir: Path | None, cfg: PipelineConfig) -> LoggedRun:
+    ticker = validated.ticker
+    with warnings.catch_warnings():
+        # MLflow hints about integer columns and ambiguous local sources: noise here.
+        warnings.simplefilter("ignore", UserWarning)
+        mlflow.set_tags(run_tags(validated, result, evaluation, data.frame))
+        mlflow.log_params({k: ("" if v is None else v) for k, v in cfg.flat().items()})
+        # Per-epoch step metrics in one batch call, not one round trip per value.
+        now = int(time.time() * 1000)
+        MlflowClient().log_batch(run_id, metrics=[
+            Metric(key, float(value), now, step)
+            for step, epoch_metrics in enumerate(result.history, start=1)
+            for key, value in epoch_metrics.items()])
+        mlflow.log_metrics({**evaluation.metrics, "best_epoch": result.best_epoch,
+                            "train_seconds": result.seconds,
+                            "windows_per_second": result.windows_per_second})
+        mlflow.log_input(mlflow.data.from_pandas(
+            data.frame, source=_data_source(validated.prices.location), targets="Close",
+            name=f"{ticker}-prices"), context="training")
+        for path in evaluation.plots.values():
+            mlflow.log_artifact(str(path), artifact_path="plots")
+        if validated.report_path is not None:
+            for path in validated.report_path.parent.glob(f"{validated.report_path.stem}.*"):
+                mlflow.log_artifact(str(path), artifact_path="validation")
+        if eda_dir is not None:
+            mlflow.log_artifacts(str(eda_dir), artifact_path="eda")
+        mlflow.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
+                        "config/config.yaml")
+        with tempfile.TemporaryDirectory() as tmp:
+            scaler_path = Path(tmp) / "transformer.pkl"
+            scaler_path.write_bytes(pickle.dumps(data.transformer))
+            mlflow.log_artifact(str(scaler_path), artifact_path="scaler")
+        return LoggedRun(run_id, _log_model(data, result, ticker))
+
+
+def log_training_run(validated: ValidatedPrices, data: PreparedData, result: TrainResult,
+                     evaluation: Evaluation, eda_dir: Path | None, cfg: PipelineConfig) -> LoggedRun:
+    """Log everything one ticker's run produced and its model (pyfunc + pytorch flavours).
+    Transient store failures are retried; a retry replaces the failed attempt's run."""
+    uri, retries = cfg.tracking.tracking_uri, cfg.tracking.max_retries
+    experiment_id = configure_tracking(uri, cfg.tracking.experiment, retries)
+    return log_run_with_retries(
+        "logging", experiment_id, validated.ticker,
+        lambda run_id: _log(run_id, validated, data, result, evaluation, eda_dir, cfg),
+        uri, retries)

@@ -1,0 +1,90 @@
+"""Registered models: one per ticker, its versions and the `champion` / `challenger` aliases."""
+
+from __future__ import annotations
+
+import re
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from stockcast.registry.store import with_retries
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def model_name(prefix: str, ticker: str) -> str:
+    """The registered model of a ticker: ``<prefix>-<TICKER>``, e.g. ``stockcast-GOOG``."""
+    return f"{prefix}-{re.sub(r'[^A-Za-z0-9_.]+', '_', ticker.upper())}"
+
+
+def champion_version(client: MlflowClient, name: str, alias: str = CHAMPION) -> str | None:
+    """The version an alias points at, or None."""
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
+            return None
+        raise
+
+
+def version_of_run(client: MlflowClient, name: str, run_id: str) -> str | None:
+    """The version already registered from ``run_id`` (a retried registration finds it)."""
+    try:
+        found = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code):
+            return None
+        raise
+    return str(max(int(mv.version) for mv in found)) if found else None
+
+
+def register_version(model_uri: str, run_id: str, name: str, tracking_uri: str,
+                     retries: int = 2) -> str:
+    """Register the logged model as a new version and point `challenger` at it. Idempotent: a
+    retry after a transient failure never adds a second version for the same run."""
+    client = MlflowClient(tracking_uri)
+
+    def attempt() -> str:
+        version = version_of_run(client, name, run_id)
+        if version is None:
+            mlflow.set_tracking_uri(tracking_uri)
+            # register_model resolves MLflow 3 logged-model URIs (models:/m-...) on any store.
+            version = str(mlflow.register_model(model_uri, name, tags={"run_id": run_id}).version)
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        return version
+
+    return with_retries("registration", attempt, retries)
+
+
+def list_versions(prefix: str, ticker: str | None, tracking_uri: str) -> list[dict]:
+    """Every registered version with aliases, key metrics and its promotion decision."""
+    client = MlflowClient(tracking_uri)
+    if ticker:
+        names = [model_name(prefix, ticker)]
+    else:
+        names = [m.name for m in client.search_registered_models()
+                 if m.name.startswith(f"{prefix}-")]
+    rows = []
+    for name in names:
+        try:
+            aliases = client.get_registered_model(name).aliases or {}
+        except MlflowException:
+            continue
+        by_version: dict[str, list[str]] = {}
+        for alias, v in aliases.items():
+            by_version.setdefault(str(v), []).append(alias)
+        for mv in client.search_model_versions(f"name='{name}'"):
+            metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+            rows.append({
+                "model": name,
+                "version": int(mv.version),
+                "aliases": ",".join(sorted(by_version.get(str(mv.version), []))),
+                "test_rmse": metrics.get("test_rmse"),
+                "naive_rmse": metrics.get("naive_rmse"),
+                "skill_rmse": metrics.get("skill_rmse"),
+                "decision": mv.tags.get("promotion.reason", ""),
+                "run_id": mv.run_id,
+            })
+    return sorted(rows, key=lambda r: (r["model"], r["version"]))

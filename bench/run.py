@@ -22,12 +22,13 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from stockcast.config import ModelConfig, PipelineConfig, TrainConfig, WindowConfig
-from stockcast.dataset import prepare_windows
-from stockcast.evaluate import score_forecasts
-from stockcast.ingest import read_price_file, sample_path
-from stockcast.model import LSTMForecaster
-from stockcast.schemas import validate_prices
-from stockcast.train import amp_dtype_for, predict, train_model
+from stockcast.data.files import read_price_file, sample_path
+from stockcast.data.schemas import validate_prices
+from stockcast.data.sources import PriceData
+from stockcast.evaluation.metrics import score_forecasts
+from stockcast.modeling.model import LSTMForecaster
+from stockcast.modeling.trainer import amp_dtype_for, predict, train_model
+from stockcast.modeling.windows import prepare_windows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED_MODEL = ModelConfig(hidden_size=50, num_layers=2, target="price")
@@ -75,15 +76,14 @@ def seed_pipeline(frame, epochs: int):
     data = prepare_windows(frame, SEED_WINDOW, SEED_MODEL)  # same splits and test windows
     scaled = data.transformer.scaler.transform(frame[["Close"]].to_numpy())[:, 0]
     x, y = reference_windows(scaled, SEED_WINDOW.sequence_length)
-    origins = {k: v - SEED_WINDOW.sequence_length + 1 for k, v in data.origins.items()}
-    x_train, y_train = x[origins["train"]], y[origins["train"]]
-    x_val, y_val = x[origins["val"]], y[origins["val"]]
-    model, fit = reference_train(x_train, y_train, x_val, y_val, epochs)
+    offset = SEED_WINDOW.sequence_length - 1
+    train, val, test = (s.origins - offset for s in (data.train, data.val, data.test))
+    model, fit = reference_train(x[train], y[train], x[val], y[val], epochs)
     model.eval()
     with torch.no_grad():
-        out = model(torch.tensor(x[origins["test"]])).numpy()
-    pred = data.to_prices("test", out)
-    return fit, score_forecasts(pred, data.actual_prices("test"), data.last_close("test"))
+        out = model(torch.tensor(x[test])).numpy()
+    pred = data.to_prices(data.test, out)
+    return fit, score_forecasts(pred, data.actual_prices(data.test), data.last_close(data.test))
 
 
 # ---------------------------------------------------------------- 1. raw throughput
@@ -91,7 +91,7 @@ def seed_pipeline(frame, epochs: int):
 
 def bench_throughput(frame, epochs: int, repeats: int, threads: int) -> dict:
     data = prepare_windows(frame, SEED_WINDOW, SEED_MODEL)
-    n = len(data.x["train"])
+    n = len(data.train)
     common = dict(epochs=epochs, patience=epochs + 1, progress=False, device="cpu", lr=1e-3)
     default = TrainConfig()
     amp = amp_dtype_for(torch.device("cpu"), default.amp)
@@ -110,12 +110,11 @@ def bench_throughput(frame, epochs: int, repeats: int, threads: int) -> dict:
                 torch.set_num_threads(threads)
                 values = data.transformer.scaler.transform(frame[["Close"]].to_numpy())[:, 0]
                 x, y = reference_windows(values, 60)
-                o = data.origins["train"] - 59
-                ov = data.origins["val"] - 59
+                o = data.train.origins - 59
+                ov = data.val.origins - 59
                 _, seconds = reference_train(x[o], y[o], x[ov], y[ov], epochs)
             else:
-                seconds = train_model(data.x["train"], data.y["train"], data.x["val"],
-                                      data.y["val"], SEED_MODEL, cfg).seconds
+                seconds = train_model(data.train, data.val, SEED_MODEL, cfg).seconds
             times[name].append(seconds)
     ref = statistics.median(times[next(iter(times))])
     rows = {}
@@ -133,13 +132,13 @@ def our_default_pipeline(path: Path):
     """Our default configuration from the raw CSV to a fitted, scored model."""
     start = time.perf_counter()
     cfg = PipelineConfig()
-    frame, _ = validate_prices(read_price_file(path), "GOOG", cfg.window, cfg.validation)
+    prices = PriceData("GOOG", read_price_file(path), "sample", str(path))
+    frame = validate_prices(prices, cfg.window, cfg.validation).frame
     data = prepare_windows(frame, cfg.window, cfg.model)
     train_cfg = cfg.train.model_copy(update={"threads": os.cpu_count() or 1, "progress": False})
-    result = train_model(data.x["train"], data.y["train"], data.x["val"], data.y["val"],
-                         cfg.model, train_cfg)
-    pred = data.to_prices("test", predict(result.model, data.x["test"]))
-    metrics = score_forecasts(pred, data.actual_prices("test"), data.last_close("test"))
+    result = train_model(data.train, data.val, cfg.model, train_cfg)
+    pred = data.to_prices(data.test, predict(result.model, data.test.x))
+    metrics = score_forecasts(pred, data.actual_prices(data.test), data.last_close(data.test))
     return time.perf_counter() - start, result.seconds, metrics, len(result.history)
 
 

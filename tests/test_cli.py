@@ -67,3 +67,14 @@ def test_a_csv_without_ticker_is_named_after_its_file(home, capsys, prices):
     assert "validation of MY_FUND" in capsys.readouterr().out
     assert main(["validate", "--csv", path, "--ticker", "A", "--ticker", "B"]) == 1
     assert "at most one --ticker" in capsys.readouterr().err
+
+
+def test_help_does_not_import_torch_or_mlflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; from stockcast.cli import build_parser; build_parser(); "
+            "heavy = [m for m in ('torch', 'mlflow', 'prefect', 'pandas') if m in sys.modules]; "
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

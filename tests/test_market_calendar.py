@@ -16,3 +16,10 @@ def test_forecast_dates_skip_weekends_and_nyse_holidays():
     assert next_trading_days(pd.Timestamp("2021-06-17"), 1)[0] == pd.Timestamp("2021-06-18")
     # New Year's Day 2022 was a Saturday: NYSE traded on Friday 31 December 2021
     assert next_trading_days(pd.Timestamp("2021-12-30"), 1)[0] == pd.Timestamp("2021-12-31")
+
+
+def test_one_off_closures_are_known():
+    # 5 December 2018: national day of mourning for President G. H. W. Bush
+    assert next_trading_days(pd.Timestamp("2018-12-04"), 1)[0] == pd.Timestamp("2018-12-06")
+    # Hurricane Sandy closed NYSE on 29 and 30 October 2012
+    assert next_trading_days(pd.Timestamp("2012-10-26"), 1)[0] == pd.Timestamp("2012-10-31")

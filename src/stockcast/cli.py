@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -12,61 +11,11 @@ from pathlib import Path
 from typing import Any, get_args
 
 from stockcast.config import Device, PipelineConfig, Source, TaskRunner, load_config
+from stockcast.console import apply_env_defaults, quiet_prefect_tracebacks, setup_logging
 from stockcast.errors import ConfigError, PipelineFailed, StockcastError
 from stockcast.runtime import project_root, resolve_runtime
 
 log = logging.getLogger("stockcast")
-
-# Quiet, offline-friendly defaults for Prefect and MLflow (users may override them).
-_ENV_DEFAULTS = {
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    "DO_NOT_TRACK": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_EXTRA_LOGGERS": "stockcast",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GIT_PYTHON_REFRESH": "quiet",
-    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-    # MLflow's own HTTP retries off: tracking.max_retries is the one retry policy for MLflow
-    # (MLflow's default would also wait minutes against an unreachable server).
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-}
-
-
-def _setup_logging(verbose: bool) -> Path:
-    log_dir = project_root() / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_file = log_dir / "stockcast.log"
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    file_handler = logging.FileHandler(log_file)
-    file_handler.setFormatter(fmt)
-    file_handler.setLevel(logging.DEBUG)
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    console.setLevel(logging.DEBUG if verbose else logging.INFO)
-    root = logging.getLogger("stockcast")
-    root.setLevel(logging.DEBUG)
-    root.handlers[:] = [file_handler, console]
-    root.propagate = False
-    return log_file
-
-
-class _TracebackToLogFile(logging.Filter):
-    """Prefect logs a traceback for every failed task and flow. For our own errors (which
-    carry a message a user can act on) the traceback goes to the log file only."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, StockcastError):
-            log.debug("%s", record.getMessage(), exc_info=record.exc_info)
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
-def _quiet_prefect_tracebacks() -> None:
-    for name in ("prefect.flow_runs", "prefect.task_runs"):
-        logging.getLogger(name).addFilter(_TracebackToLogFile())
-
 
 # ---------------------------------------------------------------------------- config
 
@@ -327,11 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one clear message and a non-zero exit on error, traceback in the log."""
-    for key, value in _ENV_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+    apply_env_defaults()
     args = build_parser().parse_args(argv)
-    log_file = _setup_logging(args.verbose)
-    _quiet_prefect_tracebacks()
+    log_file = setup_logging(project_root() / "logs", args.verbose)
+    quiet_prefect_tracebacks()
     try:
         return args.func(args)
     except StockcastError as exc:

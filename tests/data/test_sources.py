@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from helpers import make_prices
 
+from stockcast.config import DataConfig
 from stockcast.data import cache, files, sources, yahoo
 from stockcast.data.schemas import validate_prices
-from stockcast.config import DataConfig
 from stockcast.errors import CacheCorruptError, DataSourceError
 
 TODAY = dt.date(2016, 3, 1)

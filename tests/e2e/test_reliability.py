@@ -256,8 +256,8 @@ def test_two_runs_at_once_leave_one_consistent_champion(project, prefect_api):
     # The champion is the best of all versions on the same data (same windows for all).
     mlflow.set_tracking_uri(store_uri(project))
     from stockcast.config import WindowConfig
-    from stockcast.evaluation.metrics import price_metrics
     from stockcast.data.cache import read_cache
+    from stockcast.evaluation.metrics import price_metrics
     from stockcast.modeling.windows import window_origins
 
     frame = read_cache(project / "data", "GOOG")
@@ -293,8 +293,6 @@ def test_unreachable_tracking_server_fails_fast_and_promotes_nothing(project, ca
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
     started = time.monotonic()
     cfg = write_cfg(project, tracking={"max_retries": 1})
     fails_cleanly(capsys, ["run", "--config", cfg, "--source", "cache", "--tracking-uri",

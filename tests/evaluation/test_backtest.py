@@ -2,9 +2,9 @@ import pandas as pd
 import pytest
 from helpers import TINY, make_prices
 
-from stockcast.evaluation.backtest import fold_windows, walk_forward
 from stockcast.config import build_config
 from stockcast.errors import ConfigError
+from stockcast.evaluation.backtest import fold_windows, walk_forward
 from stockcast.modeling.windows import split_bounds, window_origins
 
 

@@ -7,12 +7,12 @@ import pytest
 from helpers import TINY
 
 from stockcast.config import build_config, merge
-from stockcast.modeling.windows import prepare_windows
-from stockcast.evaluation.metrics import score_forecasts
 from stockcast.data.files import read_price_file
-from stockcast.data.sources import PriceData
 from stockcast.data.schemas import validate_prices
+from stockcast.data.sources import PriceData
+from stockcast.evaluation.metrics import score_forecasts
 from stockcast.modeling.trainer import predict, train_model
+from stockcast.modeling.windows import prepare_windows
 
 
 def hundredfold_csv(path, n=7500, seed=7):

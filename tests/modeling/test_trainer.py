@@ -6,9 +6,9 @@ import torch
 
 from stockcast.config import ModelConfig, TrainConfig
 from stockcast.errors import TrainingError
-from stockcast.modeling.windows import SeriesTransformer, Split
 from stockcast.modeling.model import LSTMForecaster
 from stockcast.modeling.trainer import resolve_device, train_model
+from stockcast.modeling.windows import SeriesTransformer, Split
 
 FAST = TrainConfig(epochs=3, batch_size=32, progress=False, threads=1, device="cpu")
 

@@ -3,8 +3,7 @@ import pytest
 from helpers import make_prices
 
 from stockcast.config import ModelConfig, WindowConfig
-from stockcast.modeling.windows import prepare_windows
-from stockcast.modeling.windows import make_windows, min_rows, split_bounds, window_origins
+from stockcast.modeling.windows import make_windows, min_rows, prepare_windows, split_bounds, window_origins
 
 
 @pytest.mark.parametrize("seq,h", [(5, 1), (10, 3), (30, 5)])

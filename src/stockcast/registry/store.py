@@ -69,20 +69,17 @@ def with_retries(what: str, fn: Callable[[], T], retries: int) -> T:
                         reraise=True)
     try:
         return retrying(fn)
-    except MlflowException as exc:
-        cause = ("the tracking store did not answer" if is_transient(exc)
-                 else "MLflow refused the request")
-        raise RegistryError(
-            f"MLflow {what} failed: {cause} ({str(exc)[:300]}). Check the tracking store "
-            f"({mlflow.get_tracking_uri()})."
-        ) from exc
     except Exception as exc:
-        if not is_transient(exc):
-            raise
-        raise RegistryError(
-            f"MLflow {what} failed after {retries + 1} attempt(s): the tracking store "
-            f"({mlflow.get_tracking_uri()}) is unreachable ({type(exc).__name__}: {exc})."
-        ) from exc
+        if is_transient(exc):
+            raise RegistryError(
+                f"MLflow {what} failed after {retries + 1} attempt(s): the tracking store "
+                f"({mlflow.get_tracking_uri()}) did not answer ({type(exc).__name__}: "
+                f"{str(exc)[:300]}). Check that it is running and reachable; nothing was "
+                "promoted.") from exc
+        if isinstance(exc, MlflowException):
+            raise RegistryError(f"MLflow {what} failed: MLflow refused the request "
+                                f"({str(exc)[:300]}); nothing was promoted.") from exc
+        raise
 
 
 def configure_tracking(tracking_uri: str, experiment: str, retries: int = 2) -> str:

@@ -1,0 +1,70 @@
+"""The edge's side effects, applied by the CLI only: environment defaults for Prefect and
+MLflow, and where log records go (the log file always; the console by level)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from stockcast.errors import StockcastError
+
+log = logging.getLogger("stockcast")
+
+# Quiet, offline-friendly defaults for Prefect and MLflow (users may override them).
+ENV_DEFAULTS = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "stockcast",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GIT_PYTHON_REFRESH": "quiet",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    # MLflow's own HTTP retries off: tracking.max_retries is the one retry policy for MLflow
+    # (MLflow's default would also wait minutes against an unreachable server).
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+def setup_logging(log_dir: Path, verbose: bool) -> Path:
+    """Everything to ``log_dir/stockcast.log``; INFO and up (DEBUG with ``verbose``) to stderr."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / "stockcast.log"
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    file_handler = logging.FileHandler(log_file)
+    file_handler.setFormatter(fmt)
+    file_handler.setLevel(logging.DEBUG)
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root = logging.getLogger("stockcast")
+    root.setLevel(logging.DEBUG)
+    root.handlers[:] = [file_handler, console]
+    root.propagate = False
+    return log_file
+
+
+class _TracebackToLogFile(logging.Filter):
+    """Prefect logs a traceback for every failed task and flow. For our own errors (which
+    carry a message a user can act on) the traceback goes to the log file only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, StockcastError):
+            log.debug("%s", record.getMessage(), exc_info=record.exc_info)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_prefect_tracebacks() -> None:
+    """Our own errors' tracebacks go to the log file only (Prefect logs one per failure)."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_TracebackToLogFile())
+
+
+def apply_env_defaults() -> None:
+    """Set ``ENV_DEFAULTS`` where the user has not set them (their values win)."""
+    for key, value in ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)

@@ -1,0 +1,78 @@
+"""The MLflow retry policy: transient failures only, and retried writes stay idempotent."""
+
+import importlib
+
+import pytest
+from helpers import predictable_prices, quality, run_stages
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from stockcast.registry.store import is_transient, with_retries
+
+
+def fail_once(monkeypatch, owner, name, exc):
+    """Make ``owner.name`` raise ``exc`` on its first call only (the seam: MLflow itself)."""
+    real = getattr(owner, name)
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise exc
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, flaky)
+    return calls
+
+
+def test_retried_logging_and_registration_leave_one_run_and_one_version(
+        tmp_path, tracking_uri, monkeypatch):
+    # The store drops the connection half-way through logging the model, and again right
+    # after the version was registered (before the alias was set).
+    logs = fail_once(monkeypatch, importlib.import_module("mlflow.pytorch"), "log_model",
+                     ConnectionError("reset by peer"))
+    aliases = fail_once(monkeypatch, MlflowClient, "set_registered_model_alias",
+                        ConnectionError("server went away"))
+    out = run_stages(predictable_prices(), quality(1), tracking_uri, tmp_path)
+    assert len(logs) == 2 and len(aliases) >= 2  # both were retried
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name("stockcast")
+    runs = client.search_runs([exp.experiment_id])
+    assert [r.info.run_id for r in runs] == [out["logged"].run_id]
+    versions = client.search_model_versions("name='stockcast-TEST'")
+    assert [str(v.version) for v in versions] == ["1"] and out["version"] == "1"
+    assert versions[0].run_id == out["logged"].run_id
+    assert str(client.get_model_version_by_alias("stockcast-TEST", "champion").version) == "1"
+
+
+def test_a_bug_is_not_retried_and_not_reported_as_an_unreachable_store():
+    calls = []
+
+    def buggy():
+        calls.append(1)
+        raise KeyError("test_rmse")
+
+    with pytest.raises(KeyError):
+        with_retries("logging", buggy, retries=3)
+    assert calls == [1]
+
+
+def test_transient_errors_are_recognised_by_type():
+    import requests
+    import sqlalchemy.exc
+
+    try:
+        try:
+            raise requests.ConnectionError("refused")
+        except requests.ConnectionError as inner:
+            raise MlflowException(f"API request to http://x failed with exception {inner}")  # noqa: B904
+    except MlflowException as wrapped:
+        assert is_transient(wrapped)
+    busy = sqlalchemy.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+    assert is_transient(busy)
+    assert is_transient(MlflowException("API request to endpoint /x failed with error code 503",
+                                        error_code="TEMPORARILY_UNAVAILABLE"))
+    assert not is_transient(MlflowException("Registered Model with name=x not found",
+                                            error_code="RESOURCE_DOES_NOT_EXIST"))
+    assert not is_transient(MlflowException("bad param", error_code="INVALID_PARAMETER_VALUE"))
+    assert not is_transient(ValueError("a bug"))

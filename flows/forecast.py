@@ -15,6 +15,8 @@ from stockcast.errors import PipelineFailed
 from stockcast.registry.versions import model_name
 from stockcast.runtime import resolve_runtime
 
+BANDS = ("forecast", "lower_80", "upper_80", "lower_95", "upper_95")
+
 champion_task = task(forecasting.load_champion, name="load-champion", cache_policy=NO_CACHE)
 predict_task = task(forecasting.forecast_next, name="forecast", cache_policy=NO_CACHE)
 write_task = task(forecasting.write_forecast, name="write", cache_policy=NO_CACHE)
@@ -40,7 +42,7 @@ def forecast_pipeline(
             champion = champion_task(model_name(cfg.tracking.model_name_prefix, ticker), uri)
             prices = ingest_task(ticker, cfg.data)
             frame = validate_task(prices, cfg.window, cfg.validation).frame
-            result = predict_task(champion, frame)
+            result = predict_task(champion, frame, ticker)
             if days:
                 result = result.head(days)
             paths = write_task(result, frame, cfg.forecast.output_dir, ticker)
@@ -55,7 +57,7 @@ def forecast_pipeline(
             "source": prices.source,
             "last_date": str(frame["Date"].iloc[-1].date()),
             "path": str(paths["csv"]),
-            "rows": [{"date": str(r.date.date()), "forecast": float(r.forecast)}
+            "rows": [{"date": str(r.date.date()), **{c: float(getattr(r, c)) for c in BANDS}}
                      for r in result.itertuples()],
         }
         logger.info("%s: champion v%s forecast %s", ticker, champion.version,

@@ -1,7 +1,7 @@
 """The nightly training flow. Per ticker:
 
-    ingest -> validate -> commit cache -> window -> train -> evaluate -> report -> track
-    -> register -> promote
+    ingest -> validate -> commit cache -> window -> train -> calibrate -> evaluate -> report
+    -> refit -> track -> register -> promote
 
 Tickers run concurrently; one ticker's failure does not stop the others, and the flow ends
 Failed naming every ticker that failed and the stage where it did. Each task calls one plain
@@ -26,7 +26,8 @@ from stockcast.config import PipelineConfig
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.errors import PipelineFailed
 from stockcast.evaluation.report import build_report
-from stockcast.evaluation.scoring import evaluate_model
+from stockcast.evaluation.scoring import Evaluation, evaluate_model
+from stockcast.modeling.forecaster import Forecaster, ServingFit, calibrate, fit_for_serving
 from stockcast.modeling.trainer import TrainResult, train_model
 from stockcast.modeling.windows import PreparedData, prepare_windows
 from stockcast.registry.promotion import promote_if_better
@@ -35,11 +36,13 @@ from stockcast.registry.tracking import LoggedRun, log_training_run
 from stockcast.registry.versions import model_name, register_version
 from stockcast.runtime import resolve_runtime, threads_per_training
 
+SUMMARY_METRICS = ("test_rmse", "naive_rmse", "skill_rmse", "skill_rmse_pct", "dm_pvalue_naive",
+                   "test_coverage_95", "test_interval_score_95", "ewma_interval_score_95")
+
 # Every task is side-effecting or takes frames/models: never cache on inputs.
 connect_task = task(configure_tracking, name="connect-tracking", cache_policy=NO_CACHE)
 evaluate_task = task(evaluate_model, name="evaluate", cache_policy=NO_CACHE)
 track_task = task(log_training_run, name="track", cache_policy=NO_CACHE)
-promote_task = task(promote_if_better, name="promote", cache_policy=NO_CACHE)
 
 
 @task(name="window", cache_policy=NO_CACHE)
@@ -52,6 +55,19 @@ def window_task(validated: ValidatedPrices, cfg: PipelineConfig) -> PreparedData
 def train_task(data: PreparedData, cfg: PipelineConfig) -> TrainResult:
     """Fit the LSTM on the prepared windows (no files, no MLflow)."""
     return train_model(data.train, data.val, cfg.model, cfg.train)
+
+
+@task(name="calibrate", cache_policy=NO_CACHE)
+def calibrate_task(result: TrainResult, data: PreparedData) -> Forecaster:
+    """Split-conformal calibration of the intervals on the validation span."""
+    return calibrate(result.model, data)
+
+
+@task(name="refit", cache_policy=NO_CACHE)
+def refit_task(forecaster: Forecaster, result: TrainResult, data: PreparedData,
+               cfg: PipelineConfig) -> ServingFit:
+    """The model to serve: refit through the last date (``train.refit``)."""
+    return fit_for_serving(forecaster, result, data, cfg.model, cfg.train)
 
 
 @task(name="report", cache_policy=NO_CACHE)
@@ -68,6 +84,14 @@ def register_task(logged: LoggedRun, ticker: str, cfg: PipelineConfig) -> str:
                             cfg.tracking.tracking_uri, cfg.tracking.max_retries)
 
 
+@task(name="promote", cache_policy=NO_CACHE)
+def promote_task(version: str, evaluation: Evaluation, ticker: str, cfg: PipelineConfig):
+    """Move `champion` only on significant out-of-sample evidence; record why."""
+    return promote_if_better(version, model_name(cfg.tracking.model_name_prefix, ticker),
+                             evaluation.table, evaluation.metrics, cfg.promotion,
+                             cfg.tracking.tracking_uri, cfg.tracking.max_retries)
+
+
 @dataclass(frozen=True)
 class TickerRun:
     """One ticker's task futures, in pipeline order (the first failed one is the root cause)."""
@@ -77,8 +101,10 @@ class TickerRun:
     cached: PrefectFuture
     data: PrefectFuture
     result: PrefectFuture
+    forecaster: PrefectFuture
     evaluation: PrefectFuture
     eda: PrefectFuture
+    serving: PrefectFuture
     logged: PrefectFuture
     version: PrefectFuture
     decision: PrefectFuture
@@ -108,16 +134,16 @@ def run_ticker(ticker: str, cfg: PipelineConfig, work_dir: Path) -> TickerRun:
     cached = commit_cache_task.submit(validated, cfg.data.data_dir)
     data = window_task.submit(validated, cfg)
     result = train_task.submit(data, cfg)
-    evaluation = evaluate_task.submit(result, data, ticker, work_dir / ticker)
+    forecaster = calibrate_task.submit(result, data)
+    evaluation = evaluate_task.submit(forecaster, result, data, ticker, work_dir / ticker)
     # Plotting after training: on a small CPU, drawing while training slows both down.
     eda = report_task.submit(validated, work_dir / ticker / "eda", cfg, wait_for=[result])
-    logged = track_task.submit(validated, data, result, evaluation, eda, cfg)
+    serving = refit_task.submit(forecaster, result, data, cfg, wait_for=[evaluation])
+    logged = track_task.submit(validated, data, result, evaluation, eda, serving, cfg)
     version = register_task.submit(logged, ticker, cfg)
-    decision = promote_task.submit(version, model_name(cfg.tracking.model_name_prefix, ticker),
-                                   data, evaluation, cfg.promotion, cfg.tracking.tracking_uri,
-                                   cfg.tracking.max_retries)
-    return TickerRun(prices, validated, cached, data, result, evaluation, eda, logged, version,
-                     decision)
+    decision = promote_task.submit(version, evaluation, ticker, cfg)
+    return TickerRun(prices, validated, cached, data, result, forecaster, evaluation, eda,
+                     serving, logged, version, decision)
 
 
 def task_runner_for(cfg: PipelineConfig) -> Any:
@@ -163,7 +189,8 @@ def _summary(run: TickerRun) -> dict[str, Any]:
         "promoted": decision.promote,
         "reason": decision.reason,
         "source": prices.source,
-        **{k: evaluation.metrics[k] for k in ("test_rmse", "naive_rmse", "skill_rmse")},
+        "pvalue": decision.pvalue,
+        **{k: evaluation.metrics[k] for k in SUMMARY_METRICS},
     }
 
 
@@ -183,9 +210,11 @@ def _train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
                 logger.error("%s failed at %s", ticker, failures[ticker])
                 continue
             s = summary[ticker] = _summary(run)
-            logger.info("%s: v%s source=%s test_rmse=%.4f naive_rmse=%.4f skill=%.4f; %s",
-                        ticker, s["version"], s["source"], s["test_rmse"], s["naive_rmse"],
-                        s["skill_rmse"], s["reason"])
+            logger.info("%s: v%s source=%s skill %+.2f %% (DM p %.2g), coverage_95 %.3f, "
+                        "interval score %.4f vs EWMA %.4f; %s", ticker, s["version"],
+                        s["source"], s["skill_rmse_pct"], s["dm_pvalue_naive"],
+                        s["test_coverage_95"], s["test_interval_score_95"],
+                        s["ewma_interval_score_95"], s["reason"])
     if failures:
         detail = "\n".join(f"  - {t}: {msg}" for t, msg in failures.items())
         ok = ", ".join(summary) or "none"

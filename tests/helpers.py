@@ -86,6 +86,7 @@ def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path
     from stockcast.data.schemas import validate_prices
     from stockcast.data.sources import PriceData
     from stockcast.evaluation.scoring import evaluate_model
+    from stockcast.modeling.forecaster import calibrate, fit_for_serving
     from stockcast.modeling.trainer import train_model
     from stockcast.modeling.windows import prepare_windows
     from stockcast.registry.promotion import promote_if_better
@@ -98,10 +99,13 @@ def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path
     validated = validate_prices(prices, cfg.window, cfg.validation, tmp_path / "reports")
     data = prepare_windows(validated.frame, cfg.window, cfg.model)
     result = train_model(data.train, data.val, cfg.model, cfg.train)
-    evaluation = evaluate_model(result, data, ticker, tmp_path / "plots")
-    logged = log_training_run(validated, data, result, evaluation, None, cfg)
+    forecaster = calibrate(result.model, data)
+    evaluation = evaluate_model(forecaster, result, data, ticker, tmp_path / "plots")
+    serving = fit_for_serving(forecaster, result, data, cfg.model, cfg.train)
+    logged = log_training_run(validated, data, result, evaluation, None, serving, cfg)
     name = model_name(cfg.tracking.model_name_prefix, ticker)
     version = register_version(logged.model_uri, logged.run_id, name, tracking_uri)
-    decision = promote_if_better(version, name, data, evaluation, cfg.promotion, tracking_uri)
+    decision = promote_if_better(version, name, evaluation.table, evaluation.metrics,
+                                 cfg.promotion, tracking_uri)
     return {"cfg": cfg, "version": version, "decision": decision, "evaluation": evaluation,
-            "logged": logged, "data": data}
+            "logged": logged, "data": data, "forecaster": forecaster, "serving": serving}

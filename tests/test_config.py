@@ -11,7 +11,9 @@ def test_defaults_are_the_documented_ones():
     assert (cfg.window.train_fraction, cfg.window.val_fraction, cfg.window.test_fraction) == (
         0.70, 0.15, 0.15)
     assert (cfg.model.hidden_size, cfg.model.num_layers) == (50, 2)
-    assert cfg.promotion.min_skill == -0.05
+    assert (cfg.promotion.alpha, cfg.promotion.min_pairs, cfg.promotion.loss) == (
+        0.05, 30, "interval_score")
+    assert cfg.train.refit
 
 
 @pytest.mark.parametrize(

@@ -85,9 +85,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _print_summary(summary: dict) -> None:
     for ticker, s in summary.items():
         verdict = "CHAMPION" if s["promoted"] else "kept previous champion"
-        print(f"{ticker}: registered v{s['version']} (data: {s['source']}) "
-              f"test_rmse={s['test_rmse']:.4f} naive_rmse={s['naive_rmse']:.4f} "
-              f"skill_rmse={s['skill_rmse']:+.4f} -> {verdict}\n  {s['reason']}")
+        print(f"{ticker}: v{s['version']} (data: {s['source']}) point skill "
+              f"{s['skill_rmse_pct']:+.2f} % vs persistence (DM p {s['dm_pvalue_naive']:.2f}), "
+              f"coverage_95 {s['test_coverage_95']:.3f}, interval score "
+              f"{s['test_interval_score_95']:.3f} vs EWMA {s['ewma_interval_score_95']:.3f} "
+              f"-> {verdict}\n  {s['reason']}")
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
@@ -102,7 +104,8 @@ def _print_forecasts(forecasts: dict) -> None:
     for ticker, item in forecasts.items():
         print(f"{ticker} (champion v{item['version']}, data to {item['last_date']}):")
         for row in item["rows"]:
-            print(f"  {row['date']}  {row['forecast']:.4f}")
+            print(f"  {row['date']}  {row['forecast']:.4f}   80 % [{row['lower_80']:.4f}, "
+                  f"{row['upper_80']:.4f}]   95 % [{row['lower_95']:.4f}, {row['upper_95']:.4f}]")
         print(f"  written to {item['path']}")
 
 
@@ -181,8 +184,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         prices = load_prices(ticker, cfg.data, snapshot=False)
         frame = validate_prices(prices, cfg.window, cfg.validation).frame
         result = walk_forward(frame, cfg.window, cfg.model, cfg.train, args.folds)
-        cols = ["fold", "test_start", "test_end", "windows", "best_epoch", "test_rmse",
-                "naive_rmse", "skill_rmse"]
+        cols = ["fold", "test_start", "test_end", "windows", "best_epoch", "skill_rmse_pct",
+                "dm_pvalue_naive", "test_coverage_80", "test_coverage_95",
+                "test_interval_score_95", "ewma_interval_score_95"]
         print(f"{ticker}: walk-forward backtest, {args.folds} folds (data: {prices.source})")
         print(result.folds[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         for key, value in result.aggregate.items():

@@ -121,6 +121,9 @@ class TrainConfig(_Frozen):
     # bit-for-bit reproducible.
     threads: int = Field(default=0, ge=0)
     progress: bool = True
+    # After evaluation, refit on every row through the last date (for the best epoch count)
+    # and serve that model; false serves the evaluation fit, which never saw the last ~30 %.
+    refit: bool = True
 
 
 class TrackingConfig(_Frozen):
@@ -135,12 +138,23 @@ class TrackingConfig(_Frozen):
 
 
 class PromotionConfig(_Frozen):
-    """When a new model may become `champion`."""
+    """When a new version may become `champion`: a one-sided Diebold-Mariano test on the
+    out-of-sample forecasts both it and the champion made, plus a sanity gate."""
 
-    # Sanity gate: refuse models whose test skill vs naive persistence is below this.
-    min_skill: float = -0.05
-    # The candidate must beat the champion's RMSE on the same data by this relative margin.
-    margin: float = Field(default=0.0, ge=0)
+    # Promote only when the candidate's loss is lower with p < alpha (and the sanity gate
+    # refuses a point forecast significantly worse than persistence at the same alpha).
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    # Fewest common (date, step) pairs the test needs; fewer is a refusal, not a coin flip.
+    min_pairs: int = Field(default=30, ge=2)
+    # The loss compared: the 95 % interval score or the pinball loss (calibration counts), or
+    # the point forecast's squared error. Losses are relative to the realised price.
+    loss: Literal["interval_score", "pinball", "squared_error"] = "interval_score"
+    # The candidate must beat the champion's loss by this relative margin (tested, not eyeballed).
+    margin: float = Field(default=0.0, ge=0, lt=1)
+    # Sanity gate: the 95 % interval's test coverage must lie within this of 0.95.
+    coverage_tolerance: float = Field(default=0.05, gt=0, lt=0.95)
+    # A candidate with a shorter horizon than the champion would shrink the product.
+    allow_horizon_change: bool = False
 
 
 class OrchestrationConfig(_Frozen):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +38,12 @@ def load_champion(name: str, tracking_uri: str) -> Champion:
     return Champion(name, version, mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}"))
 
 
-def forecast_next(champion: Champion, frame: pd.DataFrame) -> pd.DataFrame:
-    """Forecast the next trading days (business days) after the frame's last date."""
+def forecast_next(champion: Champion, frame: pd.DataFrame, ticker: str) -> pd.DataFrame:
+    """Forecast the next NYSE trading days after the frame's last date: point forecast, 80 %
+    and 95 % intervals and the quantiles, with the ticker and the model that made them."""
     out = champion.model.predict(frame.reset_index(drop=True))
-    out.insert(0, "ticker", champion.name)
+    out.insert(0, "ticker", ticker)
+    out["model"] = champion.name
     out["model_version"] = champion.version
     out["last_close"] = float(frame["Close"].iloc[-1])
     out["last_date"] = pd.to_datetime(frame["Date"].iloc[-1])
@@ -52,10 +53,11 @@ def forecast_next(champion: Champion, frame: pd.DataFrame) -> pd.DataFrame:
 @serialized
 def write_forecast(forecast: pd.DataFrame, frame: pd.DataFrame, out_dir: Path, ticker: str,
                    history_days: int = 120) -> dict[str, Path]:
-    """Write the forecast as CSV and Parquet plus a plot with recent history."""
+    """Write the forecast as CSV and Parquet plus a fan chart with recent history; the files
+    are named by the first forecast date (the day the forecast is for, not today)."""
     out_dir = Path(out_dir) / ticker
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = dt.date.today().isoformat()
+    stamp = pd.Timestamp(forecast["date"].iloc[0]).date().isoformat()
     paths = {
         "csv": out_dir / f"{ticker}-{stamp}.csv",
         "parquet": out_dir / f"{ticker}-{stamp}.parquet",
@@ -66,6 +68,12 @@ def write_forecast(forecast: pd.DataFrame, frame: pd.DataFrame, out_dir: Path, t
     recent = frame.tail(history_days)
     fig, ax = new_figure(figsize=(10, 4.5))
     ax.plot(recent["Date"], recent["Close"], color="0.2", label="close (adjusted)")
+    last_date, last_close = recent["Date"].iloc[-1], recent["Close"].iloc[-1]
+    x = [last_date, *forecast["date"]]
+    for cov, alpha in (("95", 0.18), ("80", 0.3)):
+        ax.fill_between(x, [last_close, *forecast[f"lower_{cov}"]],
+                        [last_close, *forecast[f"upper_{cov}"]], color="tab:blue", alpha=alpha,
+                        lw=0, label=f"{cov} % interval")
     ax.plot([recent["Date"].iloc[-1], *forecast["date"]],
             [recent["Close"].iloc[-1], *forecast["forecast"]], color="tab:blue", marker="o",
             ms=3, label=f"forecast (champion v{forecast['model_version'].iloc[0]})")

@@ -6,7 +6,7 @@ import torch
 
 from stockcast.config import ModelConfig, TrainConfig
 from stockcast.errors import TrainingError
-from stockcast.modeling.model import LSTMForecaster
+from stockcast.modeling.model import LSTMForecaster, split_output
 from stockcast.modeling.trainer import resolve_device, train_model
 from stockcast.modeling.windows import SeriesTransformer, Split
 
@@ -17,7 +17,7 @@ FAST = TrainConfig(epochs=3, batch_size=32, progress=False, threads=1, device="c
 def test_forward_shapes(layers, bidir):
     m = LSTMForecaster(input_size=5, hidden_size=7, num_layers=layers, bidirectional=bidir,
                        horizon=4, dropout=0.1)
-    assert m(torch.zeros(3, 11, 5)).shape == (3, 4)
+    assert m(torch.zeros(3, 11, 5)).shape == (3, 8)  # 4 locations, 4 log scale corrections
     assert m.lstm.bidirectional is bidir and m.lstm.num_layers == layers
 
 
@@ -41,8 +41,9 @@ def sine_windows(n=400, seq=20, seed=0):
     idx = np.arange(n)[:, None] + np.arange(seq)
     x = s[idx][..., None].astype(np.float32)
     y = s[np.arange(n) + seq][:, None].astype(np.float32)
-    return (Split(x[:300], y[:300], np.arange(300)),
-            Split(x[300:], y[300:], np.arange(300, n)))
+    base = np.full_like(y, 0.5)  # a fixed starting scale for the Gaussian head
+    return (Split(x[:300], y[:300], np.arange(300), base[:300]),
+            Split(x[300:], y[300:], np.arange(300, n), base[300:]))
 
 
 def test_tiny_model_loss_decreases_on_a_sine():
@@ -50,8 +51,10 @@ def test_tiny_model_loss_decreases_on_a_sine():
     res = train_model(train, val, ModelConfig(hidden_size=16, num_layers=1, target="price"),
                       TrainConfig(epochs=15, batch_size=32, lr=1e-2, progress=False, device="cpu",
                                   patience=15))
-    losses = [h["val_loss"] for h in res.history]
-    assert losses[-1] < 0.2 * losses[0]
+    rmse = [h["val_rmse"] for h in res.history]
+    assert rmse[-1] < 0.45 * rmse[0]
+    nll = [h["val_loss"] for h in res.history]  # the likelihood improves too
+    assert nll[-1] < nll[0] - 1.0
     assert set(res.history[0]) == {"train_loss", "val_loss", "val_rmse", "val_mae", "val_r2"}
 
 
@@ -69,7 +72,8 @@ def test_early_stopping_restores_the_best_weights():
     train, val = sine_windows()
     # Validation targets the model cannot learn: val loss stops improving almost at once.
     rng = np.random.default_rng(1)
-    noisy = Split(val.x, rng.normal(size=val.y.shape).astype(np.float32) * 5, val.origins)
+    noisy = Split(val.x, rng.normal(size=val.y.shape).astype(np.float32) * 5, val.origins,
+                  val.base)
     seen = []
     res = train_model(train, noisy, ModelConfig(hidden_size=8, num_layers=1, target="price"),
                       TrainConfig(epochs=40, batch_size=32, lr=1e-2, patience=2, progress=False,
@@ -80,15 +84,16 @@ def test_early_stopping_restores_the_best_weights():
     assert res.best_epoch == best[0]
     # The returned model scores exactly the best epoch's validation loss.
     with torch.no_grad():
-        loss = torch.mean((res.model(torch.as_tensor(val.x)) - torch.as_tensor(noisy.y)) ** 2).item()
-    assert math.isclose(loss, best[1], rel_tol=1e-4)
+        loc, scale = split_output(res.model(torch.as_tensor(val.x)), torch.as_tensor(val.base))
+        loss = torch.nn.functional.gaussian_nll_loss(loc, torch.as_tensor(noisy.y), scale**2)
+    assert math.isclose(loss.item(), best[1], rel_tol=1e-4)
 
 
 def test_nan_loss_stops_training_with_a_clear_error():
     train, val = sine_windows()
     y = train.y.copy()
     y[5] = np.nan
-    train = Split(train.x, y, train.origins)
+    train = Split(train.x, y, train.origins, train.base)
     with pytest.raises(TrainingError, match="diverged"):
         train_model(train, val, ModelConfig(hidden_size=4, target="price"), FAST)
 

@@ -1,42 +1,101 @@
-import mlflow
+"""Promotion: the pure rule on out-of-sample forecast tables, and its action on a real store."""
+
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from helpers import predictable_prices, quality, run_stages
 from mlflow.tracking import MlflowClient
+from scipy.stats import norm
 
 from stockcast.config import PromotionConfig
-from stockcast.registry.promotion import decide_promotion, set_champion
+from stockcast.registry.promotion import decide_promotion
 from stockcast.registry.versions import champion_version, list_versions, model_name
 
-GATE = PromotionConfig(min_skill=-0.05, margin=0.0)
+CFG = PromotionConfig()
+LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)
+GOOD = {"test_rmse": 1.0, "test_coverage_95": 0.95, "dm_pvalue_naive": 0.4}
 
 
-# ---------------------------------------------------------------- the pure decision
+def table(sigma, start=0, n=300, horizon=1, seed=0, jitter=0.0):
+    """Out-of-sample forecasts of a random walk with 1 % daily vol: Gaussian quantiles of width
+    ``sigma`` around persistence, for target days start .. start+n (same prices every call)."""
+    rng = np.random.default_rng(0)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 2000)))
+    dates = pd.bdate_range("2020-01-01", periods=2000)
+    noise = np.random.default_rng(seed)
+    rows = []
+    for t in range(start, start + n):
+        for k in range(1, horizon + 1):
+            last = close[t - k]
+            row = {"date": dates[t], "step": k, "origin_date": dates[t - k], "point": last,
+                   "actual": close[t]}
+            for q in LEVELS:
+                z = norm.ppf(q) * sigma * np.sqrt(k) * (1 + jitter * noise.normal())
+                row[f"q{q:g}"] = last * np.exp(z)
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def test_first_model_passing_the_gate_is_promoted():
-    d = decide_promotion(1.0, 0.01, None, GATE)
+    d = decide_promotion(table(0.01, 100), GOOD, None, None, CFG)
     assert d.promote and "no champion" in d.reason
 
 
-def test_sanity_gate_refuses_models_clearly_worse_than_persistence():
-    d = decide_promotion(1.0, -0.2, None, GATE)
-    assert not d.promote and "sanity gate" in d.reason
-    assert not decide_promotion(0.5, -0.2, 1.0, GATE).promote  # even if it beats the champion
+def test_sanity_gate_refuses_bad_coverage_and_a_point_forecast_worse_than_persistence():
+    d = decide_promotion(table(0.01, 100), {**GOOD, "test_coverage_95": 0.80}, None, None, CFG)
+    assert not d.promote and "coverage" in d.reason
+    d = decide_promotion(table(0.01, 100), {**GOOD, "dm_pvalue_naive": 0.999}, None, None, CFG)
+    assert not d.promote and "worse than persistence" in d.reason
+    assert not decide_promotion(table(0.01, 100), {**GOOD, "test_rmse": float("nan")}, None,
+                                None, CFG).promote
 
 
-def test_must_beat_champion_by_the_margin():
-    cfg = PromotionConfig(margin=0.05)
-    assert not decide_promotion(0.96, 0.1, 1.0, cfg, "3").promote
-    d = decide_promotion(0.94, 0.1, 1.0, cfg, "3")
-    assert d.promote and "v3" in d.reason
-    assert not decide_promotion(1.0, 0.1, 1.0, GATE).promote  # a tie keeps the champion
+def test_a_noise_level_candidate_is_refused():
+    champion = table(0.01, 100, seed=1, jitter=0.002)
+    candidate = table(0.01, 110, seed=2, jitter=0.002)  # a reseed: the same model, give or take
+    d = decide_promotion(candidate, GOOD, champion, "3", CFG)
+    assert not d.promote and d.pvalue >= CFG.alpha and "not significantly better" in d.reason
+    assert d.pairs == 290 and d.champion_version == "3"
 
 
-def test_non_finite_metrics_are_refused():
-    assert not decide_promotion(float("nan"), 0.1, None, GATE).promote
+def test_a_clearly_better_candidate_is_promoted_with_its_evidence():
+    champion = table(0.03, 100)  # intervals three times too wide
+    candidate = table(0.01, 110)
+    d = decide_promotion(candidate, GOOD, champion, "3", CFG)
+    assert d.promote and d.pvalue < 0.001 and d.candidate_loss < d.champion_loss
+    assert "interval_score" in d.reason and d.test.startswith("Diebold-Mariano")
+    # ... unless it must also beat the champion by a margin it does not reach.
+    assert not decide_promotion(candidate, GOOD, champion, "3", PromotionConfig(margin=0.9)).promote
+
+
+def test_the_champion_is_compared_only_where_both_forecast_out_of_sample():
+    # The candidate's test span ends before the champion's begins: those days lay in the
+    # champion's fit span, so there is nothing to compare on, and nothing is promoted.
+    champion = table(0.03, 500)
+    candidate = table(0.01, 100, n=300)
+    d = decide_promotion(candidate, GOOD, champion, "3", CFG)
+    assert not d.promote and d.pairs == 0 and "only 0" in d.reason
+    few = decide_promotion(table(0.01, 480, n=40), GOOD, champion, "3", CFG)
+    assert few.pairs == 20 and not few.promote  # fewer than min_pairs
+
+
+def test_horizons_compare_on_common_steps_and_a_shorter_one_needs_consent():
+    champion = table(0.03, 100, horizon=3)
+    candidate = table(0.01, 110, horizon=1)
+    d = decide_promotion(candidate, GOOD, champion, "3", CFG)
+    assert not d.promote and "allow_horizon_change" in d.reason
+    allowed = decide_promotion(candidate, GOOD, champion, "3",
+                               PromotionConfig(allow_horizon_change=True))
+    assert allowed.promote and allowed.pairs == 290  # step 1 only
+    longer = decide_promotion(table(0.01, 110, horizon=3), GOOD, table(0.03, 100), "3", CFG)
+    assert longer.promote and longer.pairs == 290
+
+
+@pytest.mark.parametrize("loss", ["interval_score", "pinball", "squared_error"])
+def test_every_configured_loss_works(loss):
+    d = decide_promotion(table(0.01, 110), GOOD, table(0.03, 100), "1", PromotionConfig(loss=loss))
+    assert d.loss == loss and d.pairs == 290
+    assert d.promote == (loss != "squared_error")  # equal point forecasts: no evidence
 
 
 # ---------------------------------------------------------------- against a real store
@@ -47,112 +106,38 @@ def versions(uri, name):
 
 
 def test_promotion_lifecycle_on_a_real_sqlite_store(tmp_path, tracking_uri):
+    from stockcast.registry.promotion import set_champion
+
     frame = predictable_prices()
     name = model_name("stockcast", "TEST")
     client = MlflowClient(tracking_uri)
-
     first = run_stages(frame, quality(2), tracking_uri, tmp_path)
-    assert first["decision"].promote
-    assert champion_version(client, name) == first["version"] == "1"
+    assert first["decision"].promote and champion_version(client, name) == "1"
 
-    # A worse model (fewer epochs) is registered but refused; the reason is recorded.
-    worse = run_stages(frame, quality(1), tracking_uri, tmp_path)
-    assert worse["version"] == "2" and not worse["decision"].promote
+    # The same run again: registered, compared on the common out-of-sample pairs, and refused
+    # for want of evidence; the test and its numbers are recorded.
+    again = run_stages(frame, quality(2), tracking_uri, tmp_path)
+    assert again["version"] == "2" and not again["decision"].promote
     assert champion_version(client, name) == "1"
     assert champion_version(client, name, "challenger") == "2"
-    tags = versions(tracking_uri, name)["2"].tags
-    assert tags["promotion.promote"] == "False"
-    assert "does not beat champion v1" in tags["promotion.reason"]
-    # The champion was re-scored on the candidate's data: its RMSE equals the first run's.
-    assert float(tags["promotion.champion_rmse"]) == pytest.approx(
-        first["evaluation"].metrics["test_rmse"], rel=1e-6)
+    mv = versions(tracking_uri, name)["2"]
+    assert mv.tags["promotion.promote"] == "False"
+    assert int(mv.tags["promotion.pairs"]) == len(first["evaluation"].table)
+    assert float(mv.tags["promotion.pvalue"]) >= 0.05
+    assert mv.tags["promotion.loss"] == "interval_score"
+    assert mv.description.startswith("not promoted") and "p =" in mv.description
 
-    # A better one takes over.
-    better = run_stages(frame, quality(20), tracking_uri, tmp_path)
-    assert better["decision"].promote
-    assert champion_version(client, name) == "3"
-
-    # A model below the sanity gate is never promoted, whatever the champion.
-    awful = run_stages(frame, quality(1, target="price"), tracking_uri, tmp_path)
-    assert not awful["decision"].promote and "sanity gate" in awful["decision"].reason
-    assert champion_version(client, name) == "3"
-
-    # Manual rollback.
-    set_champion(name, "1", tracking_uri)
-    assert champion_version(client, name) == "1"
-    assert versions(tracking_uri, name)["1"].tags["promotion.decided_by"] == "manual"
-
+    set_champion(name, "2", tracking_uri)  # by hand
+    assert champion_version(client, name) == "2"
+    assert versions(tracking_uri, name)["2"].tags["promotion.decided_by"] == "manual"
     rows = list_versions("stockcast", "TEST", tracking_uri)
-    assert [r["version"] for r in rows] == [1, 2, 3, 4]
-    assert "champion" in rows[0]["aliases"]
-    assert rows[0]["test_rmse"] == pytest.approx(first["evaluation"].metrics["test_rmse"])
-    assert "promoted" in rows[2]["decision"]
-
-
-def test_run_logs_params_metrics_artifacts_lineage_and_a_loadable_model(tmp_path, tracking_uri):
-    out = run_stages(predictable_prices(), quality(3), tracking_uri, tmp_path)
-    client = MlflowClient(tracking_uri)
-    run = client.get_run(out["logged"].run_id)
-    assert run.data.params["model.hidden_size"] == "16"
-    assert run.data.params["window.sequence_length"] == "10"
-    for key in ("test_rmse", "test_mae", "test_r2", "test_mape", "naive_rmse", "naive_mae",
-                "naive_r2", "naive_mape", "skill_rmse"):
-        assert key in run.data.metrics
-    steps = client.get_metric_history(run.info.run_id, "val_loss")
-    assert [m.step for m in steps] == [1, 2, 3]
-    assert run.data.tags["ticker"] == "TEST" and run.data.tags["data.source"] == "csv"
-    assert run.data.tags["data.rows"] == "400"
-    assert len(run.inputs.dataset_inputs) == 1
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"plots", "validation", "config", "scaler"} <= artifacts
-    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert "plots/forecast_vs_actual.png" in plots and "plots/loss.png" in plots
-
-    # The pyfunc champion round-trips to price-unit forecasts from raw prices.
-    mlflow.set_tracking_uri(tracking_uri)
-    model = mlflow.pyfunc.load_model("models:/stockcast-TEST@champion")
-    frame = out["data"].frame
-    origin = int(out["evaluation"].origins[5])
-    forecast = model.predict(frame.iloc[: origin + 1])
-    assert list(forecast.columns) == ["date", "step", "forecast"]
-    assert forecast["forecast"].iloc[0] == pytest.approx(out["evaluation"].pred[5, 0], rel=1e-5)
-    assert forecast["date"].iloc[0] > frame["Date"].iloc[origin]
-    # The pytorch flavour (logged beside it, with a signature) loads and runs on windows.
-    lstm = mlflow.pytorch.load_model(client.get_run(run.info.run_id).data.tags["model.torch_uri"])
-    x = torch.as_tensor(out["data"].test.x[:3])
-    assert lstm(x).shape == (3, 1)
-
-
-def test_pyfunc_refuses_too_little_history(tmp_path, tracking_uri):
-    run_stages(predictable_prices(), quality(1), tracking_uri, tmp_path)
-    mlflow.set_tracking_uri(tracking_uri)
-    model = mlflow.pyfunc.load_model("models:/stockcast-TEST@champion")
-    with pytest.raises(Exception, match="at least 11 rows"):
-        model.predict(predictable_prices().head(5))
+    assert [r["version"] for r in rows] == [1, 2] and "champion" in rows[1]["aliases"]
 
 
 def test_model_names_are_predictable():
     assert model_name("stockcast", "goog") == "stockcast-GOOG"
     assert model_name("stockcast", "BRK-B") == "stockcast-BRK_B"
-    assert model_name("x", "^GSPC") == "x-_GSPC"
 
 
 def test_listing_an_empty_store(tracking_uri):
     assert list_versions("stockcast", None, tracking_uri) == []
-    _ = pd, np
-
-
-def test_pyfunc_with_ohlcv_and_return_features_needs_only_raw_columns(tmp_path, tracking_uri):
-    from stockcast.config import merge
-
-    overrides = merge(quality(1), {"window": {"features": ["Open", "Close", "Volume",
-                                                          "LogReturn"]}})
-    out = run_stages(predictable_prices(), overrides, tracking_uri, tmp_path)
-    mlflow.set_tracking_uri(tracking_uri)
-    model = mlflow.pyfunc.load_model("models:/stockcast-TEST@champion")
-    frame = out["data"].frame
-    origin = int(out["evaluation"].origins[0])
-    forecast = model.predict(frame.iloc[: origin + 1][["Date", "Open", "Close", "Volume"]])
-    assert forecast["forecast"].iloc[0] == pytest.approx(out["evaluation"].pred[0, 0], rel=1e-5)
-    with pytest.raises(Exception, match="Volume"):
-        model.predict(frame.iloc[: origin + 1][["Date", "Open", "Close"]])

@@ -15,8 +15,10 @@ import pandas as pd
 
 from stockcast.config import ModelConfig, TrainConfig, WindowConfig
 from stockcast.errors import ConfigError
-from stockcast.evaluation.metrics import score_forecasts
-from stockcast.modeling.trainer import predict, train_model
+from stockcast.evaluation.baselines import ewma_band, training_drift
+from stockcast.evaluation.scoring import score_all
+from stockcast.modeling.forecaster import Forecast, calibrate
+from stockcast.modeling.trainer import train_model
 from stockcast.modeling.windows import prepare_windows
 
 
@@ -53,14 +55,18 @@ def fold_windows(n_rows: int, window: WindowConfig, folds: int) -> list[tuple[in
 
 def walk_forward(frame: pd.DataFrame, window: WindowConfig, model: ModelConfig,
                  train: TrainConfig, folds: int = 4) -> BacktestResult:
-    """Retrain at each of ``folds`` rolling origins; metrics per fold and aggregated."""
-    rows, preds, actuals, lasts = [], [], [], []
+    """Retrain and recalibrate at each of ``folds`` rolling origins; point and interval metrics
+    per fold and pooled over every fold's forecasts."""
+    rows, parts = [], []
     for i, (end, fold_window) in enumerate(fold_windows(len(frame), window, folds), start=1):
         part = frame.iloc[:end].reset_index(drop=True)
         data = prepare_windows(part, fold_window, model)
         result = train_model(data.train, data.val, model, train)
-        pred = data.to_prices(data.test, predict(result.model, data.test.x))
-        actual, last = data.actual_prices(data.test), data.last_close(data.test)
+        last = data.last_close(data.test)
+        forecast = calibrate(result.model, data).forecast_split(data.test, last)
+        actual = data.actual_prices(data.test)
+        ewma_q = ewma_band(data.close, data.test.origins, actual.shape[1], forecast.levels)
+        drift = training_drift(data.close, data.bounds.train_end)
         origins = data.test.origins
         rows.append({
             "fold": i,
@@ -68,15 +74,18 @@ def walk_forward(frame: pd.DataFrame, window: WindowConfig, model: ModelConfig,
             "test_end": part["Date"].iloc[int(origins[-1]) + window.horizon].date(),
             "windows": len(origins),
             "best_epoch": result.best_epoch,
-            **score_forecasts(pred, actual, last),
+            **score_all(forecast, actual, last, drift, ewma_q),
         })
-        preds.append(pred)
-        actuals.append(actual)
-        lasts.append(last)
-    pooled = score_forecasts(np.concatenate(preds), np.concatenate(actuals),
-                             np.concatenate(lasts))
+        parts.append((forecast, actual, last, drift, ewma_q))
+    pooled_fc = Forecast(np.concatenate([p[0].point for p in parts]),
+                         np.concatenate([p[0].quantiles for p in parts]), parts[0][0].levels)
+    pooled = score_all(pooled_fc, *(np.concatenate([p[k] for p in parts]) for k in (1, 2)),
+                       float(np.mean([p[3] for p in parts])),
+                       np.concatenate([p[4] for p in parts]))
     table = pd.DataFrame(rows)
     aggregate = {f"pooled_{k}": v for k, v in pooled.items() if not k.startswith("test_rmse_step")}
     aggregate["mean_skill_rmse"] = float(table["skill_rmse"].mean())
     aggregate["folds_beating_naive"] = int((table["skill_rmse"] > 0).sum())
+    aggregate["folds_beating_ewma_interval_score"] = int(
+        (table["test_interval_score_95"] < table["ewma_interval_score_95"]).sum())
     return BacktestResult(table, aggregate)

@@ -10,6 +10,8 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
+from stockcast.evaluation.baselines import naive_forecast
+
 
 def price_metrics(pred: np.ndarray, actual: np.ndarray) -> dict[str, float]:
     """RMSE, MAE, R² and MAPE (%) over every (origin, step) pair, in price units."""
@@ -22,11 +24,6 @@ def price_metrics(pred: np.ndarray, actual: np.ndarray) -> dict[str, float]:
         "r2": float("nan") if constant else float(r2_score(actual, pred)),
         "mape": float(mean_absolute_percentage_error(actual, pred) * 100.0),
     }
-
-
-def naive_forecast(last_close: np.ndarray, horizon: int) -> np.ndarray:
-    """Persistence: every future step equals the last observed close. [W] -> [W, horizon]."""
-    return np.repeat(np.asarray(last_close, dtype=np.float64)[:, None], horizon, axis=1)
 
 
 def score_forecasts(pred: np.ndarray, actual: np.ndarray, last_close: np.ndarray) -> dict[str, float]:

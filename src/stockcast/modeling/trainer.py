@@ -25,7 +25,7 @@ from torch import nn
 
 from stockcast.config import ModelConfig, TrainConfig
 from stockcast.errors import TrainingError
-from stockcast.modeling.model import LSTMForecaster
+from stockcast.modeling.model import LSTMForecaster, split_output
 from stockcast.modeling.windows import Split
 
 log = logging.getLogger(__name__)
@@ -116,11 +116,18 @@ def _predict(model: nn.Module, x: torch.Tensor, amp: torch.dtype | None, batch: 
     return torch.cat(outs) if outs else torch.empty(0, device=x.device)
 
 
-def predict(model: nn.Module, x: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """Model outputs for windows ``x`` [W, L, F] as a numpy array [W, out]."""
-    dev = torch.device(device)
-    model = model.to(dev)
-    return _predict(model, torch.as_tensor(x, device=dev), None).cpu().numpy()
+def predict(model: nn.Module, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """The model's location and scale [W, out] (scaled units) for a split's windows, on the CPU."""
+    model = model.cpu()
+    out = _predict(model, torch.as_tensor(split.x), None)
+    loc, scale = split_output(out, torch.as_tensor(split.base))
+    return loc.double().numpy(), scale.double().numpy()
+
+
+def _nll(out: torch.Tensor, y: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """Mean Gaussian negative log-likelihood of targets under the predicted location/scale."""
+    loc, scale = split_output(out.float(), base)
+    return nn.functional.gaussian_nll_loss(loc, y, scale**2)
 
 
 @dataclass
@@ -136,7 +143,7 @@ class _Loop:
     batch_size: int
 
 
-def _train_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor) -> float:
+def _train_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, base: torch.Tensor) -> float:
     """One pass over shuffled mini-batches; the mean training loss (one device sync)."""
     model, opt, scaler = loop.model, loop.opt, loop.scaler
     model.train()
@@ -145,11 +152,11 @@ def _train_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor) -> float:
     total = torch.zeros((), device=x.device)
     for i in range(0, n, loop.batch_size):
         idx = perm[i : i + loop.batch_size]
-        xb, yb = x[idx], y[idx]  # [B, L, F], [B, out]
+        xb, yb, bb = x[idx], y[idx], base[idx]  # [B, L, F], [B, out], [B, out]
         opt.zero_grad(set_to_none=True)
         ctx = torch.autocast(x.device.type, dtype=loop.amp) if loop.amp else nullcontext()
         with ctx:
-            loss = nn.functional.mse_loss(model(xb).float(), yb)
+            loss = _nll(model(xb), yb, bb)
         if scaler.is_enabled():  # fp16 on CUDA: scale the loss against underflow
             scaler.scale(loss).backward()
             if loop.grad_clip:
@@ -166,14 +173,18 @@ def _train_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor) -> float:
     return total.item() / n
 
 
-def _validate_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    """Validation scores in scaled units (MSE is the early-stopping criterion)."""
-    pred = _predict(loop.model, x, loop.amp).double().cpu().numpy()
+def _validate_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor,
+                    base: torch.Tensor) -> dict[str, float]:
+    """Validation scores in scaled units; the negative log-likelihood (``val_loss``) is the
+    early-stopping criterion, the others describe the location (point) forecast."""
+    out = _predict(loop.model, x, loop.amp)
+    loss = float(_nll(out, y, base))
+    pred = split_output(out, base)[0].double().cpu().numpy()
     true = y.double().cpu().numpy()
-    if not np.isfinite(pred).all():
+    if not (math.isfinite(loss) and np.isfinite(pred).all()):
         return {"val_loss": math.nan}
     mse = mean_squared_error(true, pred)
-    return {"val_loss": mse, "val_rmse": math.sqrt(mse), "val_mae": mean_absolute_error(true, pred),
+    return {"val_loss": loss, "val_rmse": math.sqrt(mse), "val_mae": mean_absolute_error(true, pred),
             "val_r2": r2_score(true.ravel(), pred.ravel()) if len(true) > 1 else math.nan}
 
 
@@ -206,11 +217,20 @@ def _check_finite(epoch: int, metrics: dict[str, float]) -> None:
                 "no model was registered.")
 
 
-def _to_device(split: Split, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = torch.as_tensor(split.x), torch.as_tensor(split.y)
+def _to_device(split: Split, device: torch.device) -> tuple[torch.Tensor, ...]:
+    arrays = (torch.as_tensor(split.x), torch.as_tensor(split.y), torch.as_tensor(split.base))
     if device.type == "cuda":  # pinned host memory: an asynchronous copy
-        x, y = x.pin_memory(), y.pin_memory()
-    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        arrays = tuple(a.pin_memory() for a in arrays)
+    return tuple(a.to(device, non_blocking=True) for a in arrays)
+
+
+def _prepare_device(cfg: TrainConfig) -> torch.device:
+    device = resolve_device(cfg.device)
+    if device.type == "cpu" and cfg.threads:
+        torch.set_num_threads(cfg.threads)  # 0 (auto) is resolved by the flow
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return device
 
 
 def _new_loop(train: Split, model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device) -> _Loop:
@@ -233,19 +253,15 @@ def train_model(train: Split, val: Split, model_cfg: ModelConfig, cfg: TrainConf
     """
     if len(train) == 0 or len(val) == 0:
         raise TrainingError("no training or validation windows; provide a longer history")
-    device = resolve_device(cfg.device)
-    if device.type == "cpu" and cfg.threads:
-        torch.set_num_threads(cfg.threads)  # 0 (auto) is resolved by the flow
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    device = _prepare_device(cfg)
     loop = _new_loop(train, model_cfg, cfg, device)
-    (xt, yt), (xv, yv) = _to_device(train, device), _to_device(val, device)
+    tr, va = _to_device(train, device), _to_device(val, device)
     history: list[dict[str, float]] = []
     stopper = EarlyStopping(cfg.patience)
     progress = cfg.progress and sys.stderr.isatty()
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
-        metrics = {"train_loss": _train_epoch(loop, xt, yt), **_validate_epoch(loop, xv, yv)}
+        metrics = {"train_loss": _train_epoch(loop, *tr), **_validate_epoch(loop, *va)}
         _check_finite(epoch, metrics)
         history.append(metrics)
         if on_epoch:
@@ -267,3 +283,24 @@ def train_model(train: Split, val: Split, model_cfg: ModelConfig, cfg: TrainConf
         windows_per_second=len(history) * len(train) / seconds if seconds > 0 else math.nan,
         stopped_early=len(history) < cfg.epochs,
     )
+
+
+def refit(train: Split, epochs: int, model_cfg: ModelConfig, cfg: TrainConfig) -> TrainResult:
+    """Fit a fresh model on ``train`` for exactly ``epochs`` epochs (no validation span): the
+    serving refit on every row, with the epoch count early stopping chose."""
+    device = _prepare_device(cfg)
+    loop = _new_loop(train, model_cfg, cfg, device)
+    tr = _to_device(train, device)
+    start = time.perf_counter()
+    history = []
+    for epoch in range(1, epochs + 1):
+        history.append({"train_loss": _train_epoch(loop, *tr)})
+        if not math.isfinite(history[-1]["train_loss"]):
+            _check_finite(epoch, {**history[-1], "val_loss": 0.0})
+    seconds = time.perf_counter() - start
+    loop.model.eval()
+    return TrainResult(
+        model=loop.model.cpu(), history=history, best_epoch=epochs, device=str(device),
+        amp_dtype=str(loop.amp).replace("torch.", "") if loop.amp else None, seconds=seconds,
+        windows_per_second=epochs * len(train) / seconds if seconds > 0 else math.nan,
+        stopped_early=False)

@@ -28,6 +28,7 @@ from sklearn.base import TransformerMixin
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from stockcast.config import ModelConfig, WindowConfig
+from stockcast.modeling.intervals import base_scale
 
 SPLITS = ("train", "val", "test")
 PRICE_LIKE = ("Open", "High", "Low", "Close")
@@ -208,7 +209,15 @@ class SeriesTransformer:
         return out
 
     # ------------------------------------------------------------------ back to prices
-    def _unscale_close(self, values: np.ndarray) -> np.ndarray:
+    @property
+    def close_scale(self) -> float:
+        """Unscaled units of the Close feature per scaled unit."""
+        if isinstance(self.scaler, MinMaxScaler):
+            return float(1.0 / self.scaler.scale_[self.close_index])
+        return float(self.scaler.scale_[self.close_index])
+
+    def unscale_close(self, values: np.ndarray) -> np.ndarray:
+        """Scaled Close-feature values back to their units (a price or a log return)."""
         if isinstance(self.scaler, MinMaxScaler):
             lo, scale = self.scaler.min_[self.close_index], self.scaler.scale_[self.close_index]
             return (values - lo) / scale
@@ -220,9 +229,9 @@ class SeriesTransformer:
         y_scaled = np.asarray(y_scaled, dtype=np.float64)
         last_close = np.asarray(last_close, dtype=np.float64)[:, None]
         if self.target == "price":
-            return self._unscale_close(y_scaled)
+            return self.unscale_close(y_scaled)
         if self.target == "log_return":
-            returns = self._unscale_close(y_scaled)
+            returns = self.unscale_close(y_scaled)
             return last_close * np.exp(np.cumsum(returns, axis=1))
         return last_close * np.exp(y_scaled * self.residual_scale)
 
@@ -236,11 +245,13 @@ class SeriesTransformer:
 
 @dataclass(frozen=True)
 class Split:
-    """One split's scaled windows: inputs x [W, L, F], targets y [W, out], origin rows [W]."""
+    """One split's scaled windows: inputs x [W, L, F], targets y [W, out], origin rows [W],
+    and the EWMA scale each output's predictive scale starts from, base [W, out]."""
 
     x: np.ndarray
     y: np.ndarray
     origins: np.ndarray
+    base: np.ndarray
 
     def __len__(self) -> int:
         return len(self.origins)
@@ -291,5 +302,6 @@ def prepare_windows(frame: pd.DataFrame, window: WindowConfig, model: ModelConfi
         include_input=window.include_input,
     ).fit(frame, bounds.train_end)
     windows = transformer.split_windows(frame, origins)
-    splits = {name: Split(x, y, origins[name]) for name, (x, y) in windows.items()}
+    splits = {name: Split(x, y, origins[name], base_scale(transformer, frame, origins[name]))
+              for name, (x, y) in windows.items()}
     return PreparedData(frame, bounds, transformer, **splits)

@@ -1,5 +1,6 @@
-"""Promotion: the decision (pure) whether a new version becomes `champion`, and its action
-under a per-model lock, recorded on the version."""
+"""Promotion: whether a new version becomes `champion` (a pure decision on out-of-sample
+forecasts, with a significance test) and its action under a per-model lock, recorded on the
+version (tags and description)."""
 
 from __future__ import annotations
 
@@ -12,85 +13,141 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 from filelock import FileLock
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from stockcast.config import PromotionConfig
 from stockcast.errors import RegistryError
-from stockcast.evaluation.metrics import price_metrics
-from stockcast.evaluation.scoring import Evaluation
-from stockcast.modeling.windows import PreparedData
+from stockcast.evaluation.scores import dm_test
 from stockcast.registry.store import with_retries
 from stockcast.registry.versions import CHAMPION, champion_version
 
 log = logging.getLogger(__name__)
 
-
-# ---------------------------------------------------------------------------- the decision
+TABLE_ARTIFACT = "forecasts/test_forecasts.parquet"
+TEST_NAME = "Diebold-Mariano, HLN-corrected, one-sided"
 
 
 @dataclass(frozen=True)
 class Decision:
-    """Whether a candidate becomes champion, and why."""
+    """Whether a candidate becomes champion, and the evidence."""
 
     promote: bool
     reason: str
-    candidate_rmse: float
-    candidate_skill: float
-    champion_rmse: float | None = None
+    test: str = TEST_NAME
+    loss: str = ""
+    candidate_loss: float | None = None
+    champion_loss: float | None = None
+    pairs: int = 0
+    pvalue: float | None = None
     champion_version: str | None = None
 
 
-def decide_promotion(
-    candidate_rmse: float,
-    candidate_skill: float,
-    champion_rmse: float | None,
-    cfg: PromotionConfig,
-    champion_version: str | None = None,
-) -> Decision:
-    """Promote when the candidate passes the sanity gate (skill vs persistence >= min_skill) and
-    there is no champion, or it beats the champion's RMSE on the same data by ``cfg.margin``."""
-    common = dict(candidate_rmse=candidate_rmse, candidate_skill=candidate_skill,
-                  champion_rmse=champion_rmse, champion_version=champion_version)
-    if not np.isfinite(candidate_rmse) or not np.isfinite(candidate_skill):
-        return Decision(False, "refused: candidate metrics are not finite", **common)
-    if candidate_skill < cfg.min_skill:
-        return Decision(
-            False,
-            f"refused by the sanity gate: skill_rmse {candidate_skill:.4f} < min_skill "
-            f"{cfg.min_skill} (clearly worse than naive persistence)",
-            **common,
-        )
-    if champion_rmse is None:
-        return Decision(True, "promoted: no champion yet and the sanity gate passed", **common)
-    threshold = champion_rmse * (1.0 - cfg.margin)
-    if candidate_rmse < threshold:
-        return Decision(
-            True,
-            f"promoted: test RMSE {candidate_rmse:.4f} beats champion v{champion_version} "
-            f"{champion_rmse:.4f} on the same data (margin {cfg.margin:.1%})",
-            **common,
-        )
-    return Decision(
-        False,
-        f"refused: test RMSE {candidate_rmse:.4f} does not beat champion v{champion_version} "
-        f"{champion_rmse:.4f} on the same data (needs < {threshold:.4f})",
-        **common,
-    )
+# ---------------------------------------------------------------------------- the decision
+
+
+def row_losses(table: pd.DataFrame, loss: str) -> pd.Series:
+    """Each row's loss relative to its realised price (scale-free: a dividend re-adjustment of
+    the history between two runs does not bias the comparison)."""
+    actual = table["actual"]
+    if loss == "squared_error":
+        return ((table["point"] - actual) / actual) ** 2
+    if loss == "interval_score":
+        lo, hi = table["q0.025"], table["q0.975"]
+        outside = np.maximum(lo - actual, 0) + np.maximum(actual - hi, 0)
+        return ((hi - lo) + (2 / 0.05) * outside) / actual
+    levels = [c for c in table.columns if c.startswith("q")]
+    parts = [np.maximum(float(c[1:]) * (actual - table[c]), (float(c[1:]) - 1) * (actual - table[c]))
+             for c in levels]
+    return sum(parts) / len(parts) / actual
+
+
+def sanity_gate(metrics: dict[str, float], cfg: PromotionConfig) -> str | None:
+    """Why a candidate may not be promoted whatever the champion, or None."""
+    keys = ("test_rmse", "test_coverage_95", "dm_pvalue_naive")
+    if not all(np.isfinite(metrics.get(k, np.nan)) for k in keys):
+        return "refused by the sanity gate: candidate metrics are not finite"
+    worse_p = 1.0 - metrics["dm_pvalue_naive"]  # H1: persistence has the lower squared error
+    if worse_p < cfg.alpha:
+        return (f"refused by the sanity gate: the point forecast is significantly worse than "
+                f"persistence (DM p {worse_p:.3g} < alpha {cfg.alpha})")
+    cov = metrics["test_coverage_95"]
+    if abs(cov - 0.95) > cfg.coverage_tolerance:
+        return (f"refused by the sanity gate: 95 % interval coverage {cov:.3f} is not within "
+                f"{cfg.coverage_tolerance} of 0.95")
+    return None
+
+
+def compare(candidate: pd.DataFrame, champion: pd.DataFrame, cfg: PromotionConfig,
+            champion_version: str) -> Decision:
+    """One-sided DM test on the (date, step) pairs both forecast out of sample: promote when the
+    candidate's loss is lower than (1 - margin) x the champion's with p < alpha."""
+    common = ["date", "step"]
+    h_cand, h_champ = int(candidate["step"].max()), int(champion["step"].max())
+    base = dict(loss=cfg.loss, champion_version=champion_version)
+    if h_cand < h_champ and not cfg.allow_horizon_change:
+        return Decision(False, f"refused: the candidate forecasts {h_cand} step(s), champion "
+                        f"v{champion_version} forecasts {h_champ}; set "
+                        "promotion.allow_horizon_change to accept a shorter horizon", **base)
+    merged = candidate.assign(loss=row_losses(candidate, cfg.loss))[[*common, "loss"]].merge(
+        champion.assign(loss=row_losses(champion, cfg.loss))[[*common, "loss"]],
+        on=common, suffixes=("_cand", "_champ")).dropna()
+    pairs = len(merged)
+    if pairs < cfg.min_pairs:
+        return Decision(False, f"refused: only {pairs} (date, step) pair(s) forecast out of "
+                        f"sample by both this version and champion v{champion_version} "
+                        f"(promotion.min_pairs is {cfg.min_pairs})", pairs=pairs, **base)
+    by_date = merged.groupby("date")[["loss_cand", "loss_champ"]].mean().sort_index()
+    h = int(merged["step"].max())
+    result = dm_test(by_date["loss_cand"], by_date["loss_champ"] * (1 - cfg.margin), h)
+    cand, champ = float(merged["loss_cand"].mean()), float(merged["loss_champ"].mean())
+    evidence = dict(candidate_loss=cand, champion_loss=champ, pairs=pairs, pvalue=result.pvalue,
+                    **base)
+    summary = (f"{cfg.loss} {cand:.5g} vs champion v{champion_version} {champ:.5g} on {pairs} "
+               f"common out-of-sample (date, step) pairs; {TEST_NAME} p = {result.pvalue:.3g}")
+    if result.pvalue < cfg.alpha:
+        return Decision(True, f"promoted: {summary} < alpha {cfg.alpha}", **evidence)
+    return Decision(False, f"refused: not significantly better: {summary} >= alpha {cfg.alpha}",
+                    **evidence)
+
+
+def decide_promotion(candidate: pd.DataFrame, metrics: dict[str, float],
+                     champion: pd.DataFrame | None, champion_version: str | None,
+                     cfg: PromotionConfig) -> Decision:
+    """The whole rule: the sanity gate, then (when there is a champion) the significance test."""
+    refused = sanity_gate(metrics, cfg)
+    if refused:
+        return Decision(False, refused, loss=cfg.loss, champion_version=champion_version)
+    if champion_version is None:
+        return Decision(True, "promoted: no champion yet and the sanity gate passed",
+                        loss=cfg.loss)
+    if champion is None:
+        return Decision(True, f"promoted: champion v{champion_version} has no out-of-sample "
+                        "forecast table (made by an older stockcast) and the sanity gate "
+                        "passed", loss=cfg.loss, champion_version=champion_version)
+    return compare(candidate, champion, cfg, champion_version)
 
 
 # ---------------------------------------------------------------------------- the action
 
 
-def rescore_champion(name: str, version: str, frame, origins: np.ndarray, actual: np.ndarray,
-                     tracking_uri: str) -> float:
-    """RMSE of the champion's forecasts at exactly the candidate's test origins and targets."""
-    mlflow.set_tracking_uri(tracking_uri)
-    champion = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
-    pred = champion.forecast_at(frame, origins)
-    steps = min(pred.shape[1], actual.shape[1])  # compare on the steps both forecast
-    return price_metrics(pred[:, :steps], actual[:, :steps])["rmse"]
+def champion_table(client: MlflowClient, name: str, version: str,
+                   tracking_uri: str) -> pd.DataFrame | None:
+    """The out-of-sample forecast table logged with a version's run, or None (older runs)."""
+    run_id = client.get_model_version(name, version).run_id
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=TABLE_ARTIFACT,
+                                                       dst_path=tmp,
+                                                       tracking_uri=tracking_uri)
+            return pd.read_parquet(path)
+    except (MlflowException, OSError) as exc:
+        if isinstance(exc, MlflowException) and "RESOURCE_DOES_NOT_EXIST" not in str(exc.error_code):
+            raise
+        log.info("%s v%s has no forecast table (%s)", name, version, exc)
+        return None
 
 
 def _lock_for(tracking_uri: str, name: str) -> FileLock:
@@ -101,42 +158,44 @@ def _lock_for(tracking_uri: str, name: str) -> FileLock:
     return FileLock(str(path), timeout=600)
 
 
-def promote_if_better(version: str, name: str, data: PreparedData, evaluation: Evaluation,
+def promote_if_better(version: str, name: str, table: pd.DataFrame, metrics: dict[str, float],
                       cfg: PromotionConfig, tracking_uri: str, retries: int = 2) -> Decision:
-    """Decide against the current champion re-scored on the candidate's test data, move the
-    alias, and record the decision as tags on the version. One lock per store and model:
-    whoever moves `champion` (a pipeline or ``set_champion``) holds it, so the champion cannot
-    change between scoring and moving. Every step is idempotent, so a retry is safe."""
-    return with_retries("promotion", lambda: _promote(version, name, data, evaluation, cfg,
-                                                      tracking_uri), retries)
+    """Decide against the current champion's own out-of-sample forecasts, move the alias, and
+    record the decision on the version. One lock per store and model: whoever moves `champion`
+    (a pipeline or ``set_champion``) holds it, so the champion cannot change between reading
+    and moving. Every step is idempotent, so a retry is safe."""
 
+    decided: list[Decision] = []
 
-def _promote(version: str, name: str, data: PreparedData, evaluation: Evaluation,
-             cfg: PromotionConfig, tracking_uri: str) -> Decision:
-    client = MlflowClient(tracking_uri)
-    with _lock_for(tracking_uri, name):
-        current = champion_version(client, name)
-        champ_rmse = None
-        if current is not None and current != version:
-            champ_rmse = rescore_champion(name, current, data.frame, evaluation.origins,
-                                          evaluation.actual, tracking_uri)
-        decision = decide_promotion(evaluation.metrics["test_rmse"],
-                                    evaluation.metrics["skill_rmse"], champ_rmse, cfg, current)
-        if decision.promote:
-            client.set_registered_model_alias(name, CHAMPION, version)
-    record_decision(client, name, version, decision)
+    def attempt() -> Decision:
+        client = MlflowClient(tracking_uri)
+        with _lock_for(tracking_uri, name):
+            current = champion_version(client, name)
+            if not (decided and current == version):  # else: a retry after the alias moved
+                theirs = champion_table(client, name, current, tracking_uri) if current else None
+                decided.append(decide_promotion(table, metrics, theirs, current, cfg))
+            if decided[-1].promote:
+                client.set_registered_model_alias(name, CHAMPION, version)
+        record_decision(client, name, version, decided[-1])
+        return decided[-1]
+
+    decision = with_retries("promotion", attempt, retries)
     log.info("%s v%s: %s", name, version, decision.reason)
     return decision
 
 
 def record_decision(client: MlflowClient, name: str, version: str, decision: Decision,
                     by: str = "pipeline") -> None:
-    """Audit trail: the decision, both scores and the reason, as tags on the version."""
+    """Audit trail: the test, the loss, both losses, the pairs, the p-value and the reason as
+    ``promotion.*`` tags, and the reason in the version's description (the registry list
+    truncates tags)."""
     tags = {f"promotion.{k}": "" if v is None else str(v) for k, v in asdict(decision).items()}
     tags["promotion.decided_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     tags["promotion.decided_by"] = by
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
+    verdict = "CHAMPION" if decision.promote else "not promoted"
+    client.update_model_version(name, version, description=f"{verdict} ({by}): {decision.reason}")
 
 
 def set_champion(name: str, version: str, tracking_uri: str) -> Decision:
@@ -149,10 +208,7 @@ def set_champion(name: str, version: str, tracking_uri: str) -> Decision:
     with _lock_for(tracking_uri, name):
         previous = champion_version(client, name)
         client.set_registered_model_alias(name, CHAMPION, mv.version)
-    run = client.get_run(mv.run_id) if mv.run_id else None
-    rmse = run.data.metrics.get("test_rmse", float("nan")) if run else float("nan")
-    skill = run.data.metrics.get("skill_rmse", float("nan")) if run else float("nan")
-    decision = Decision(True, f"promoted by hand (champion was v{previous})", rmse, skill,
-                        None, previous)
+    decision = Decision(True, f"promoted by hand (champion was v{previous})",
+                        champion_version=previous)
     record_decision(client, name, version, decision, by="manual")
     return decision

@@ -1,4 +1,4 @@
-"""The MLflow pyfunc model: raw prices in, forecast closes out (scaler inside)."""
+"""The MLflow pyfunc model: raw prices in, point and interval forecasts in price units out."""
 
 from __future__ import annotations
 
@@ -7,57 +7,67 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-import torch
 
 from stockcast.market_calendar import next_trading_days
-from stockcast.modeling.model import LSTMForecaster
-from stockcast.modeling.windows import SeriesTransformer
+from stockcast.modeling.forecaster import Forecaster
+
+OUTPUT_COLUMNS = ["step", "forecast", "lower_80", "upper_80", "lower_95", "upper_95"]
 
 
 class StockcastForecaster(mlflow.pyfunc.PythonModel):
-    """Wraps the LSTM and its fitted SeriesTransformer so consumers only pass prices.
+    """Wraps the calibrated forecaster (LSTM, fitted transform, conformal quantiles) so
+    consumers only pass prices.
 
-    ``predict(df)`` takes a frame of recent daily prices, oldest first (at least
-    ``sequence_length + 1`` rows of the columns the model was trained on, ``Close`` at least;
-    a ``Date`` column is optional) and returns the next ``horizon`` closes in price units.
+    ``predict(df)`` takes recent daily prices, oldest first: at least ``sequence_length + 1``
+    rows of the columns the model reads (``Close`` at least). ``Date`` is optional (text or
+    datetime); other columns are ignored. It returns one row per future trading day: ``date``
+    (when ``Date`` was given), ``step``, ``forecast`` (the point forecast), the 80 % and 95 %
+    interval bounds and the raw quantiles ``q0.025`` ... ``q0.975``.
     """
 
-    def __init__(self, model: LSTMForecaster, transformer: SeriesTransformer, ticker: str) -> None:
-        self.model = model.cpu().eval()
-        self.transformer = transformer
+    def __init__(self, forecaster: Forecaster, ticker: str) -> None:
+        self.forecaster = forecaster
         self.ticker = ticker
+
+    @property
+    def transformer(self):
+        """The fitted SeriesTransformer."""
+        return self.forecaster.transformer
 
     @property
     def min_rows(self) -> int:
         """Rows of prices ``predict`` needs: a window plus the close before it."""
         return self.transformer.sequence_length + 1
 
-    def forecast_at(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
-        """Forecast closes [W, horizon] made at each origin row of ``frame`` (batch backtest)."""
-        origins = np.asarray(origins, dtype=np.int64)
-        if len(origins) == 0:
-            return np.empty((0, self.transformer.horizon))
-        x, _ = self.transformer.windows(frame, origins)
-        with torch.inference_mode():
-            out = self.model(torch.as_tensor(x)).numpy()
-        close = frame["Close"].to_numpy(dtype=np.float64)
-        return self.transformer.to_prices(self.transformer.future_part(out), close[origins])
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None):
-        """Forecast the ``horizon`` closes after the last row of ``model_input``."""
+    def _clean(self, model_input: Any) -> pd.DataFrame:
         frame = pd.DataFrame(model_input).reset_index(drop=True)
         needed = self.transformer.input_columns
         missing = [c for c in needed if c not in frame.columns]
         if missing:
-            raise ValueError(f"input lacks column(s) {missing}; the model needs {needed}")
+            raise ValueError(f"input lacks column(s) {missing}; the model needs {needed} "
+                             "(Date optional), oldest row first")
         if len(frame) < self.min_rows:
             raise ValueError(f"need at least {self.min_rows} rows of prices, got {len(frame)}")
-        # Targets beyond the frame are never read: pad with the last row so windows() can slice.
-        pad = pd.concat([frame] + [frame.iloc[[-1]]] * self.transformer.horizon,
-                        ignore_index=True)
-        forecast = self.forecast_at(pad, np.array([len(frame) - 1]))[0]
-        out = pd.DataFrame({"step": np.arange(1, len(forecast) + 1), "forecast": forecast})
+        keep = (["Date"] if "Date" in frame.columns else []) + needed
+        frame = frame[keep].copy()
+        for col in needed:
+            frame[col] = pd.to_numeric(frame[col], errors="raise").astype(np.float64)
         if "Date" in frame.columns:
-            last = pd.to_datetime(frame["Date"].iloc[-1])
-            out.insert(0, "date", next_trading_days(last, len(out)))
+            frame["Date"] = pd.to_datetime(frame["Date"].astype("string"), format="mixed")
+        return frame
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None):
+        """Forecast the ``horizon`` trading days after the last row of ``model_input``."""
+        frame = self._clean(model_input)
+        fc = self.forecaster.forecast_at(frame, np.array([len(frame) - 1]))
+        lo80, hi80 = fc.interval(0.8)
+        lo95, hi95 = fc.interval(0.95)
+        h = fc.point.shape[1]
+        out = pd.DataFrame({"step": np.arange(1, h + 1), "forecast": fc.point[0],
+                            "lower_80": lo80[0], "upper_80": hi80[0],
+                            "lower_95": lo95[0], "upper_95": hi95[0]})
+        for j, level in enumerate(fc.levels):
+            out[f"q{level:g}"] = fc.quantiles[0, :, j]
+        if "Date" in frame.columns:
+            out.insert(0, "date", next_trading_days(frame["Date"].iloc[-1], h))
         return out

@@ -17,12 +17,14 @@ import mlflow
 import torch
 import yaml
 from mlflow.entities import Metric
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from stockcast.config import PipelineConfig
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.evaluation.scoring import Evaluation
+from stockcast.modeling.forecaster import ServingFit
 from stockcast.modeling.trainer import TrainResult
 from stockcast.modeling.windows import PreparedData
 from stockcast.registry.pyfunc import StockcastForecaster
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 
 # What the served model needs, at the versions installed here (read, not copied by hand):
 # explicit requirements also spare MLflow ~10 s of inferring them by importing the model.
-_REQUIRED = ("torch", "pandas", "numpy", "scikit-learn", "mlflow", "exchange_calendars")
+_REQUIRED = ("torch", "pandas", "numpy", "scikit-learn", "scipy", "mlflow", "exchange_calendars")
 
 
 def pip_requirements() -> list[str]:
@@ -61,7 +63,7 @@ class LoggedRun:
 
 
 def run_tags(validated: ValidatedPrices, result: TrainResult, evaluation: Evaluation,
-             frame) -> dict[str, str]:
+             serving: ServingFit, frame) -> dict[str, str]:
     """Lineage and provenance tags of a training run."""
     prices = validated.prices
     return {
@@ -80,6 +82,11 @@ def run_tags(validated: ValidatedPrices, result: TrainResult, evaluation: Evalua
         "train.best_epoch": str(result.best_epoch),
         "train.seconds": f"{result.seconds:.2f}",
         "split.test_start": str(frame["Date"].iloc[int(evaluation.origins[0]) + 1].date()),
+        # Metrics are the evaluation fit's (trained through fit.eval_end); the registered
+        # model was refit through fit.serve_end with the same settings.
+        "fit.eval_end": str(serving.eval_end.date()),
+        "fit.serve_end": str(serving.serve_end.date()),
+        "fit.refit": str(serving.refit),
     }
 
 
@@ -87,19 +94,24 @@ def _data_source(location: str) -> str:
     return location if "://" in location else Path(location).resolve().as_uri()
 
 
-def _log_model(data: PreparedData, result: TrainResult, ticker: str) -> str:
-    python_model = StockcastForecaster(result.model, data.transformer, ticker)
-    # The signature asks only for what the model reads: Date and its raw price columns.
+def _log_model(data: PreparedData, serving: ServingFit, ticker: str) -> str:
+    python_model = StockcastForecaster(serving.forecaster, ticker)
+    model = serving.forecaster.model
+    # The signature asks only for what the model reads: its raw price columns, and an optional
+    # Date of any type (text from a CSV or JSON, or datetimes).
     columns = ["Date", *data.transformer.input_columns]
     input_frame = data.frame[columns].tail(python_model.min_rows + 5).reset_index(drop=True)
+    inputs = Schema([ColSpec(AnyType(), "Date", required=False),
+                     *(ColSpec("double", c) for c in data.transformer.input_columns)])
+    outputs = infer_signature(input_frame, python_model.predict(None, input_frame)).outputs
     info = mlflow.pyfunc.log_model(
         name="forecaster", python_model=python_model,
-        signature=infer_signature(input_frame, python_model.predict(None, input_frame)),
+        signature=ModelSignature(inputs=inputs, outputs=outputs),
         input_example=input_frame, pip_requirements=pip_requirements())
     example = data.test.x[:2]
     torch_info = mlflow.pytorch.log_model(
-        result.model, name="lstm",
-        signature=infer_signature(example, result.model(torch.as_tensor(example)).detach().numpy()),
+        model, name="lstm",
+        signature=infer_signature(example, model(torch.as_tensor(example)).detach().numpy()),
         input_example=example, pip_requirements=pip_requirements(),
         serialization_format="pickle")
     mlflow.set_tags({"model.pyfunc_uri": info.model_uri, "model.torch_uri": torch_info.model_uri})
@@ -107,12 +119,13 @@ def _log_model(data: PreparedData, result: TrainResult, ticker: str) -> str:
 
 
 def _log(run_id: str, validated: ValidatedPrices, data: PreparedData, result: TrainResult,
-         evaluation: Evaluation, eda_dir: Path | None, cfg: PipelineConfig) -> LoggedRun:
+         evaluation: Evaluation, eda_dir: Path | None, serving: ServingFit,
+         cfg: PipelineConfig) -> LoggedRun:
     ticker = validated.ticker
     with warnings.catch_warnings():
         # MLflow hints about integer columns and ambiguous local sources: noise here.
         warnings.simplefilter("ignore", UserWarning)
-        mlflow.set_tags(run_tags(validated, result, evaluation, data.frame))
+        mlflow.set_tags(run_tags(validated, result, evaluation, serving, data.frame))
         mlflow.log_params({k: ("" if v is None else v) for k, v in cfg.flat().items()})
         # Per-epoch step metrics in one batch call, not one round trip per value.
         now = int(time.time() * 1000)
@@ -121,7 +134,8 @@ def _log(run_id: str, validated: ValidatedPrices, data: PreparedData, result: Tr
             for step, epoch_metrics in enumerate(result.history, start=1)
             for key, value in epoch_metrics.items()])
         mlflow.log_metrics({**evaluation.metrics, "best_epoch": result.best_epoch,
-                            "train_seconds": result.seconds,
+                            "train_seconds": result.seconds + serving.seconds,
+                            "refit_seconds": serving.seconds,
                             "windows_per_second": result.windows_per_second})
         mlflow.log_input(mlflow.data.from_pandas(
             data.frame, source=_data_source(validated.prices.location), targets="Close",
@@ -139,16 +153,23 @@ def _log(run_id: str, validated: ValidatedPrices, data: PreparedData, result: Tr
             scaler_path = Path(tmp) / "transformer.pkl"
             scaler_path.write_bytes(pickle.dumps(data.transformer))
             mlflow.log_artifact(str(scaler_path), artifact_path="scaler")
-        return LoggedRun(run_id, _log_model(data, result, ticker))
+            # The out-of-sample forecasts promotion compares across versions.
+            table = Path(tmp) / "test_forecasts.parquet"
+            evaluation.table.to_parquet(table, index=False)
+            evaluation.table.to_csv(table.with_suffix(".csv"), index=False)
+            mlflow.log_artifact(str(table), artifact_path="forecasts")
+            mlflow.log_artifact(str(table.with_suffix(".csv")), artifact_path="forecasts")
+        return LoggedRun(run_id, _log_model(data, serving, ticker))
 
 
 def log_training_run(validated: ValidatedPrices, data: PreparedData, result: TrainResult,
-                     evaluation: Evaluation, eda_dir: Path | None, cfg: PipelineConfig) -> LoggedRun:
+                     evaluation: Evaluation, eda_dir: Path | None, serving: ServingFit,
+                     cfg: PipelineConfig) -> LoggedRun:
     """Log everything one ticker's run produced and its model (pyfunc + pytorch flavours).
     Transient store failures are retried; a retry replaces the failed attempt's run."""
     uri, retries = cfg.tracking.tracking_uri, cfg.tracking.max_retries
     experiment_id = configure_tracking(uri, cfg.tracking.experiment, retries)
     return log_run_with_retries(
         "logging", experiment_id, validated.ticker,
-        lambda run_id: _log(run_id, validated, data, result, evaluation, eda_dir, cfg),
+        lambda run_id: _log(run_id, validated, data, result, evaluation, eda_dir, serving, cfg),
         uri, retries)

@@ -1,0 +1,74 @@
+"""Scores for probabilistic forecasts and the significance test that compares two forecasters.
+
+- pinball (quantile) loss, the Winkler / Gneiting-Raftery interval score, coverage, width;
+- the Diebold-Mariano test with the Harvey-Leybourne-Newbold small-sample correction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+
+def pinball_loss(quantiles: np.ndarray, actual: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
+    """Pinball loss per (origin, step) [W, h], averaged over the quantile levels (price units)."""
+    q = np.asarray(levels)[None, None, :]
+    diff = np.asarray(actual)[:, :, None] - quantiles  # [W, h, Q]
+    return np.mean(np.maximum(q * diff, (q - 1) * diff), axis=2)
+
+
+def interval_score(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray,
+                   coverage: float) -> np.ndarray:
+    """Interval score per (origin, step) [W, h] of the central ``coverage`` interval: its width
+    plus 2/alpha times how far the actual value falls outside (lower is better)."""
+    alpha = 1.0 - coverage
+    below = np.maximum(lower - actual, 0.0)
+    above = np.maximum(actual - upper, 0.0)
+    return (upper - lower) + (2.0 / alpha) * (below + above)
+
+
+def coverage_rate(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray) -> float:
+    """Share of actual values inside [lower, upper]."""
+    return float(np.mean((actual >= lower) & (actual <= upper)))
+
+
+def width_bp(lower: np.ndarray, upper: np.ndarray, last_close: np.ndarray) -> float:
+    """Mean interval width in basis points of the last close."""
+    return float(np.mean((upper - lower) / np.asarray(last_close)[:, None]) * 1e4)
+
+
+@dataclass(frozen=True)
+class DMResult:
+    """A one-sided Diebold-Mariano test of 'forecaster A has the lower expected loss'."""
+
+    statistic: float  # HLN-corrected; negative when A's loss is lower
+    pvalue: float
+    n: int  # loss differentials (forecast origins) used
+    mean_diff: float  # mean of loss_a - loss_b
+
+
+def dm_test(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int) -> DMResult:
+    """One-sided DM test (H1: A better) on per-origin losses [W] or [W, h] (averaged over the
+    steps). The long-run variance uses autocovariances up to lag h-1, since h-step forecast
+    errors overlap; the Harvey-Leybourne-Newbold factor and Student-t(n-1) reference
+    distribution correct its small-sample size."""
+    d = np.asarray(loss_a, np.float64) - np.asarray(loss_b, np.float64)
+    if d.ndim == 2:
+        d = d.mean(axis=1)
+    n, h = len(d), max(1, int(horizon))
+    if n < 2:
+        return DMResult(float("nan"), 1.0, n, float(np.mean(d)) if n else float("nan"))
+    dbar = float(d.mean())
+    centred = d - dbar
+    gamma = [float(np.dot(centred[k:], centred[: n - k]) / n) for k in range(min(h, n))]
+    lrv = gamma[0] + 2.0 * sum(gamma[1:])
+    if lrv <= 0:
+        lrv = gamma[0]
+    if lrv <= 0:  # identical losses: no evidence either way
+        return DMResult(0.0, 0.5, n, dbar)
+    dm = dbar / np.sqrt(lrv / n)
+    hln = np.sqrt(max(n + 1 - 2 * h + h * (h - 1) / n, 1e-12) / n)
+    statistic = float(dm * hln)
+    return DMResult(statistic, float(stats.t.cdf(statistic, df=n - 1)), n, dbar)

@@ -1,0 +1,118 @@
+"""A trained model with its transform and its calibration: windows or raw prices in, point and
+quantile forecasts in price units out. The evaluation, the backtest and the served MLflow model
+all forecast through this one object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stockcast.config import ModelConfig, TrainConfig
+from stockcast.modeling.intervals import (
+    QUANTILES,
+    base_scale,
+    conformal_z,
+    quantile_prices,
+    target_distribution,
+    to_target_space,
+)
+from stockcast.modeling.model import LSTMForecaster
+from stockcast.modeling.trainer import TrainResult, predict, refit
+from stockcast.modeling.windows import PreparedData, SeriesTransformer, Split
+
+
+@dataclass
+class Forecast:
+    """Forecasts at W origins: the point forecast [W, h] and quantiles [W, h, Q] in price units."""
+
+    point: np.ndarray
+    quantiles: np.ndarray
+    levels: tuple[float, ...]
+
+    def interval(self, coverage: float) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds [W, h] of the central interval with ``coverage`` (0.8, 0.95)."""
+        lo = self.levels.index(round((1 - coverage) / 2, 6))
+        hi = self.levels.index(round(1 - (1 - coverage) / 2, 6))
+        return self.quantiles[:, :, lo], self.quantiles[:, :, hi]
+
+
+@dataclass
+class Forecaster:
+    """The LSTM, its fitted transformer and the conformal quantiles z [h, Q] of its
+    standardised residuals on the validation span.
+
+    The point forecast is the location of the predictive distribution: for the return targets
+    last close x exp(predicted cumulative log return), i.e. its median before calibration.
+    """
+
+    model: LSTMForecaster
+    transformer: SeriesTransformer
+    z: np.ndarray
+    levels: tuple[float, ...] = QUANTILES
+
+    def _distribution(self, split: Split, last_close: np.ndarray):
+        loc, scale = predict(self.model, split)
+        future = self.transformer.future_part
+        return target_distribution(self.transformer, future(loc), future(scale), last_close)
+
+    def forecast_split(self, split: Split, last_close: np.ndarray) -> Forecast:
+        """Forecasts for a split's windows, given each window's last close [W]."""
+        loc, scale, log_space = self._distribution(split, last_close)
+        point = last_close[:, None] * np.exp(loc) if log_space else loc
+        return Forecast(point, quantile_prices(loc, scale, self.z, last_close, log_space),
+                        self.levels)
+
+    def forecast_at(self, frame: pd.DataFrame, origins: np.ndarray) -> Forecast:
+        """Forecasts made at each origin row of a price frame (only rows <= origin are read)."""
+        origins = np.asarray(origins, dtype=np.int64)
+        t = self.transformer
+        if len(origins) == 0:
+            empty = np.empty((0, t.horizon))
+            return Forecast(empty, np.empty((0, t.horizon, len(self.levels))), self.levels)
+        # Targets beyond the frame are never read: pad with the last row so windows can slice.
+        pad = pd.concat([frame] + [frame.iloc[[-1]]] * t.horizon, ignore_index=True)
+        x, y = t.windows(pad, origins)
+        close = frame["Close"].to_numpy(dtype=np.float64)
+        split = Split(x, y, origins, base_scale(t, pad, origins))
+        return self.forecast_split(split, close[origins])
+
+
+def calibrate(model: LSTMForecaster, data: PreparedData) -> Forecaster:
+    """Split-conformal calibration on the validation span: the empirical quantiles of the
+    standardised residuals there become the forecaster's z."""
+    uncalibrated = Forecaster(model, data.transformer, np.zeros((data.transformer.horizon, 0)))
+    last = data.last_close(data.val)
+    loc, scale, log_space = uncalibrated._distribution(data.val, last)
+    realised = to_target_space(data.actual_prices(data.val), last, log_space)
+    return Forecaster(model, data.transformer, conformal_z((realised - loc) / scale))
+
+
+@dataclass(frozen=True)
+class ServingFit:
+    """The forecaster to register and serve, and the last dates each fit's weights saw."""
+
+    forecaster: Forecaster
+    eval_end: pd.Timestamp  # the evaluation fit trained on rows up to here
+    serve_end: pd.Timestamp  # the served model trained on rows up to here
+    refit: bool
+    seconds: float
+
+
+def fit_for_serving(forecaster: Forecaster, result: TrainResult, data: PreparedData,
+                    model_cfg: ModelConfig, train_cfg: TrainConfig) -> ServingFit:
+    """Refit on every window through the last date, for the epoch count early stopping chose,
+    so the served model knows the most recent prices. It keeps the evaluation fit's transform
+    and conformal quantiles (there is no held-out span left to calibrate on). With ``refit``
+    False the evaluation fit itself is served."""
+    dates = data.frame["Date"]
+    eval_end = dates.iloc[data.bounds.train_end - 1]
+    if not train_cfg.refit:
+        return ServingFit(forecaster, eval_end, eval_end, False, 0.0)
+    splits = (data.train, data.val, data.test)
+    every = Split(*(np.concatenate([getattr(s, f) for s in splits])
+                    for f in ("x", "y", "origins", "base")))
+    fitted = refit(every, max(1, result.best_epoch), model_cfg, train_cfg)
+    served = Forecaster(fitted.model, forecaster.transformer, forecaster.z, forecaster.levels)
+    return ServingFit(served, eval_end, dates.iloc[-1], True, fitted.seconds)

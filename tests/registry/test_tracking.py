@@ -1,0 +1,87 @@
+"""What a run leaves in MLflow, and the served model's behaviour."""
+
+import mlflow
+import pandas as pd
+import pytest
+import torch
+from helpers import predictable_prices, quality, run_stages
+from mlflow.tracking import MlflowClient
+
+from stockcast.config import merge
+
+INTERVAL_METRICS = ("coverage_80", "coverage_95", "width_95_bp", "interval_score_95", "pinball")
+
+
+def test_run_logs_metrics_baselines_artifacts_lineage_and_a_loadable_model(tmp_path, tracking_uri):
+    out = run_stages(predictable_prices(), quality(3), tracking_uri, tmp_path)
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(out["logged"].run_id)
+    assert run.data.params["model.hidden_size"] == "16"
+    metrics = run.data.metrics
+    for key in ("test_rmse", "test_mae", "test_r2", "test_mape", "naive_rmse", "skill_rmse",
+                "skill_rmse_pct", "drift_rmse", "test_direction_accuracy", "always_up_rate",
+                "test_return_corr", "test_return_r2", "dm_pvalue_naive", "dm_pvalue_drift",
+                *(f"test_{m}" for m in INTERVAL_METRICS), *(f"ewma_{m}" for m in INTERVAL_METRICS)):
+        assert key in metrics, key
+    assert metrics["skill_rmse_pct"] == pytest.approx(100 * metrics["skill_rmse"])
+    assert 0 <= metrics["dm_pvalue_naive"] <= 1
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [1, 2, 3]
+    assert run.data.tags["ticker"] == "TEST" and run.data.tags["data.source"] == "csv"
+    assert len(run.inputs.dataset_inputs) == 1
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"plots", "validation", "config", "scaler", "forecasts"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/forecast_fan.png", "plots/coverage.png", "plots/loss.png"} <= plots
+    table = pd.read_parquet(mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="forecasts/test_forecasts.parquet",
+        dst_path=str(tmp_path / "dl"), tracking_uri=tracking_uri))
+    assert list(table.columns) == ["date", "step", "origin_date", "point", "q0.025", "q0.1",
+                                   "q0.5", "q0.9", "q0.975", "actual"]
+    assert (table["date"] > table["origin_date"]).all()
+    assert len(table) == len(out["evaluation"].origins)
+
+
+def test_the_served_model_is_refit_through_the_last_date(tmp_path, tracking_uri):
+    out = run_stages(predictable_prices(), quality(2), tracking_uri, tmp_path)
+    frame, data = out["data"].frame, out["data"]
+    tags = MlflowClient(tracking_uri).get_run(out["logged"].run_id).data.tags
+    assert tags["fit.serve_end"] == str(frame["Date"].iloc[-1].date())
+    assert tags["fit.eval_end"] == str(frame["Date"].iloc[data.bounds.train_end - 1].date())
+    assert tags["fit.refit"] == "True"
+    served, evaluated = out["serving"].forecaster.model, out["forecaster"].model
+    assert not torch.equal(served.head.weight, evaluated.head.weight)
+
+    # The pyfunc champion forecasts from raw prices: point, intervals and quantiles, ordered.
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/stockcast-TEST@champion")
+    forecast = model.predict(frame)
+    assert list(forecast.columns)[:7] == ["date", "step", "forecast", "lower_80", "upper_80",
+                                          "lower_95", "upper_95"]
+    row = forecast.iloc[0]
+    assert row["lower_95"] < row["lower_80"] < row["upper_80"] < row["upper_95"]
+    assert forecast["date"].iloc[0] > frame["Date"].iloc[-1]
+    # Date as text (pd.read_csv), no Date at all, extra columns: all accepted.
+    as_text = frame.assign(Date=frame["Date"].dt.strftime("%Y-%m-%d"), Note="x")
+    assert model.predict(as_text)["forecast"].iloc[0] == pytest.approx(row["forecast"])
+    no_date = model.predict(frame.drop(columns="Date"))
+    assert "date" not in no_date and no_date["forecast"].iloc[0] == pytest.approx(row["forecast"])
+
+
+def test_refit_off_serves_the_evaluation_fit(tmp_path, tracking_uri):
+    out = run_stages(predictable_prices(), merge(quality(2), {"train": {"refit": False}}),
+                     tracking_uri, tmp_path)
+    tags = MlflowClient(tracking_uri).get_run(out["logged"].run_id).data.tags
+    assert tags["fit.refit"] == "False" and tags["fit.serve_end"] == tags["fit.eval_end"]
+
+
+def test_pyfunc_names_what_is_missing(tmp_path, tracking_uri):
+    out = run_stages(predictable_prices(), merge(quality(1), {"window": {
+        "features": ["Open", "Close", "Volume", "LogReturn"]}}), tracking_uri, tmp_path)
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/stockcast-TEST@champion")
+    frame = out["data"].frame
+    with pytest.raises(Exception, match="Volume"):
+        model.predict(frame[["Date", "Open", "Close"]])
+    with pytest.raises(Exception, match="at least 11 rows"):
+        model.predict(frame.head(5))
+    assert len(model.predict(frame[["Date", "Open", "Close", "Volume"]])) == 1

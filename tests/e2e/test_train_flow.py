@@ -37,7 +37,10 @@ def test_two_tickers_register_versions_and_champions(prefect_api, tmp_path, trac
         assert run.data.tags["ticker"] == ticker and run.data.tags["data.source"] == "sample"
         assert run.data.metrics["test_rmse"] == pytest.approx(summary[ticker]["test_rmse"])
         assert run.data.metrics["naive_rmse"] > 0
-        assert "skill_rmse" in run.data.metrics
+        for key in ("skill_rmse_pct", "dm_pvalue_naive", "test_coverage_95", "ewma_coverage_95",
+                    "test_interval_score_95", "ewma_interval_score_95", "drift_rmse"):
+            assert key in run.data.metrics, key
+        assert run.data.tags["fit.serve_end"] == "2013-03-01"
         assert len(client.get_metric_history(run.info.run_id, "val_loss")) >= 1
         # The exploratory data report travels with every run.
         eda = {a.path for a in client.list_artifacts(run.info.run_id, "eda")}
@@ -52,6 +55,10 @@ def test_two_tickers_register_versions_and_champions(prefect_api, tmp_path, trac
         assert item["version"] == "1" and len(item["rows"]) == cfg.window.horizon
         assert (tmp_path / "forecasts" / ticker).is_dir()
         assert item["rows"][0]["date"] > item["last_date"]
+        row = item["rows"][0]
+        assert row["lower_95"] < row["lower_80"] < row["forecast"] < row["upper_80"] < row["upper_95"]
+        written = list((tmp_path / "forecasts" / ticker).glob("*.csv"))
+        assert [f.name for f in written] == [f"{ticker}-{row['date']}.csv"]  # the forecast's date
     mlflow.set_tracking_uri(tracking_uri)
 
 
@@ -85,3 +92,23 @@ def test_training_flow_on_the_dask_task_runner(prefect_api, tmp_path, tracking_u
     assert set(summary) == {"GOOG", "IBM"}
     client = MlflowClient(tracking_uri)
     assert str(client.get_model_version_by_alias("stockcast-IBM", "champion").version) == "1"
+
+
+def test_reseeding_the_same_data_does_not_churn_the_registry(prefect_api, tmp_path, tracking_uri):
+    from flows.train import train_pipeline
+
+    client = MlflowClient(tracking_uri)
+    decisions = []
+    for seed in (1, 2, 3):
+        cfg = build_config(merge({"train": {"progress": False, "threads": 1, "seed": seed}}, {
+            "data": {"source": "sample", "data_dir": str(tmp_path / "data")},
+            "tracking": {"tracking_uri": tracking_uri}}))
+        summary = train_pipeline(config=cfg)["GOOG"]
+        decisions.append(summary)
+        champion = client.get_model_version_by_alias("stockcast-GOOG", "champion")
+        assert str(champion.version) == "1"  # the first version, throughout
+    assert decisions[0]["promoted"] and not any(d["promoted"] for d in decisions[1:])
+    for version in ("2", "3"):
+        tags = client.get_model_version("stockcast-GOOG", version).tags
+        assert float(tags["promotion.pvalue"]) >= 0.05
+        assert int(tags["promotion.pairs"]) >= 30

@@ -108,7 +108,11 @@ def make_windows(
 def _make_scaler(kind: str, target: str) -> TransformerMixin:
     if kind == "auto":
         kind = "minmax" if target == "price" else "standard"
-    return MinMaxScaler() if kind == "minmax" else StandardScaler()
+    if kind == "minmax":
+        return MinMaxScaler()
+    # Return targets are scaled, not centred: a zero output is then a zero return, so the
+    # zero-initialised head starts at persistence, not at the training span's mean drift.
+    return StandardScaler(with_mean=target == "price")
 
 
 @dataclass
@@ -221,7 +225,7 @@ class SeriesTransformer:
         if isinstance(self.scaler, MinMaxScaler):
             lo, scale = self.scaler.min_[self.close_index], self.scaler.scale_[self.close_index]
             return (values - lo) / scale
-        mean = self.scaler.mean_[self.close_index]
+        mean = self.scaler.mean_[self.close_index] if self.scaler.with_mean else 0.0
         return values * self.scaler.scale_[self.close_index] + mean
 
     def to_prices(self, y_scaled: np.ndarray, last_close: np.ndarray) -> np.ndarray:

@@ -1,0 +1,49 @@
+"""Probabilistic scores and the Diebold-Mariano test against values worked out by hand."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from stockcast.evaluation.scores import coverage_rate, dm_test, interval_score, pinball_loss, width_bp
+
+
+def test_interval_score_by_hand():
+    lower, upper = np.array([[90.0], [90.0], [90.0]]), np.array([[110.0], [110.0], [110.0]])
+    actual = np.array([[100.0], [80.0], [115.0]])
+    # width 20; below by 10 -> 20 + 40 x 10; above by 5 -> 20 + 40 x 5 (2 / alpha = 40)
+    np.testing.assert_allclose(interval_score(lower, upper, actual, 0.95).ravel(), [20, 420, 220])
+    assert coverage_rate(lower, upper, actual) == pytest.approx(1 / 3)
+    assert width_bp(lower, upper, np.array([100.0, 100.0, 100.0])) == pytest.approx(2000)
+
+
+def test_pinball_loss_by_hand():
+    q = np.array([[[90.0, 100.0, 110.0]]])  # [W=1, h=1, Q=3]
+    # actual 105: 0.1 x 15 = 1.5; 0.5 x 5 = 2.5; (0.9 - 1) x (-5) = 0.5 -> mean 1.5
+    assert pinball_loss(q, np.array([[105.0]]), (0.1, 0.5, 0.9))[0, 0] == pytest.approx(1.5)
+
+
+def test_dm_test_one_step_by_hand():
+    d = np.array([1.0, -1.0, 2.0, 0.0, 3.0])  # loss_a - loss_b
+    # mean 1, autocovariance gamma0 = 2, DM = 1 / sqrt(2 / 5) = 1.5811;
+    # HLN factor sqrt((5 + 1 - 2) / 5) = 0.8944 -> 1.41421
+    out = dm_test(d, np.zeros(5), horizon=1)
+    assert out.statistic == pytest.approx(np.sqrt(2.0), rel=1e-6)
+    assert out.pvalue == pytest.approx(stats.t.cdf(np.sqrt(2.0), df=4))  # A is worse: p > 0.5
+    assert out.n == 5 and out.mean_diff == pytest.approx(1.0)
+
+
+def test_dm_test_two_steps_uses_the_lag_one_autocovariance():
+    d = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    # gamma0 = 2, gamma1 = 0.8 -> long-run variance 3.6; DM = 3 / sqrt(3.6 / 5) = 3.5355;
+    # HLN factor sqrt((5 + 1 - 4 + 2 / 5) / 5) = sqrt(0.48) -> 2.44949
+    out = dm_test(np.zeros(5), d, horizon=2)  # A better by 3 on average
+    assert out.statistic == pytest.approx(-2.4494897, rel=1e-6)
+    assert out.pvalue == pytest.approx(stats.t.cdf(-2.4494897, df=4), rel=1e-6)
+
+
+def test_dm_test_per_step_losses_are_averaged_and_ties_give_no_evidence():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 3)) ** 2
+    assert dm_test(a, a, 3).pvalue == 0.5
+    better = dm_test(a * 0.5, a, 3)
+    assert better.pvalue < 1e-6 and better.statistic < 0

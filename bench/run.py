@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from intervals import bench_intervals  # noqa: I001 (bench/ is on sys.path when run as a script)
+from intervals import markdown as intervals_markdown
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -26,8 +28,8 @@ from stockcast.data.files import read_price_file, sample_path
 from stockcast.data.schemas import validate_prices
 from stockcast.data.sources import PriceData
 from stockcast.evaluation.metrics import score_forecasts
-from stockcast.modeling.model import LSTMForecaster
-from stockcast.modeling.trainer import amp_dtype_for, predict, train_model
+from stockcast.modeling.forecaster import calibrate
+from stockcast.modeling.trainer import amp_dtype_for, train_model
 from stockcast.modeling.windows import prepare_windows
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,10 +49,22 @@ def reference_windows(values: np.ndarray, seq: int) -> tuple[np.ndarray, np.ndar
     return np.array(xs, dtype=np.float32)[..., None], np.array(ys, dtype=np.float32)[:, None]
 
 
+class TutorialLSTM(nn.Module):
+    """The seed notebooks' network: 2 x 50 LSTM, a linear head on the last step, one output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(1, 50, num_layers=2, batch_first=True)
+        self.head = nn.Linear(50, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.lstm(x)[0][:, -1, :])  # [B, T, 1] -> [B, 1]
+
+
 def reference_train(x_train, y_train, x_val, y_val, epochs: int, batch: int = 32, seed: int = 0):
     """Dataset + DataLoader(batch 32, shuffle) + per-epoch validation: the common loop."""
     torch.manual_seed(seed)
-    model = LSTMForecaster(1, 50, 2, horizon=1)
+    model = TutorialLSTM()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.MSELoss()
     train_dl = DataLoader(TensorDataset(torch.tensor(x_train), torch.tensor(y_train)),
@@ -137,8 +151,9 @@ def our_default_pipeline(path: Path):
     data = prepare_windows(frame, cfg.window, cfg.model)
     train_cfg = cfg.train.model_copy(update={"threads": os.cpu_count() or 1, "progress": False})
     result = train_model(data.train, data.val, cfg.model, train_cfg)
-    pred = data.to_prices(data.test, predict(result.model, data.test.x))
-    metrics = score_forecasts(pred, data.actual_prices(data.test), data.last_close(data.test))
+    last = data.last_close(data.test)
+    pred = calibrate(result.model, data).forecast_split(data.test, last).point
+    metrics = score_forecasts(pred, data.actual_prices(data.test), last)
     return time.perf_counter() - start, result.seconds, metrics, len(result.history)
 
 
@@ -236,6 +251,8 @@ def markdown(out: dict) -> str:
                   f"{r['test_rmse']:.3f} | {r['naive_rmse']:.3f} | {r['skill_rmse']:+.3f} |"
                   for name, r in out["quality"].items()]
         lines.append("")
+    if "intervals" in out:
+        lines += intervals_markdown(out["intervals"])
     if "stages" in out:
         st = out["stages"]
         lines += ["**One `make run-flow`** (GOOG, defaults; the second of two runs, once "
@@ -260,7 +277,7 @@ def main() -> int:
                         default=sorted({1, os.cpu_count() or 1}),
                         help="thread counts for the throughput test (default: 1 and all cores)")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["throughput", "quality", "stages"])
+                        choices=["throughput", "quality", "intervals", "stages"])
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     frame = read_price_file(sample_path("GOOG"))
@@ -281,6 +298,9 @@ def main() -> int:
         print(table("2. time to quality on GOOG test span (skill_rmse > 0 beats persistence)",
                     out["quality"], ["wall_s", "fit_s", "epochs", "test_rmse", "skill_rmse"]),
               flush=True)
+    if "intervals" not in args.skip:
+        out["intervals"] = bench_intervals()
+        print("\n" + "\n".join(intervals_markdown(out["intervals"])), flush=True)
     if "stages" not in args.skip:
         out["stages"] = bench_stages()
         s = out["stages"]

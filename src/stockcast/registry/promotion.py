@@ -190,7 +190,7 @@ def record_decision(client: MlflowClient, name: str, version: str, decision: Dec
     ``promotion.*`` tags, and the reason in the version's description (the registry list
     truncates tags)."""
     tags = {f"promotion.{k}": "" if v is None else str(v) for k, v in asdict(decision).items()}
-    tags["promotion.decided_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    tags["promotion.decided_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
     tags["promotion.decided_by"] = by
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)

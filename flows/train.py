@@ -34,7 +34,7 @@ from stockcast.registry.promotion import promote_if_better
 from stockcast.registry.store import configure_tracking
 from stockcast.registry.tracking import LoggedRun, log_training_run
 from stockcast.registry.versions import model_name, register_version
-from stockcast.runtime import resolve_runtime, threads_per_training
+from stockcast.runtime import path_inside, resolve_runtime, threads_per_training
 
 SUMMARY_METRICS = ("test_rmse", "naive_rmse", "skill_rmse", "skill_rmse_pct", "dm_pvalue_naive",
                    "test_coverage_95", "test_interval_score_95", "ewma_interval_score_95")
@@ -135,9 +135,10 @@ def run_ticker(ticker: str, cfg: PipelineConfig, work_dir: Path) -> TickerRun:
     data = window_task.submit(validated, cfg)
     result = train_task.submit(data, cfg)
     forecaster = calibrate_task.submit(result, data)
-    evaluation = evaluate_task.submit(forecaster, result, data, ticker, work_dir / ticker)
+    out = path_inside(work_dir, ticker)
+    evaluation = evaluate_task.submit(forecaster, result, data, ticker, out)
     # Plotting after training: on a small CPU, drawing while training slows both down.
-    eda = report_task.submit(validated, work_dir / ticker / "eda", cfg, wait_for=[result])
+    eda = report_task.submit(validated, out / "eda", cfg, wait_for=[result])
     serving = refit_task.submit(forecaster, result, data, cfg, wait_for=[evaluation])
     logged = track_task.submit(validated, data, result, evaluation, eda, serving, cfg)
     version = register_task.submit(logged, ticker, cfg)

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
 
-from stockcast.config import Device, PipelineConfig, Source, TaskRunner, load_config
+from stockcast.config import Device, PipelineConfig, Source, TaskRunner, clean_ticker, load_config
 from stockcast.console import apply_env_defaults, quiet_prefect_tracebacks, setup_logging
 from stockcast.errors import ConfigError, PipelineFailed, StockcastError
-from stockcast.runtime import project_root, resolve_runtime
+from stockcast.runtime import path_inside, project_root, resolve_runtime
 
 log = logging.getLogger("stockcast")
 
@@ -33,12 +33,19 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         # A user's own file is its own ticker: never train it into another ticker's registry.
         if getattr(args, "ticker", None) and len(args.ticker) > 1:
             raise ConfigError("--csv holds one ticker's prices; pass at most one --ticker")
-        o.setdefault("tickers", [Path(args.csv).stem.upper()])
+        if not getattr(args, "ticker", None):
+            try:
+                o["tickers"] = [clean_ticker(Path(args.csv).stem)]
+            except ValueError:
+                raise ConfigError(f"the file name {Path(args.csv).name!r} is not a ticker symbol "
+                                  "to train it as; pass --ticker NAME") from None
     put("data", "source", getattr(args, "source", None))
     put("data", "csv_path", getattr(args, "csv", None))
     if getattr(args, "csv", None) and not getattr(args, "source", None):
         put("data", "source", "csv")
     put("data", "data_dir", getattr(args, "data_dir", None))
+    put("data", "decimal", getattr(args, "decimal", None))
+    put("data", "dayfirst", getattr(args, "dayfirst", None))
     put("data", "start", getattr(args, "start", None))
     put("data", "end", getattr(args, "end", None))
     put("train", "epochs", getattr(args, "epochs", None))
@@ -166,7 +173,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for ticker in cfg.tickers:
         prices = load_prices(ticker, cfg.data, snapshot=False)
         frame = validate_prices(prices, cfg.window, cfg.validation).frame
-        report = build_report(frame, ticker, out / ticker, cfg.window)
+        report = build_report(frame, ticker, path_inside(out, ticker), cfg.window)
         print(f"{ticker}: report written to {report.directory}")
         print(report.summary_text())
     return 0
@@ -205,6 +212,13 @@ def _data_options(p: argparse.ArgumentParser, tickers: bool = True) -> None:
     p.add_argument("--source", choices=get_args(Source),
                    help="price source (default auto: yfinance, then cache, then bundled sample)")
     p.add_argument("--csv", type=Path, metavar="PATH", help="your own OHLCV file (implies csv)")
+    p.add_argument("--decimal", choices=[".", ","],
+                   help="the CSV's decimal separator, when the file cannot tell (detected otherwise)")
+    order = p.add_mutually_exclusive_group()
+    order.add_argument("--dayfirst", dest="dayfirst", action="store_true", default=None,
+                       help="the CSV's dates are day-first (31.01.2013), when it cannot tell")
+    order.add_argument("--monthfirst", dest="dayfirst", action="store_false",
+                       help="the CSV's dates are month-first (01/31/2013), when it cannot tell")
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="cache directory (default data/)")
     p.add_argument("--start", metavar="YYYY-MM-DD", help="first date to use")

@@ -8,6 +8,7 @@ reads the YAML file it is given.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,9 +18,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stockcast.errors import ConfigError
 
 Source = Literal["auto", "yfinance", "cache", "csv", "sample"]
+# What real symbols look like: letters, digits and . - ^ = (BRK-B, ^GSPC, EURUSD=X, 005930.KS).
+TICKER_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9.\-^=]{0,19}|\^[A-Z0-9][A-Z0-9.\-^=]{0,18}")
 Feature = Literal["Open", "High", "Low", "Close", "Volume", "LogReturn"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 TaskRunner = Literal["threads", "dask"]
+
+
+def clean_ticker(ticker: str) -> str:
+    """The ticker upper-cased and stripped; ValueError unless it looks like a real symbol
+    (letters, digits, . - ^ =; at most 20 characters). Every file name and registered model
+    name is built from a cleaned ticker, so none can reach outside its folder."""
+    cleaned = str(ticker).strip().upper()
+    if not TICKER_PATTERN.fullmatch(cleaned):
+        shown = cleaned if len(cleaned) <= 40 else cleaned[:40] + "..."
+        raise ValueError(
+            f"{shown!r} is not a ticker symbol: use letters, digits and . - ^ = only, at most "
+            "20 characters (e.g. GOOG, BRK-B, ^GSPC, EURUSD=X)")
+    return cleaned
 
 
 class _Frozen(BaseModel):
@@ -31,17 +47,21 @@ class DataConfig(_Frozen):
 
     source: Source = "auto"
     csv_path: Path | None = None
+    # How the CSV writes numbers and dates, when the file itself cannot tell (detected
+    # otherwise; an ambiguous file is refused, never guessed).
+    decimal: Literal[".", ","] | None = None
+    dayfirst: bool | None = None
     data_dir: Path = Path("data")
     start: dt.date | None = None
     end: dt.date | None = None
     # Used only when `start` is not given and the source is yfinance.
-    history_years: float = Field(default=10.0, gt=0)
+    history_years: float = Field(default=10.0, gt=0, le=100)
     # The one retry policy for Yahoo Finance requests (transient failures only): this many
     # retries, waiting retry_backoff_seconds x 1, 2, 4 ... between them.
-    retries: int = Field(default=2, ge=0)
-    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0, le=60)
     # Per-request timeout of the Yahoo Finance call: the hard bound on a hung download.
-    request_timeout_seconds: float = Field(default=20.0, gt=0)
+    request_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -55,15 +75,15 @@ class DataConfig(_Frozen):
 class ValidationConfig(_Frozen):
     """Thresholds for warnings about suspicious-but-legal data."""
 
-    max_gap_days: int = Field(default=7, ge=1)
+    max_gap_days: int = Field(default=7, ge=1, le=3650)
     max_daily_move: float = Field(default=0.5, gt=0)
 
 
 class WindowConfig(_Frozen):
     """How the series is cut into (past -> future) windows and split in time."""
 
-    sequence_length: int = Field(default=60, ge=1)
-    horizon: int = Field(default=1, ge=1)
+    sequence_length: int = Field(default=60, ge=1, le=1000)
+    horizon: int = Field(default=1, ge=1, le=250)
     train_fraction: float = Field(default=0.70, gt=0, lt=1)
     val_fraction: float = Field(default=0.15, gt=0, lt=1)
     test_fraction: float = Field(default=0.15, gt=0, lt=1)
@@ -73,7 +93,7 @@ class WindowConfig(_Frozen):
     scaler: Literal["auto", "minmax", "standard"] = "auto"
     include_input: bool = False
     # Each split must hold at least this many windows, or validation refuses the data.
-    min_windows_per_split: int = Field(default=10, ge=1)
+    min_windows_per_split: int = Field(default=10, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _check(self) -> WindowConfig:
@@ -93,8 +113,8 @@ class WindowConfig(_Frozen):
 class ModelConfig(_Frozen):
     """The LSTM and what it predicts."""
 
-    hidden_size: int = Field(default=50, ge=1)
-    num_layers: int = Field(default=2, ge=1)
+    hidden_size: int = Field(default=50, ge=1, le=4096)
+    num_layers: int = Field(default=2, ge=1, le=16)
     dropout: float = Field(default=0.0, ge=0, lt=1)
     bidirectional: bool = False
     # log_return: predict next-day log returns, rebuild prices from the last close (default:
@@ -107,19 +127,19 @@ class ModelConfig(_Frozen):
 class TrainConfig(_Frozen):
     """The optimisation loop."""
 
-    epochs: int = Field(default=30, ge=1)
-    batch_size: int = Field(default=96, ge=1)
-    lr: float = Field(default=1e-3, gt=0)
+    epochs: int = Field(default=30, ge=1, le=10_000)
+    batch_size: int = Field(default=96, ge=1, le=65_536)
+    lr: float = Field(default=1e-3, gt=0, le=10)
     weight_decay: float = Field(default=0.0, ge=0)
     grad_clip: float | None = Field(default=1.0, gt=0)
-    patience: int = Field(default=5, ge=1)
+    patience: int = Field(default=5, ge=1, le=10_000)
     seed: int = 42
     device: Device = "auto"
     amp: bool = True
     # CPU threads for torch. 0 = auto: the flow gives each concurrently training ticker an
     # equal share of the cores (threads collapse when oversubscribed). One thread is
     # bit-for-bit reproducible.
-    threads: int = Field(default=0, ge=0)
+    threads: int = Field(default=0, ge=0, le=1024)
     progress: bool = True
     # After evaluation, refit on every row through the last date (for the best epoch count)
     # and serve that model; false serves the evaluation fit, which never saw the last ~30 %.
@@ -134,7 +154,7 @@ class TrackingConfig(_Frozen):
     model_name_prefix: str = "stockcast"
     # The one retry policy for MLflow calls (network errors, HTTP 5xx, a busy SQLite store):
     # this many retries with exponential backoff from 1 s.
-    max_retries: int = Field(default=2, ge=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
 
 
 class PromotionConfig(_Frozen):
@@ -145,7 +165,7 @@ class PromotionConfig(_Frozen):
     # refuses a point forecast significantly worse than persistence at the same alpha).
     alpha: float = Field(default=0.05, gt=0, lt=1)
     # Fewest common (date, step) pairs the test needs; fewer is a refusal, not a coin flip.
-    min_pairs: int = Field(default=30, ge=2)
+    min_pairs: int = Field(default=30, ge=2, le=100_000)
     # The loss compared: the 95 % interval score or the pinball loss (calibration counts), or
     # the point forecast's squared error. Losses are relative to the realised price.
     loss: Literal["interval_score", "pinball", "squared_error"] = "interval_score"
@@ -162,7 +182,7 @@ class OrchestrationConfig(_Frozen):
 
     task_runner: TaskRunner = "threads"
     dask_address: str | None = None
-    max_workers: int = Field(default=2, ge=1)
+    max_workers: int = Field(default=2, ge=1, le=256)
 
 
 class ForecastConfig(_Frozen):
@@ -190,10 +210,9 @@ class PipelineConfig(_Frozen):
     def _clean_tickers(cls, tickers: tuple[str, ...]) -> tuple[str, ...]:
         if not tickers:
             raise ValueError("tickers must name at least one ticker")
-        cleaned = tuple(t.strip().upper() for t in tickers)
-        if any(not t for t in cleaned):
-            raise ValueError("tickers must not be empty strings")
-        return cleaned
+        if len(tickers) > 1000:
+            raise ValueError(f"at most 1000 tickers per run, got {len(tickers)}")
+        return tuple(clean_ticker(t) for t in tickers)
 
     def with_tickers(self, tickers: list[str] | tuple[str, ...] | None) -> PipelineConfig:
         """This config for other tickers (validated and cleaned like the field); unchanged
@@ -230,9 +249,10 @@ def build_config(values: dict[str, Any] | None = None) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(values or {})
     except ValidationError as exc:
+        # Not chained: the validation error's text repeats the input, which may be huge.
         raise ConfigError(
             "invalid configuration:\n" + _format_errors(exc) + "\nFix these fields and run again."
-        ) from exc
+        ) from None
 
 
 def load_config(path: Path | str | None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
@@ -242,10 +262,7 @@ def load_config(path: Path | str | None, overrides: dict[str, Any] | None = None
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; pass an existing YAML file")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        loaded = _read_yaml(path)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -255,6 +272,28 @@ def load_config(path: Path | str | None, overrides: dict[str, Any] | None = None
             )
         values = loaded
     return build_config(merge(values, overrides or {}))
+
+
+MAX_CONFIG_BYTES = 1_000_000
+MAX_YAML_ALIASES = 100
+
+
+def _read_yaml(path: Path) -> Any:
+    """Parse a config file within bounds: a size limit, and few aliases (a "billion laughs"
+    file expands exponentially through aliases; a real config needs none)."""
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is {size:,} bytes; a config is a few hundred "
+                          f"(limit {MAX_CONFIG_BYTES:,}). Pass the right file.")
+    text = path.read_text(errors="replace")
+    try:
+        aliases = sum(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader))
+        if aliases > MAX_YAML_ALIASES:
+            raise ConfigError(f"config file {path} uses {aliases} YAML aliases (limit "
+                              f"{MAX_YAML_ALIASES}); write the values out instead")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc)[:300]}") from None
 
 
 def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

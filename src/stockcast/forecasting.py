@@ -14,6 +14,7 @@ from stockcast.errors import RegistryError
 from stockcast.evaluation.plotting import new_figure, save, serialized
 from stockcast.registry.store import configure_tracking, log_run_with_retries
 from stockcast.registry.versions import CHAMPION, champion_version
+from stockcast.runtime import path_inside
 
 
 @dataclass
@@ -55,7 +56,7 @@ def write_forecast(forecast: pd.DataFrame, frame: pd.DataFrame, out_dir: Path, t
                    history_days: int = 120) -> dict[str, Path]:
     """Write the forecast as CSV and Parquet plus a fan chart with recent history; the files
     are named by the first forecast date (the day the forecast is for, not today)."""
-    out_dir = Path(out_dir) / ticker
+    out_dir = path_inside(Path(out_dir), ticker)
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = pd.Timestamp(forecast["date"].iloc[0]).date().isoformat()
     paths = {

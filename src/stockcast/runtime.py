@@ -8,11 +8,23 @@ import os
 from pathlib import Path
 
 from stockcast.config import PipelineConfig
+from stockcast.errors import ConfigError
 
 
 def project_root() -> Path:
     """Where relative paths (data/, mlflow/, forecasts/) resolve: $STOCKCAST_HOME or the cwd."""
     return Path(os.environ.get("STOCKCAST_HOME") or Path.cwd()).resolve()
+
+
+def path_inside(base: Path, *parts: str) -> Path:
+    """``base / parts...``, refusing any result outside ``base`` (the one way paths are built
+    from tickers and other names that come from users)."""
+    base = Path(base)
+    path = base.joinpath(*parts)
+    if not path.resolve().is_relative_to(base.resolve()):
+        raise ConfigError(f"refusing to write outside {base}: {'/'.join(parts)!r} is not a "
+                          "plain name")
+    return path
 
 
 def utc_stamp() -> str:

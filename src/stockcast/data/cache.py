@@ -11,7 +11,7 @@ import pandas as pd
 
 from stockcast.data.files import COLUMNS
 from stockcast.errors import CacheCorruptError
-from stockcast.runtime import utc_stamp
+from stockcast.runtime import path_inside, utc_stamp
 
 if TYPE_CHECKING:
     from stockcast.data.schemas import ValidatedPrices
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def cache_path(data_dir: Path, ticker: str) -> Path:
     """The merged per-ticker cache file."""
-    return Path(data_dir) / "cache" / f"{ticker}.parquet"
+    return path_inside(Path(data_dir) / "cache", f"{ticker}.parquet")
 
 
 def read_cache(data_dir: Path, ticker: str) -> pd.DataFrame | None:
@@ -60,7 +60,7 @@ def write_cache(data_dir: Path, ticker: str, frame: pd.DataFrame) -> Path:
 
 def write_snapshot(data_dir: Path, ticker: str, frame: pd.DataFrame, source: str) -> Path:
     """Keep an immutable copy of exactly the prices a run used (never overwritten)."""
-    path = Path(data_dir) / "raw" / ticker / f"{utc_stamp()}-{source}.parquet"
+    path = path_inside(Path(data_dir) / "raw", ticker, f"{utc_stamp()}-{source}.parquet")
     # Written before validation, so keep whatever the source gave, bad values included.
     kept = frame[[c for c in COLUMNS if c in frame.columns]].copy()
     for col in kept.columns:

@@ -6,12 +6,14 @@ checks are the validator's job."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
+from stockcast.data.conventions import detect_decimal, parse_dates, to_numbers
 from stockcast.errors import DataSourceError
 
 PRICE_COLUMNS = ["Open", "High", "Low", "Close", "Volume"]
@@ -38,32 +40,14 @@ def _canonical(name: object) -> str | None:
     return None
 
 
-def _to_number(col: pd.Series) -> pd.Series:
-    """Strip currency symbols and thousands separators; leave anything else for the validator."""
-    if pd.api.types.is_numeric_dtype(col):
-        return col
-    cleaned = col.astype("string").str.replace(r"[$,\s]", "", regex=True)
-    numeric = pd.to_numeric(cleaned, errors="coerce")
-    # Keep the original text where it is not a number, so validation can show the bad value.
-    if numeric.isna().sum() > col.isna().sum():
-        return col
-    return numeric
-
-
-def _to_dates(dates: pd.Series) -> pd.Series:
-    if not pd.api.types.is_datetime64_any_dtype(dates):
-        dates = pd.to_datetime(dates.astype("string"), format="mixed", errors="coerce")
-    if getattr(dates.dt, "tz", None) is not None:
-        # Daily bars are stamped at midnight exchange time: keep that calendar date.
-        dates = dates.dt.tz_localize(None)
-    return dates.dt.normalize().astype("datetime64[ns]")
-
-
-def normalize_prices(raw: pd.DataFrame) -> pd.DataFrame:
+def normalize_prices(raw: pd.DataFrame, decimal: str | None = None,
+                     dayfirst: bool | None = None) -> pd.DataFrame:
     """Rename columns to ``Date, Open, High, Low, Close, Volume`` and split-adjust the prices.
 
-    When an ``Adj Close`` column is present, Open/High/Low/Close are rescaled by
-    ``Adj Close / Close`` so splits (and dividends) do not look like crashes.
+    Numbers and dates written as text are read in the file's own convention (detected, or
+    ``decimal`` / ``dayfirst`` when given). When an ``Adj Close`` column is present,
+    Open/High/Low/Close are rescaled by ``Adj Close / Close`` so splits (and dividends) do
+    not look like crashes.
     """
     df = raw.copy()
     if "Date" not in df.columns and isinstance(df.index, pd.DatetimeIndex):
@@ -75,11 +59,19 @@ def normalize_prices(raw: pd.DataFrame) -> pd.DataFrame:
             renames[col] = canonical
     df = df.rename(columns=renames)
     df = df[[c for c in ["Date", *PRICE_COLUMNS, "Adj Close"] if c in df.columns]]
-    for col in [*PRICE_COLUMNS, "Adj Close"]:
-        if col in df.columns:
-            df[col] = _to_number(df[col])
+    numeric = [c for c in [*PRICE_COLUMNS, "Adj Close"] if c in df.columns]
+    text = [c for c in numeric if not pd.api.types.is_numeric_dtype(df[c])]
+    if text and decimal is None:
+        decimal = detect_decimal(pd.concat([df[c] for c in text], ignore_index=True))
+        if decimal is None:
+            raise DataSourceError(
+                f"numbers like {df[text[0]].dropna().iloc[0]!r} could use ',' or '.' as the "
+                "decimal separator and nothing in the file tells which; pass --decimal . or "
+                "--decimal ,")
+    for col in numeric:
+        df[col] = to_numbers(df[col], decimal or ".")
     if "Date" in df.columns:
-        df["Date"] = _to_dates(df["Date"])
+        df["Date"] = parse_dates(df["Date"], dayfirst)
     if "Adj Close" in df.columns:
         numeric = all(pd.api.types.is_numeric_dtype(df[c]) for c in ["Close", "Adj Close"] if c in df)
         if numeric and "Close" in df.columns:
@@ -91,16 +83,25 @@ def normalize_prices(raw: pd.DataFrame) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def read_price_file(path: Path) -> pd.DataFrame:
-    """Read a user's OHLCV file (CSV in any column order, or Parquet), normalised."""
+def read_price_file(path: Path, decimal: str | None = None,
+                    dayfirst: bool | None = None) -> pd.DataFrame:
+    """Read a user's OHLCV file (CSV in any column order and delimiter, or Parquet), normalised."""
     path = Path(path)
     if not path.is_file():
         raise DataSourceError(f"price file {path} does not exist; pass an existing CSV with --csv")
+    if path.stat().st_size == 0:
+        raise DataSourceError(f"price file {path} is empty; expected a header row and prices")
     try:
         if path.suffix.lower() == ".parquet":
             raw = pd.read_parquet(path)
         else:
-            raw = pd.read_csv(path, sep=None, engine="python")
+            text = path.read_text(encoding="utf-8-sig", errors="replace").lstrip("\r\n\t ")
+            if not text.strip():
+                raise DataSourceError(f"price file {path} is empty (only blank lines)")
+            # Text in, numbers parsed in the file's own decimal convention afterwards.
+            raw = pd.read_csv(io.StringIO(text), sep=None, engine="python", dtype=str)
+    except DataSourceError:
+        raise
     except Exception as exc:
         raise DataSourceError(
             f"could not read {path} as a price table ({type(exc).__name__}: {exc}). "
@@ -108,7 +109,7 @@ def read_price_file(path: Path) -> pd.DataFrame:
         ) from exc
     if raw.empty:
         raise DataSourceError(f"price file {path} holds no rows")
-    return normalize_prices(raw)
+    return normalize_prices(raw, decimal, dayfirst)
 
 
 def sample_path(ticker: str) -> Path:

@@ -15,7 +15,7 @@ from stockcast.config import ValidationConfig, WindowConfig
 from stockcast.data.sources import PriceData
 from stockcast.errors import DataValidationError
 from stockcast.modeling.windows import min_rows
-from stockcast.runtime import utc_stamp
+from stockcast.runtime import path_inside, utc_stamp
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def validate_prices(prices: PriceData, window: WindowConfig, cfg: ValidationConf
     report = check_prices(prices.frame, prices.ticker, window, cfg)
     saved = None
     if reports_dir is not None:
-        saved = report.save(Path(reports_dir) / prices.ticker / f"{utc_stamp()}-validation")
+        saved = report.save(path_inside(Path(reports_dir), prices.ticker, f"{utc_stamp()}-validation"))
     raise_if_invalid(report, saved)
     for warning in report.warnings:
         log.warning("%s: %s", prices.ticker, warning)

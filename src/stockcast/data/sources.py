@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from stockcast.config import DataConfig
+from stockcast.config import DataConfig, clean_ticker
 from stockcast.data.cache import cache_path, read_cache, write_snapshot
 from stockcast.data.files import SAMPLE_TICKERS, in_date_range, read_price_file, sample_path
 from stockcast.data.yahoo import fetch_with_retries
-from stockcast.errors import CacheCorruptError, DataSourceError
+from stockcast.errors import CacheCorruptError, ConfigError, DataSourceError
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,8 @@ def _fallback(ticker: str, cfg: DataConfig, notes: list[str]) -> tuple[pd.DataFr
 def _read(ticker: str, cfg: DataConfig, today: dt.date, notes: list[str]) -> tuple[pd.DataFrame, str, str]:
     if cfg.source == "csv":
         assert cfg.csv_path is not None  # guaranteed by DataConfig
-        return in_date_range(read_price_file(cfg.csv_path), cfg.start, cfg.end), "csv", str(cfg.csv_path)
+        frame = read_price_file(cfg.csv_path, cfg.decimal, cfg.dayfirst)
+        return in_date_range(frame, cfg.start, cfg.end), "csv", str(cfg.csv_path)
     if cfg.source == "sample":
         return _sample(ticker, cfg)
     if cfg.source == "cache":
@@ -145,7 +146,10 @@ def load_prices(ticker: str, cfg: DataConfig, today: dt.date | None = None,
     """Prices for one ticker from ``cfg.source``; ``auto`` tries yfinance, then the cache, then
     the bundled sample, and says loudly which one it used and why. Pipeline runs keep a
     ``snapshot`` of what they used; a look at the data (validate, report) need not."""
-    ticker = ticker.strip().upper()
+    try:
+        ticker = clean_ticker(ticker)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     notes: list[str] = []
     frame, source, location = _read(ticker, cfg, today or dt.date.today(), notes)
     kept = write_snapshot(cfg.data_dir, ticker, frame, source) if snapshot else None

@@ -225,7 +225,7 @@ class SeriesTransformer:
         if isinstance(self.scaler, MinMaxScaler):
             lo, scale = self.scaler.min_[self.close_index], self.scaler.scale_[self.close_index]
             return (values - lo) / scale
-        mean = self.scaler.mean_[self.close_index] if self.scaler.with_mean else 0.0
+        mean = self.scaler.mean_[self.close_index] if getattr(self.scaler, "with_mean", True) else 0.0
         return values * self.scaler.scale_[self.close_index] + mean
 
     def to_prices(self, y_scaled: np.ndarray, last_close: np.ndarray) -> np.ndarray:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from stockcast.config import clean_ticker
+from stockcast.errors import ConfigError
 from stockcast.registry.store import with_retries
 
 CHAMPION = "champion"
@@ -15,8 +15,13 @@ CHALLENGER = "challenger"
 
 
 def model_name(prefix: str, ticker: str) -> str:
-    """The registered model of a ticker: ``<prefix>-<TICKER>``, e.g. ``stockcast-GOOG``."""
-    return f"{prefix}-{re.sub(r'[^A-Za-z0-9_.]+', '_', ticker.upper())}"
+    """The registered model of a ticker: ``<prefix>-<TICKER>``, e.g. ``stockcast-GOOG``,
+    ``stockcast-^GSPC``. Tickers are validated symbols (letters, digits, . - ^ =), all of
+    which MLflow accepts in names, so the mapping is one-to-one."""
+    try:
+        return f"{prefix}-{clean_ticker(ticker)}"
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def champion_version(client: MlflowClient, name: str, alias: str = CHAMPION) -> str | None:

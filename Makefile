@@ -53,7 +53,7 @@ bench: setup ## benchmarks: trainer throughput, time to quality, per-stage timin
 	$(BIN)/python bench/run.py $(ARGS)
 
 ui: setup ## MLflow UI on the embedded store at http://127.0.0.1:5000 (UI_PORT=...)
-	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow/mlflow.db" \
+	XDG_CONFIG_HOME="$(CURDIR)/.config" $(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow/mlflow.db" \
 		--default-artifact-root "$(CURDIR)/mlflow/artifacts" --host 127.0.0.1 --port $(UI_PORT)
 
 server: setup ## a local Prefect server at http://127.0.0.1:4200 (PREFECT_PORT=...)

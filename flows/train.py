@@ -156,7 +156,8 @@ def task_runner_for(cfg: PipelineConfig) -> Any:
         if orch.dask_address:
             return DaskTaskRunner(address=orch.dask_address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": orch.max_workers,
-                                              "threads_per_worker": 1, "processes": True})
+                                              "threads_per_worker": 1, "processes": True,
+                                              "dashboard_address": orch.dask_dashboard_address})
     return ThreadPoolTaskRunner(max_workers=orch.max_workers)
 
 

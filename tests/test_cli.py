@@ -64,7 +64,7 @@ def test_report_command_writes_the_figures(tmp_path, home, capsys):
 def test_a_csv_without_ticker_is_named_after_its_file(home, capsys, prices):
     path = home("my_fund.csv", prices)
     assert main(["validate", "--csv", path]) == 0
-    assert "validation of MY_FUND" in capsys.readouterr().out
+    assert "validation of MY-FUND" in capsys.readouterr().out
     assert main(["validate", "--csv", path, "--ticker", "A", "--ticker", "B"]) == 1
     assert "at most one --ticker" in capsys.readouterr().err
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -34,8 +35,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, "ticker", None) and len(args.ticker) > 1:
             raise ConfigError("--csv holds one ticker's prices; pass at most one --ticker")
         if not getattr(args, "ticker", None):
-            try:
-                o["tickers"] = [clean_ticker(Path(args.csv).stem)]
+            try:  # my_fund.csv -> MY-FUND
+                o["tickers"] = [clean_ticker(re.sub(r"[^A-Za-z0-9.^=-]+", "-", Path(args.csv).stem))]
             except ValueError:
                 raise ConfigError(f"the file name {Path(args.csv).name!r} is not a ticker symbol "
                                   "to train it as; pass --ticker NAME") from None
@@ -205,6 +206,17 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- parser
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number >= 1 (argparse prints the message and exits 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _data_options(p: argparse.ArgumentParser, tickers: bool = True) -> None:
     if tickers:
         p.add_argument("--ticker", action="append", metavar="T",
@@ -243,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "and promote, per ticker.")
     _data_options(p)
     _tracking_options(p)
-    p.add_argument("--epochs", type=int, help="maximum training epochs")
-    p.add_argument("--horizon", type=int, help="days ahead to forecast")
+    p.add_argument("--epochs", type=positive, help="maximum training epochs")
+    p.add_argument("--horizon", type=positive, help="days ahead to forecast")
     p.add_argument("--device", choices=get_args(Device), help="training device")
     p.add_argument("--task-runner", choices=get_args(TaskRunner), help="Prefect task runner")
     p.add_argument("--dask-address", metavar="ADDR", help="existing Dask scheduler (implies dask)")
@@ -255,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "forecast (CSV, Parquet, plot) and print it.")
     _data_options(p)
     _tracking_options(p)
-    p.add_argument("--days", type=int, help="print only the first N forecast days")
+    p.add_argument("--days", type=positive, help="print only the first N forecast days")
     p.add_argument("--out", type=Path, metavar="DIR", help="output directory (default forecasts/)")
     p.set_defaults(func=cmd_forecast)
 
@@ -271,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("promote", help="point `champion` at a version (promote or roll back)")
     p.add_argument("--ticker", action="append", metavar="T", required=True)
-    p.add_argument("--version", type=int, required=True)
+    p.add_argument("--version", type=positive, required=True)
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
     _tracking_options(p)
     p.set_defaults(func=cmd_promote)
@@ -280,8 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Retrain at each of k rolling origins over the test span "
                        "and score every block against persistence.")
     _data_options(p)
-    p.add_argument("--folds", type=int, default=4, help="rolling origins (default 4)")
-    p.add_argument("--epochs", type=int, help="maximum training epochs per fold")
+    p.add_argument("--folds", type=positive, default=4, help="rolling origins (default 4)")
+    p.add_argument("--epochs", type=positive, help="maximum training epochs per fold")
     p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("report", help="write the exploratory data report without training")
@@ -294,8 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one clear message and a non-zero exit on error, traceback in the log."""
-    apply_env_defaults()
     args = build_parser().parse_args(argv)
+    apply_env_defaults(project_root())
     log_file = setup_logging(project_root() / "logs", args.verbose)
     quiet_prefect_tracebacks()
     try:

@@ -77,6 +77,11 @@ class ValidationConfig(_Frozen):
 
     max_gap_days: int = Field(default=7, ge=1, le=3650)
     max_daily_move: float = Field(default=0.5, gt=0)
+    # Longest history accepted (about 200 years of trading days); longer is refused up front.
+    max_rows: int = Field(default=50_000, ge=100, le=1_000_000)
+    # Dates up to this many days after today pass with a warning (clocks, time zones);
+    # later ones are refused.
+    max_future_days: int = Field(default=3, ge=0, le=30)
 
 
 class WindowConfig(_Frozen):
@@ -182,6 +187,8 @@ class OrchestrationConfig(_Frozen):
 
     task_runner: TaskRunner = "threads"
     dask_address: str | None = None
+    # The local Dask cluster's dashboard: loopback only unless you choose otherwise.
+    dask_dashboard_address: str = "127.0.0.1:8787"
     max_workers: int = Field(default=2, ge=1, le=256)
 
 

@@ -64,7 +64,13 @@ def quiet_prefect_tracebacks() -> None:
         logging.getLogger(name).addFilter(_TracebackToLogFile())
 
 
-def apply_env_defaults() -> None:
-    """Set ``ENV_DEFAULTS`` where the user has not set them (their values win)."""
+def apply_env_defaults(root: Path) -> None:
+    """Set ``ENV_DEFAULTS`` where the user has not set them (their values win), and keep the
+    tools' own state under the project home ``root`` where they allow it: matplotlib's cache
+    always; Prefect's home (its temporary server's database) unless the user has a Prefect
+    profile of their own in ~/.prefect."""
     for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    os.environ.setdefault("MPLCONFIGDIR", str(root / ".cache" / "matplotlib"))
+    if not (Path.home() / ".prefect" / "profiles.toml").exists():
+        os.environ.setdefault("PREFECT_HOME", str(root / ".prefect"))

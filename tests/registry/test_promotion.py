@@ -134,9 +134,15 @@ def test_promotion_lifecycle_on_a_real_sqlite_store(tmp_path, tracking_uri):
     assert [r["version"] for r in rows] == [1, 2] and "champion" in rows[1]["aliases"]
 
 
-def test_model_names_are_predictable():
+def test_model_names_are_predictable_and_one_to_one():
+    from stockcast.errors import ConfigError
+
     assert model_name("stockcast", "goog") == "stockcast-GOOG"
-    assert model_name("stockcast", "BRK-B") == "stockcast-BRK_B"
+    assert model_name("stockcast", "BRK-B") == "stockcast-BRK-B"
+    assert model_name("stockcast", "^GSPC") != model_name("stockcast", "_GSPC".replace("_", "X"))
+    for bad in ("_GSPC", "ÄPFEL", "../x", "A" * 21):
+        with pytest.raises(ConfigError, match="not a ticker symbol"):
+            model_name("stockcast", bad)
 
 
 def test_listing_an_empty_store(tracking_uri):

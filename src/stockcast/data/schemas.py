@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,15 @@ def _strictly_increasing(s: pd.Series) -> pd.Series:
     return pd.Series(ok, index=s.index)
 
 
-def price_schema(required_rows: int = 1) -> pa.DataFrameSchema:
-    """Schema of a normalised price frame; ``required_rows`` is the history the windows need."""
+def price_schema(required_rows: int = 1, max_rows: int = 50_000,
+                 last_date: pd.Timestamp | None = None) -> pa.DataFrameSchema:
+    """Schema of a normalised price frame; ``required_rows`` is the history the windows need,
+    ``max_rows`` the most it takes, ``last_date`` the latest date it accepts."""
+    date_checks = [pa.Check(_strictly_increasing, error="dates must be strictly increasing "
+                            "(sorted, no duplicates)")]
+    if last_date is not None:
+        date_checks.append(pa.Check.le(last_date, error=f"dates after {last_date.date()} lie in "
+                                       "the future"))
 
     def price(name: str) -> pa.Column:
         return pa.Column(float, pa.Check.gt(0, error=f"{name} must be > 0"), nullable=False,
@@ -38,8 +46,7 @@ def price_schema(required_rows: int = 1) -> pa.DataFrameSchema:
         {
             "Date": pa.Column(
                 "datetime64[ns]",
-                pa.Check(_strictly_increasing, error="dates must be strictly increasing "
-                         "(sorted, no duplicates)"),
+                date_checks,
                 nullable=False,
                 unique=True,
                 coerce=True,
@@ -58,6 +65,11 @@ def price_schema(required_rows: int = 1) -> pa.DataFrameSchema:
                      error="High must be >= max(Open, Close)", name="high_ge_open_close"),
             pa.Check(lambda df: len(df) >= required_rows,
                      error=f"need at least {required_rows} rows of history", name="enough_history"),
+            # Refused before any work: 200,000 rows would train for a quarter of an hour per
+            # epoch budget and draw reports of no use; --start shortens a long history.
+            pa.Check(lambda df: len(df) <= max_rows,
+                     error=f"more than validation.max_rows = {max_rows} rows of history (pass "
+                     "--start to use a shorter span, or raise the limit)", name="at_most_max_rows"),
         ],
         strict="filter",
         ordered=False,
@@ -155,16 +167,22 @@ class ValidatedPrices:
 
 
 def check_prices(frame: pd.DataFrame, ticker: str, window: WindowConfig,
-                 cfg: ValidationConfig) -> ValidationReport:
+                 cfg: ValidationConfig, today: dt.date | None = None) -> ValidationReport:
     """Validate lazily; a report listing every failing check (with the coerced frame if valid)."""
     required = min_rows(window)
+    today = pd.Timestamp(today or dt.date.today())
+    last_date = today + pd.Timedelta(days=cfg.max_future_days)
     try:
-        clean = price_schema(required).validate(frame, lazy=True)
+        clean = price_schema(required, cfg.max_rows, last_date).validate(frame, lazy=True)
     except (SchemaErrors, SchemaError) as exc:
         return ValidationReport(ticker, len(frame), required, _failure_table(frame, exc))
     clean = clean.reset_index(drop=True)
-    return ValidationReport(ticker, len(clean), required, warnings=_warnings(clean, cfg),
-                            frame=clean)
+    warnings = _warnings(clean, cfg)
+    future = clean["Date"] > today
+    if future.any():
+        warnings.append(f"{int(future.sum())} date(s) after today ({clean['Date'].iloc[-1].date()}"
+                        "): a clock or time-zone difference?")
+    return ValidationReport(ticker, len(clean), required, warnings=warnings, frame=clean)
 
 
 def raise_if_invalid(report: ValidationReport, saved_to: Path | None = None) -> None:

@@ -5,23 +5,20 @@ version (tags and description)."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import tempfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
-from filelock import FileLock
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from stockcast.config import PromotionConfig
 from stockcast.errors import RegistryError
 from stockcast.evaluation.scores import dm_test
-from stockcast.registry.store import with_retries
+from stockcast.registry.store import store_lock, with_retries
 from stockcast.registry.versions import CHAMPION, champion_version
 
 log = logging.getLogger(__name__)
@@ -150,14 +147,6 @@ def champion_table(client: MlflowClient, name: str, version: str,
         return None
 
 
-def _lock_for(tracking_uri: str, name: str) -> FileLock:
-    # One lock per store and model, so concurrent pipelines decide one at a time.
-    key = hashlib.sha256(f"{tracking_uri}|{name}".encode()).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / "stockcast-locks" / f"{key}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(path), timeout=600)
-
-
 def promote_if_better(version: str, name: str, table: pd.DataFrame, metrics: dict[str, float],
                       cfg: PromotionConfig, tracking_uri: str, retries: int = 2) -> Decision:
     """Decide against the current champion's own out-of-sample forecasts, move the alias, and
@@ -169,7 +158,7 @@ def promote_if_better(version: str, name: str, table: pd.DataFrame, metrics: dic
 
     def attempt() -> Decision:
         client = MlflowClient(tracking_uri)
-        with _lock_for(tracking_uri, name):
+        with store_lock(tracking_uri, f"promotion|{name}"):
             current = champion_version(client, name)
             if not (decided and current == version):  # else: a retry after the alias moved
                 theirs = champion_table(client, name, current, tracking_uri) if current else None
@@ -179,9 +168,26 @@ def promote_if_better(version: str, name: str, table: pd.DataFrame, metrics: dic
         record_decision(client, name, version, decided[-1])
         return decided[-1]
 
-    decision = with_retries("promotion", attempt, retries)
+    try:
+        decision = with_retries("promotion", attempt, retries)
+    except Exception:
+        _withdraw(name, version, tracking_uri)
+        raise
     log.info("%s v%s: %s", name, version, decision.reason)
     return decision
+
+
+def _withdraw(name: str, version: str, tracking_uri: str) -> None:
+    """A ticker whose promotion failed registers no version: delete the one just registered
+    (unless it already became champion). Best effort: the store may be the thing that failed."""
+    try:
+        client = MlflowClient(tracking_uri)
+        if champion_version(client, name) != version:
+            client.delete_model_version(name, version)
+            log.warning("%s: promotion failed; version %s was removed again", name, version)
+    except Exception as exc:  # cleanup only, never retried: report and keep the first error
+        log.warning("%s: promotion failed and version %s could not be removed (%s); it is "
+                    "not champion", name, version, exc)
 
 
 def record_decision(client: MlflowClient, name: str, version: str, decision: Decision,
@@ -205,7 +211,7 @@ def set_champion(name: str, version: str, tracking_uri: str) -> Decision:
         mv = client.get_model_version(name, version)
     except MlflowException as exc:
         raise RegistryError(f"{name} has no version {version}: {exc.message}") from exc
-    with _lock_for(tracking_uri, name):
+    with store_lock(tracking_uri, f"promotion|{name}"):
         previous = champion_version(client, name)
         client.set_registered_model_alias(name, CHAMPION, mv.version)
     decision = Decision(True, f"promoted by hand (champion was v{previous})",

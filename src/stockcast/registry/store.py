@@ -4,11 +4,17 @@ bug or a refused request fails at once with its own message."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import mlflow
+from filelock import FileLock
 from mlflow.exceptions import MlflowException, RestException
 from mlflow.tracking import MlflowClient
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -18,6 +24,7 @@ from stockcast.runtime import sqlite_path
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 BACKOFF_SECONDS = 1.0  # first wait; doubles per retry (tracking.max_retries sets how many)
 
 
@@ -82,26 +89,129 @@ def with_retries(what: str, fn: Callable[[], T], retries: int) -> T:
         raise
 
 
-def configure_tracking(tracking_uri: str, experiment: str, retries: int = 2) -> str:
-    """Point MLflow at the store and make sure the experiment exists; returns its id."""
-    mlflow.set_tracking_uri(tracking_uri)
+def lock_dir(tracking_uri: str) -> Path:
+    """Where cross-process locks for a store live: beside a SQLite store (inside the project
+    home), else a shared, sticky folder in the temp directory that every user can use."""
     db = sqlite_path(tracking_uri)
     if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
+        path = db.parent / ".locks"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    path = Path(tempfile.gettempdir()) / "stockcast-locks"
+    path.mkdir(exist_ok=True)
+    with contextlib.suppress(PermissionError):  # someone else's folder: already shared
+        path.chmod(0o1777)
+    return path
+
+
+def store_lock(tracking_uri: str, name: str) -> FileLock:
+    """A cross-process lock named ``name`` for this store (other users may take it too)."""
+    key = hashlib.sha256(f"{tracking_uri}|{name}".encode()).hexdigest()[:16]
+    return FileLock(str(lock_dir(tracking_uri) / f"{key}.lock"), timeout=600, mode=0o666)
+
+
+def check_writable(db: Path) -> None:
+    """RegistryError unless the SQLite store and its artifact folder can be written (probed
+    with a real write, so it holds for any user and any file system)."""
+    artifacts = db.parent / "artifacts"
+    try:
+        artifacts.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=artifacts):
+            pass
+        if db.exists():
+            con = sqlite3.connect(db, timeout=30)
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                con.rollback()
+            finally:
+                con.close()
+    except (OSError, sqlite3.Error) as exc:
+        raise RegistryError(
+            f"the MLflow store {db} (or {artifacts}) cannot be written: {exc}. Make it writable "
+            "or pass --tracking-uri to another store; nothing was trained.") from None
+
+
+def repair_half_migrated(db: Path) -> bool:
+    """Finish a schema upgrade that was interrupted (alembic's batch copies left behind):
+    put a copied table back if its original is gone, drop the redundant copies, and run the
+    upgrade again. True when something was repaired."""
+    if not db.exists():
+        return False
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
+        for tmp in leftovers:
+            original = tmp.removeprefix("_alembic_tmp_")
+            if original in tables:
+                con.execute(f'DROP TABLE "{tmp}"')
+            else:
+                con.execute(f'ALTER TABLE "{tmp}" RENAME TO "{original}"')
+        con.commit()
+    finally:
+        con.close()
+    if not leftovers:
+        return False
+    import sqlalchemy
+    from mlflow.store.db.utils import _upgrade_db
+
+    log.warning("the MLflow store %s was left half-migrated (%s); repairing", db,
+                ", ".join(leftovers))
+    engine = sqlalchemy.create_engine(f"sqlite:///{db}")
+    try:
+        _upgrade_db(engine)
+    finally:
+        engine.dispose()
+    return True
+
+
+def _open_store(tracking_uri: str) -> None:
+    """Create or upgrade the store's schema, one process at a time: concurrent first runs
+    would otherwise race in the migrations and leave the database half-migrated."""
+    db = sqlite_path(tracking_uri)
+    if db is None:
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(db)
+    with store_lock(tracking_uri, "schema"):
+        try:
+            repair_half_migrated(db)
+            client = MlflowClient(tracking_uri)
+            client.search_experiments(max_results=1)  # tracking tables
+            client.search_registered_models(max_results=1)  # registry tables
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            raise RegistryError(
+                f"the MLflow store {db} cannot be opened ({type(exc).__name__}: "
+                f"{str(exc)[:300]}). Back it up, then run `.venv/bin/mlflow db upgrade "
+                f"sqlite:///{db}`, or start afresh with `make clean-store`.") from None
+
+
+def configure_tracking(tracking_uri: str, experiment: str, retries: int = 2) -> str:
+    """Point MLflow at the store (creating or repairing its schema under a lock) and make sure
+    the experiment exists; returns its id."""
+    mlflow.set_tracking_uri(tracking_uri)
+    with_retries("connection", lambda: _open_store(tracking_uri), retries)
 
     def ensure() -> str:
         client = MlflowClient(tracking_uri)
         exp = client.get_experiment_by_name(experiment)
-        if exp is not None:
-            return exp.experiment_id
-        try:
-            return client.create_experiment(experiment,
-                                            artifact_location=artifact_root_for(tracking_uri))
-        except MlflowException:
-            exp = client.get_experiment_by_name(experiment)  # another pipeline created it
-            if exp is None:
-                raise
-            return exp.experiment_id
+        if exp is None:
+            try:
+                exp_id = client.create_experiment(
+                    experiment, artifact_location=artifact_root_for(tracking_uri))
+            except MlflowException:
+                exp = client.get_experiment_by_name(experiment)  # another pipeline created it
+                if exp is None:
+                    raise
+                exp_id = exp.experiment_id
+        else:
+            exp_id = exp.experiment_id
+        if exp is None or exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            # MLflow 3 opens experiments without a kind in its GenAI view (traces, tokens).
+            client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        return exp_id
 
     return with_retries("connection", ensure, retries)
 

@@ -39,7 +39,8 @@ def forecast_pipeline(
     failures: dict[str, str] = {}
     for ticker in cfg.tickers:
         try:
-            champion = champion_task(model_name(cfg.tracking.model_name_prefix, ticker), uri)
+            champion = champion_task(model_name(cfg.tracking.model_name_prefix, ticker), uri,
+                                     cfg.tracking.model_key)
             prices = ingest_task(ticker, cfg.data)
             frame = validate_task(prices, cfg.window, cfg.validation).frame
             result = predict_task(champion, frame, ticker)

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from stockcast.errors import ConfigError
 
@@ -157,6 +165,9 @@ class TrackingConfig(_Frozen):
     tracking_uri: str | None = None  # None: sqlite store under mlflow/ in the project root
     experiment: str = "stockcast"
     model_name_prefix: str = "stockcast"
+    # Signs logged models and verifies champions before loading them; set from the
+    # STOCKCAST_MODEL_KEY environment variable at the edge, never written anywhere.
+    model_key: SecretStr | None = None
     # The one retry policy for MLflow calls (network errors, HTTP 5xx, a busy SQLite store):
     # this many retries with exponential backoff from 1 s.
     max_retries: int = Field(default=2, ge=0, le=10)

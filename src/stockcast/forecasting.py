@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,11 +10,13 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from pydantic import SecretStr
 
 from stockcast.errors import RegistryError
 from stockcast.evaluation.plotting import new_figure, save, serialized
-from stockcast.registry.store import configure_tracking, log_run_with_retries
-from stockcast.registry.versions import CHAMPION, champion_version
+from stockcast.registry.signing import verified_download
+from stockcast.registry.store import configure_tracking, log_run_with_retries, open_store
+from stockcast.registry.versions import champion_version
 from stockcast.runtime import path_inside
 
 
@@ -26,8 +29,10 @@ class Champion:
     model: object  # mlflow.pyfunc.PyFuncModel
 
 
-def load_champion(name: str, tracking_uri: str) -> Champion:
-    """Load ``models:/<name>@champion``; RegistryError if there is none."""
+def load_champion(name: str, tracking_uri: str, model_key: SecretStr | None = None) -> Champion:
+    """Load ``models:/<name>@champion``; RegistryError if there is none, or if a key is set
+    and the champion's files are not signed with it (checked before anything is unpickled)."""
+    open_store(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     try:
         version = champion_version(MlflowClient(tracking_uri), name)
@@ -36,7 +41,10 @@ def load_champion(name: str, tracking_uri: str) -> Champion:
     if version is None:
         raise RegistryError(f"{name} has no champion yet: run the training pipeline "
                             "(`make run-flow`) first, or promote a version by hand")
-    return Champion(name, version, mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}"))
+    key = model_key.get_secret_value() if model_key is not None else None
+    with tempfile.TemporaryDirectory() as tmp:
+        local = verified_download(name, version, key, tracking_uri, Path(tmp))
+        return Champion(name, version, mlflow.pyfunc.load_model(str(local)))
 
 
 def forecast_next(champion: Champion, frame: pd.DataFrame, ticker: str) -> pd.DataFrame:

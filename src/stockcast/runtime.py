@@ -7,6 +7,8 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from stockcast.config import PipelineConfig
 from stockcast.errors import ConfigError
 
@@ -58,10 +60,16 @@ def resolve_runtime(cfg: PipelineConfig, tracking_uri: str | None = None) -> Pip
     return cfg.model_copy(update={
         "data": cfg.data.model_copy(update={"data_dir": absolute(cfg.data.data_dir),
                                             "csv_path": absolute(cfg.data.csv_path)}),
-        "tracking": cfg.tracking.model_copy(update={"tracking_uri": uri}),
+        "tracking": cfg.tracking.model_copy(update={
+            "tracking_uri": uri,
+            "model_key": cfg.tracking.model_key or _secret(os.environ.get("STOCKCAST_MODEL_KEY"))}),
         "forecast": cfg.forecast.model_copy(
             update={"output_dir": absolute(cfg.forecast.output_dir)}),
     })
+
+
+def _secret(value: str | None) -> SecretStr | None:
+    return SecretStr(value) if value else None
 
 
 def threads_per_training(cfg: PipelineConfig) -> PipelineConfig:

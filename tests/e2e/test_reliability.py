@@ -4,93 +4,21 @@ nothing: the cache, the registry versions and the `champion` alias stay as they 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from helpers import TINY, FakeTicker, make_prices
+from cli_project import cli_process, fails_cleanly, state, store_uri, write_cfg
+from helpers import make_prices
 from mlflow.tracking import MlflowClient
 
 from stockcast.cli import main
-from stockcast.config import merge
 from stockcast.data.files import read_price_file, sample_path
 
 pytestmark = pytest.mark.slow
 START = dt.date(2004, 1, 1)  # the bundled GOOG history starts in 2004
-
-
-def store_uri(root: Path) -> str:
-    return f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
-
-
-def state(root: Path) -> tuple[dict, dict]:
-    """Registry (versions and aliases per model) and cache (file hashes): what must not change."""
-    client = MlflowClient(store_uri(root))
-    models = {
-        m.name: (sorted(str(v.version) for v in client.search_model_versions(f"name='{m.name}'")),
-                 {k: str(v) for k, v in (m.aliases or {}).items()})
-        for m in client.search_registered_models()
-    }
-    cache_dir = root / "data" / "cache"
-    cache = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-             for p in sorted(cache_dir.glob("*"))} if cache_dir.exists() else {}
-    return models, cache
-
-
-def write_cfg(root: Path, **extra) -> str:
-    path = root / "config.yaml"
-    path.write_text(yaml.safe_dump(merge(TINY, merge({"data": {"start": str(START)}}, extra))))
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def baseline(prefect_api, tmp_path_factory) -> Path:
-    """A project whose cache holds GOOG (fetched through the mocked yfinance) and whose
-    registry has stockcast-GOOG v1 as champion."""
-    import yfinance
-
-    root = tmp_path_factory.mktemp("baseline")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(yfinance, "Ticker", FakeTicker)
-        mp.setenv("STOCKCAST_HOME", str(root))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        FakeTicker.frames = {"GOOG": read_price_file(sample_path("GOOG"))}
-        FakeTicker.error = None
-        assert main(["run", "--config", write_cfg(root), "--source", "yfinance"]) == 0
-    models, cache = state(root)
-    assert models["stockcast-GOOG"][1]["champion"] == "1" and "GOOG.parquet" in cache
-    return root
-
-
-@pytest.fixture
-def project(baseline, tmp_path, monkeypatch, fake_yf) -> Path:
-    root = tmp_path / "project"
-    shutil.copytree(baseline, root)
-    monkeypatch.setenv("STOCKCAST_HOME", str(root))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    fake_yf.frames["GOOG"] = read_price_file(sample_path("GOOG"))
-    return root
-
-
-def fails_cleanly(capsys, args, root, *needles) -> str:
-    """Run the CLI; assert exit 1, one message naming the cause, no traceback, nothing lost."""
-    before = state(root)
-    code = main(args)
-    err = capsys.readouterr().err
-    assert code == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in err, err
-    assert state(root) == before
-    return err
 
 
 # 1 ---------------------------------------------------------------------------------------
@@ -206,20 +134,11 @@ def test_diverging_training_registers_nothing(project, capsys):
 
 
 # 7 ---------------------------------------------------------------------------------------
-def _cli(root: Path, api_url: str, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "STOCKCAST_HOME": str(root), "PREFECT_API_URL": api_url,
-           "PYTHONUNBUFFERED": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.Popen([sys.executable, "-m", "stockcast.cli", *args], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-
-
 def test_sigkill_mid_training_loses_nothing_and_the_next_run_succeeds(project, prefect_api):
     before = state(project)
     slow = write_cfg(project, train={"epochs": 500, "patience": 500},
                      model={"hidden_size": 64, "num_layers": 2})
-    proc = _cli(project, prefect_api, "run", "--config", slow, "--source", "cache")
+    proc = cli_process(project, prefect_api, "run", "--config", slow, "--source", "cache")
     seen = []
     deadline = time.monotonic() + 180
     for line in proc.stdout:  # wait until training has started
@@ -233,7 +152,7 @@ def test_sigkill_mid_training_loses_nothing_and_the_next_run_succeeds(project, p
     assert state(project) == before
     # No half-written files in the cache.
     assert not list((project / "data" / "cache").glob(".*tmp"))
-    after = _cli(project, prefect_api, "run", "--config", write_cfg(project), "--source", "cache")
+    after = cli_process(project, prefect_api, "run", "--config", write_cfg(project), "--source", "cache")
     out, _ = after.communicate(timeout=300)
     assert after.returncode == 0, out
     models, _ = state(project)
@@ -243,9 +162,9 @@ def test_sigkill_mid_training_loses_nothing_and_the_next_run_succeeds(project, p
 # 8 ---------------------------------------------------------------------------------------
 def test_two_runs_at_once_leave_one_consistent_champion(project, prefect_api):
 
-    a = _cli(project, prefect_api, "run", "--config",
+    a = cli_process(project, prefect_api, "run", "--config",
              write_cfg(project, train={"epochs": 1, "seed": 1}), "--source", "cache")
-    b = _cli(project, prefect_api, "run", "--config",
+    b = cli_process(project, prefect_api, "run", "--config",
              write_cfg(project.parent, train={"epochs": 4, "seed": 2}), "--source", "cache")
     outs = [p.communicate(timeout=400)[0] for p in (a, b)]
     assert a.returncode == 0 and b.returncode == 0, outs

@@ -29,3 +29,26 @@ def test_skill_is_relative_to_persistence_on_the_same_targets():
     assert same_as_naive["skill_rmse"] == pytest.approx(0.0)
     assert same_as_naive["naive_rmse"] == same_as_naive["test_rmse"]
     assert "test_rmse_step_2" in same_as_naive
+
+
+def test_non_finite_forecasts_are_divergence_and_register_nothing(tmp_path):
+    import torch
+    from helpers import predictable_prices
+
+    from stockcast.config import ModelConfig, TrainConfig, WindowConfig
+    from stockcast.errors import TrainingError
+    from stockcast.evaluation.scoring import evaluate_model
+    from stockcast.modeling.forecaster import calibrate
+    from stockcast.modeling.trainer import train_model
+    from stockcast.modeling.windows import prepare_windows
+
+    data = prepare_windows(predictable_prices(), WindowConfig(sequence_length=10,
+                                                              min_windows_per_split=5),
+                           ModelConfig(hidden_size=4, num_layers=1))
+    result = train_model(data.train, data.val, ModelConfig(hidden_size=4, num_layers=1),
+                         TrainConfig(epochs=1, progress=False, threads=1))
+    forecaster = calibrate(result.model, data)
+    with torch.no_grad():  # weights blown up, as an exploding learning rate leaves them
+        result.model.head.bias[0] = 1e30
+    with pytest.raises(TrainingError, match="not finite"):
+        evaluate_model(forecaster, result, data, "TEST", tmp_path)

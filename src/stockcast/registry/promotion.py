@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from stockcast.config import PromotionConfig
 from stockcast.errors import RegistryError
 from stockcast.evaluation.scores import dm_test
-from stockcast.registry.store import store_lock, with_retries
+from stockcast.registry.store import open_store, store_lock, with_retries
 from stockcast.registry.versions import CHAMPION, champion_version
 
 log = logging.getLogger(__name__)
@@ -206,6 +206,7 @@ def record_decision(client: MlflowClient, name: str, version: str, decision: Dec
 
 def set_champion(name: str, version: str, tracking_uri: str) -> Decision:
     """Manual promotion or rollback: point `champion` at ``version`` and record it."""
+    open_store(tracking_uri)
     client = MlflowClient(tracking_uri)
     try:
         mv = client.get_model_version(name, version)

@@ -165,9 +165,10 @@ def repair_half_migrated(db: Path) -> bool:
     return True
 
 
-def _open_store(tracking_uri: str) -> None:
-    """Create or upgrade the store's schema, one process at a time: concurrent first runs
-    would otherwise race in the migrations and leave the database half-migrated."""
+def open_store(tracking_uri: str) -> None:
+    """Create, repair or upgrade the store's schema, one process at a time (concurrent first
+    runs would otherwise race in the migrations and leave the database half-migrated).
+    Every command that touches the store opens it this way first."""
     db = sqlite_path(tracking_uri)
     if db is None:
         return
@@ -192,7 +193,7 @@ def configure_tracking(tracking_uri: str, experiment: str, retries: int = 2) -> 
     """Point MLflow at the store (creating or repairing its schema under a lock) and make sure
     the experiment exists; returns its id."""
     mlflow.set_tracking_uri(tracking_uri)
-    with_retries("connection", lambda: _open_store(tracking_uri), retries)
+    with_retries("connection", lambda: open_store(tracking_uri), retries)
 
     def ensure() -> str:
         client = MlflowClient(tracking_uri)

@@ -28,6 +28,7 @@ from stockcast.modeling.forecaster import ServingFit
 from stockcast.modeling.trainer import TrainResult
 from stockcast.modeling.windows import PreparedData
 from stockcast.registry.pyfunc import StockcastForecaster
+from stockcast.registry.signing import sign_logged_model
 from stockcast.registry.store import configure_tracking, log_run_with_retries
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,11 @@ def _log(run_id: str, validated: ValidatedPrices, data: PreparedData, result: Tr
             evaluation.table.to_csv(table.with_suffix(".csv"), index=False)
             mlflow.log_artifact(str(table), artifact_path="forecasts")
             mlflow.log_artifact(str(table.with_suffix(".csv")), artifact_path="forecasts")
-        return LoggedRun(run_id, _log_model(data, serving, ticker))
+        model_uri = _log_model(data, serving, ticker)
+        if cfg.tracking.model_key is not None:
+            sign_logged_model(model_uri, run_id, cfg.tracking.model_key.get_secret_value(),
+                              cfg.tracking.tracking_uri)
+        return LoggedRun(run_id, model_uri)
 
 
 def log_training_run(validated: ValidatedPrices, data: PreparedData, result: TrainResult,

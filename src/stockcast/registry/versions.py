@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from stockcast.config import clean_ticker
 from stockcast.errors import ConfigError
-from stockcast.registry.store import with_retries
+from stockcast.registry.store import open_store, with_retries
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -65,6 +65,7 @@ def register_version(model_uri: str, run_id: str, name: str, tracking_uri: str,
 
 def list_versions(prefix: str, ticker: str | None, tracking_uri: str) -> list[dict]:
     """Every registered version with aliases, key metrics and its promotion decision."""
+    open_store(tracking_uri)
     client = MlflowClient(tracking_uri)
     if ticker:
         names = [model_name(prefix, ticker)]

@@ -10,6 +10,8 @@ ARGS ?=
 UI_PORT ?= 5000
 PREFECT_PORT ?= 4200
 POOL ?= stockcast-pool
+TICKER ?= GOOG
+MODEL_PORT ?= 5001
 
 # Offline-friendly defaults (see README: Configuration).
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
@@ -17,8 +19,9 @@ export DO_NOT_TRACK ?= true
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
+export PREFECT_LOGGING_EXTRA_LOGGERS ?= stockcast
 
-.PHONY: help setup run-flow forecast report test test-fast lint bench ui server deploy worker serve clean clean-store
+.PHONY: help setup run-flow forecast report test test-fast lint bench ui server deploy worker serve serve-model clean clean-store
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -57,7 +60,8 @@ ui: setup ## MLflow UI on the embedded store at http://127.0.0.1:5000 (UI_PORT=.
 		--default-artifact-root "$(CURDIR)/mlflow/artifacts" --host 127.0.0.1 --port $(UI_PORT)
 
 server: setup ## a local Prefect server at http://127.0.0.1:4200 (PREFECT_PORT=...)
-	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+	PREFECT_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api \
+		$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 deploy: setup ## create the work pool and deploy prefect.yaml (needs `make server`)
 	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect work-pool create $(POOL) --type process || true
@@ -68,6 +72,11 @@ worker: setup ## a worker that runs scheduled flow runs (needs `make server`)
 
 serve: setup ## one-process alternative: serve both flows on their schedules
 	$(BIN)/python -m flows.serve
+
+serve-model: setup ## REST endpoint for a champion at http://127.0.0.1:5001/invocations (TICKER=GOOG MODEL_PORT=...)
+	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI="sqlite:///$(CURDIR)/mlflow/mlflow.db" \
+		$(BIN)/mlflow models serve -m "models:/stockcast-$(TICKER)@champion" --env-manager local \
+		--host 127.0.0.1 --port $(MODEL_PORT)
 
 clean: ## remove caches, logs, outputs and the venv (keeps the MLflow store and data)
 	rm -rf $(VENV) .pytest_cache .ruff_cache logs forecasts reports bench/results

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from intervals import bench_intervals  # noqa: I001 (bench/ is on sys.path when run as a script)
 from intervals import markdown as intervals_markdown
+from portfolio import bench_portfolio
+from portfolio import markdown as portfolio_markdown
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -254,6 +256,8 @@ def markdown(out: dict) -> str:
         lines.append("")
     if "intervals" in out:
         lines += intervals_markdown(out["intervals"])
+    if "portfolio" in out:
+        lines += portfolio_markdown(out["portfolio"])
     if "stages" in out:
         st = out["stages"]
         lines += ["**One `make run-flow`** (GOOG, defaults; the second of two runs, once "
@@ -278,7 +282,7 @@ def main() -> int:
                         default=sorted({1, os.cpu_count() or 1}),
                         help="thread counts for the throughput test (default: 1 and all cores)")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["throughput", "quality", "intervals", "stages"])
+                        choices=["throughput", "quality", "intervals", "stages", "portfolio"])
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     frame = read_price_file(sample_path("GOOG"))
@@ -311,6 +315,9 @@ def main() -> int:
                 print(f"  {k:<70} {v:8.2f}")
         for k, v in sorted(s["stages_s"].items(), key=lambda kv: -kv[1]):
             print(f"    task {k:<65} {v:8.2f}")
+    if "portfolio" not in args.skip:
+        out["portfolio"] = bench_portfolio()
+        print("\n" + "\n".join(portfolio_markdown(out["portfolio"])), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench.json").write_text(json.dumps(out, indent=2))
     (RESULTS / "bench.md").write_text(markdown(out))

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.notify import notify_failure, notify_url, send
+from flows.observe import project_logs_in_prefect, publish_table, publish_warning
 from flows.tasks import ingest_task, validate_task
 from stockcast import forecasting
 from stockcast.config import PipelineConfig
 from stockcast.errors import PipelineFailed
+from stockcast.monitoring import LiveReport, live_report, record_forecast, score_ledger
 from stockcast.registry.versions import model_name
 from stockcast.runtime import resolve_runtime
 
@@ -23,48 +27,98 @@ write_task = task(forecasting.write_forecast, name="write", cache_policy=NO_CACH
 log_task = task(forecasting.log_forecast, name="log-forecast", cache_policy=NO_CACHE)
 
 
-@flow(name="forecast-pipeline", log_prints=True)
+@task(name="monitor", cache_policy=NO_CACHE)
+def monitor_task(out_dir, ticker: str, forecast, frame, cfg: PipelineConfig) -> LiveReport:
+    """Keep today's forecast in the ledger and score the ones whose dates have arrived."""
+    path = record_forecast(out_dir, ticker, forecast)
+    return live_report(score_ledger(pd.read_parquet(path), frame), cfg.monitor)
+
+
+def forecast_ticker(ticker: str, cfg: PipelineConfig, days: int | None) -> dict[str, Any]:
+    """One ticker: champion -> ingest -> validate -> forecast -> write -> monitor -> log."""
+    uri = cfg.tracking.tracking_uri
+    champion = champion_task(model_name(cfg.tracking.model_name_prefix, ticker), uri,
+                             cfg.tracking.model_key)
+    prices = ingest_task(ticker, cfg.data)
+    frame = validate_task(prices, cfg.window, cfg.validation).frame
+    result = predict_task(champion, frame, ticker)
+    if days:
+        result = result.head(days)
+    paths = write_task(result, frame, cfg.forecast.output_dir, ticker)
+    live = monitor_task(cfg.forecast.output_dir, ticker, result, frame, cfg)
+    last_date = str(frame["Date"].iloc[-1].date())
+    log_task(ticker, paths, champion.version, f"{cfg.tracking.experiment}-forecasts", uri,
+             cfg.tracking.max_retries,
+             tags={"data.source": prices.source, "data.end": last_date,
+                   "data.fallback": " | ".join(prices.notes) or "none",
+                   "monitor.drift": live.drift or "none"},
+             metrics=live.metrics)
+    return {"version": champion.version, "source": prices.source, "last_date": last_date,
+            "path": str(paths["csv"]), "live": live.metrics, "drift": live.drift,
+            "rows": [{"date": str(r.date.date()), **{c: float(getattr(r, c)) for c in BANDS}}
+                     for r in result.itertuples()]}
+
+
+def _on_drift(ticker: str, drift: str, cfg: PipelineConfig) -> None:
+    publish_warning(f"drift-{ticker.lower().replace('^', '').replace('.', '-').replace('=', '-')}",
+                    f"# stockcast: drift for {ticker}\n\n{drift}.\n\nRetrain "
+                    "(`make run-flow`) and look at the live metrics in the MLflow experiment "
+                    "`stockcast-forecasts`.")
+    url = notify_url({"config": cfg})
+    if url:
+        send(url, f"stockcast: drift for {ticker}", drift)
+    if cfg.monitor.retrain_deployment:
+        from prefect.deployments import run_deployment
+
+        run_deployment(cfg.monitor.retrain_deployment, parameters={"tickers": [ticker]},
+                       timeout=0)
+
+
+@flow(name="forecast-pipeline", log_prints=True, on_failure=[notify_failure],
+      on_crashed=[notify_failure])
 def forecast_pipeline(
     tickers: list[str] | None = None,
     config: PipelineConfig | None = None,
     tracking_uri: str | None = None,
     days: int | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Forecast every ticker with its champion; a ticker without one is reported, not fatal to
-    the others, and the flow fails at the end if any ticker failed."""
+    """Forecast every ticker with its champion and score the champion's earlier forecasts; a
+    ticker without a champion is reported, not fatal to the others, and the flow fails at the
+    end if any ticker failed."""
     cfg = resolve_runtime((config or PipelineConfig()).with_tickers(tickers), tracking_uri)
-    uri = cfg.tracking.tracking_uri
-    logger = get_run_logger()
-    forecasts: dict[str, Any] = {}
-    failures: dict[str, str] = {}
-    for ticker in cfg.tickers:
-        try:
-            champion = champion_task(model_name(cfg.tracking.model_name_prefix, ticker), uri,
-                                     cfg.tracking.model_key)
-            prices = ingest_task(ticker, cfg.data)
-            frame = validate_task(prices, cfg.window, cfg.validation).frame
-            result = predict_task(champion, frame, ticker)
-            if days:
-                result = result.head(days)
-            paths = write_task(result, frame, cfg.forecast.output_dir, ticker)
-            log_task(ticker, paths, champion.version, f"{cfg.tracking.experiment}-forecasts", uri,
-                     cfg.tracking.max_retries)
-        except Exception as exc:
-            failures[ticker] = f"{type(exc).__name__}: {exc}"
-            logger.error("%s: no forecast: %s", ticker, exc)
-            continue
-        forecasts[ticker] = {
-            "version": champion.version,
-            "source": prices.source,
-            "last_date": str(frame["Date"].iloc[-1].date()),
-            "path": str(paths["csv"]),
-            "rows": [{"date": str(r.date.date()), **{c: float(getattr(r, c)) for c in BANDS}}
-                     for r in result.itertuples()],
-        }
-        logger.info("%s: champion v%s forecast %s", ticker, champion.version,
-                    ", ".join(f"{r['date']}={r['forecast']:.2f}" for r in forecasts[ticker]["rows"]))
+    with project_logs_in_prefect():
+        logger = get_run_logger()
+        forecasts: dict[str, Any] = {}
+        failures: dict[str, str] = {}
+        for ticker in cfg.tickers:
+            try:
+                item = forecasts[ticker] = forecast_ticker(ticker, cfg, days)
+            except Exception as exc:  # reported per ticker; the flow fails at the end
+                failures[ticker] = f"{type(exc).__name__}: {exc}"
+                logger.error("%s: no forecast: %s", ticker, exc)
+                continue
+            logger.info("%s: champion v%s, data to %s (%s): %s", ticker, item["version"],
+                        item["last_date"], item["source"], ", ".join(
+                            f"{r['date']} {r['forecast']:.2f} [{r['lower_95']:.2f}, "
+                            f"{r['upper_95']:.2f}]" for r in item["rows"]))
+            if item["drift"]:
+                logger.warning("%s: DRIFT: %s", ticker, item["drift"])
+                _on_drift(ticker, item["drift"], cfg)
+        publish_table("forecast-summary", [_row(t, forecasts.get(t), failures.get(t))
+                                           for t in cfg.tickers],
+                      "stockcast forecasts: data used, the forecast, live metrics, drift")
     if failures:
         detail = "\n".join(f"  - {t}: {msg}" for t, msg in failures.items())
         raise PipelineFailed(f"no forecast for {len(failures)} of {len(cfg.tickers)} "
                              f"ticker(s):\n{detail}", forecasts, failures)
     return forecasts
+
+
+def _row(ticker: str, item: dict | None, error: str | None) -> dict[str, Any]:
+    if item is None:
+        return {"ticker": ticker, "status": "FAILED", "reason": error}
+    first = item["rows"][0]
+    return {"ticker": ticker, "status": "DRIFT" if item["drift"] else "ok",
+            "champion": item["version"], "source": item["source"], "last_date": item["last_date"],
+            "date": first["date"], "forecast": first["forecast"], "lower_95": first["lower_95"],
+            "upper_95": first["upper_95"], **item["live"], "reason": item["drift"] or ""}

@@ -1,7 +1,7 @@
 """The nightly training flow. Per ticker:
 
-    ingest -> validate -> commit cache -> window -> train -> calibrate -> evaluate -> report
-    -> refit -> track -> register -> promote
+    ingest -> validate -> freshness -> commit cache -> window -> train -> calibrate -> evaluate
+    -> report -> refit -> track -> register -> promote
 
 Tickers run concurrently; one ticker's failure does not stop the others, and the flow ends
 Failed naming every ticker that failed and the stage where it did. Each task calls one plain
@@ -19,10 +19,14 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import UpstreamTaskError
 from prefect.futures import PrefectFuture, wait
+from prefect.runtime import deployment
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.notify import notify_failure
+from flows.observe import project_logs_in_prefect, publish_table, publish_warning
 from flows.tasks import commit_cache_task, ingest_task, validate_task
 from stockcast.config import PipelineConfig
+from stockcast.data.freshness import Freshness, check_freshness
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.errors import PipelineFailed
 from stockcast.evaluation.report import build_report
@@ -30,18 +34,20 @@ from stockcast.evaluation.scoring import Evaluation, evaluate_model
 from stockcast.modeling.forecaster import Forecaster, ServingFit, calibrate, fit_for_serving
 from stockcast.modeling.trainer import TrainResult, train_model
 from stockcast.modeling.windows import PreparedData, prepare_windows
-from stockcast.registry.promotion import promote_if_better
+from stockcast.registry.promotion import Decision, promote_if_better
 from stockcast.registry.store import configure_tracking
 from stockcast.registry.tracking import LoggedRun, log_training_run
 from stockcast.registry.versions import model_name, register_version
 from stockcast.runtime import path_inside, resolve_runtime, threads_per_training
 
 SUMMARY_METRICS = ("test_rmse", "naive_rmse", "skill_rmse", "skill_rmse_pct", "dm_pvalue_naive",
-                   "test_coverage_95", "test_interval_score_95", "ewma_interval_score_95")
+                   "test_coverage_95", "test_interval_score_95", "ewma_interval_score_95",
+                   "train_seconds")
 
 # Every task is side-effecting or takes frames/models: never cache on inputs.
 connect_task = task(configure_tracking, name="connect-tracking", cache_policy=NO_CACHE)
 evaluate_task = task(evaluate_model, name="evaluate", cache_policy=NO_CACHE)
+freshness_task = task(check_freshness, name="freshness", cache_policy=NO_CACHE)
 track_task = task(log_training_run, name="track", cache_policy=NO_CACHE)
 
 
@@ -77,19 +83,31 @@ def report_task(validated: ValidatedPrices, out_dir: Path, cfg: PipelineConfig) 
 
 
 @task(name="register", cache_policy=NO_CACHE)
-def register_task(logged: LoggedRun, ticker: str, cfg: PipelineConfig) -> str:
-    """Register the run's model as a new version of the ticker's registered model."""
+def register_task(logged: LoggedRun, ticker: str, cfg: PipelineConfig,
+                  freshness: Freshness) -> str | None:
+    """Register the run's model as a new version of the ticker's registered model (not when
+    the prices are stale and ``data.on_stale`` is warn)."""
+    if not freshness.registrable:
+        return None
     return register_version(logged.model_uri, logged.run_id,
                             model_name(cfg.tracking.model_name_prefix, ticker),
                             cfg.tracking.tracking_uri, cfg.tracking.max_retries)
 
 
 @task(name="promote", cache_policy=NO_CACHE)
-def promote_task(version: str, evaluation: Evaluation, ticker: str, cfg: PipelineConfig):
+def promote_task(version: str | None, evaluation: Evaluation, ticker: str, cfg: PipelineConfig,
+                 freshness: Freshness) -> Decision:
     """Move `champion` only on significant out-of-sample evidence; record why."""
+    if version is None:
+        return Decision(False, f"not registered: {freshness.reason}")
     return promote_if_better(version, model_name(cfg.tracking.model_name_prefix, ticker),
                              evaluation.table, evaluation.metrics, cfg.promotion,
                              cfg.tracking.tracking_uri, cfg.tracking.max_retries)
+
+
+STAGES = (ingest_task, validate_task, freshness_task, commit_cache_task, window_task, train_task,
+          calibrate_task, evaluate_task, report_task, refit_task, track_task, register_task,
+          promote_task)
 
 
 @dataclass(frozen=True)
@@ -98,6 +116,7 @@ class TickerRun:
 
     prices: PrefectFuture
     validated: PrefectFuture
+    freshness: PrefectFuture
     cached: PrefectFuture
     data: PrefectFuture
     result: PrefectFuture
@@ -126,11 +145,15 @@ class TickerRun:
         return "did not complete (see the Prefect run logs)"
 
 
-def run_ticker(ticker: str, cfg: PipelineConfig, work_dir: Path) -> TickerRun:
-    """Submit one ticker's pipeline, stage by stage."""
+def run_ticker(ticker: str, cfg: PipelineConfig, work_dir: Path, scheduled: bool) -> TickerRun:
+    """Submit one ticker's pipeline, stage by stage (task runs named ``<stage>-<TICKER>``)."""
+    (ingest_task, validate_task, freshness_task, commit_cache_task, window_task, train_task,
+     calibrate_task, evaluate_task, report_task, refit_task, track_task, register_task,
+     promote_task) = (t.with_options(task_run_name=f"{t.name}-{ticker}") for t in STAGES)
     prices = ingest_task.submit(ticker, cfg.data)
     validated = validate_task.submit(prices, cfg.window, cfg.validation,
                                      cfg.data.data_dir / "reports")
+    freshness = freshness_task.submit(validated, cfg.data, scheduled)
     cached = commit_cache_task.submit(validated, cfg.data.data_dir)
     data = window_task.submit(validated, cfg)
     result = train_task.submit(data, cfg)
@@ -141,10 +164,10 @@ def run_ticker(ticker: str, cfg: PipelineConfig, work_dir: Path) -> TickerRun:
     eda = report_task.submit(validated, out / "eda", cfg, wait_for=[result])
     serving = refit_task.submit(forecaster, result, data, cfg, wait_for=[evaluation])
     logged = track_task.submit(validated, data, result, evaluation, eda, serving, cfg)
-    version = register_task.submit(logged, ticker, cfg)
-    decision = promote_task.submit(version, evaluation, ticker, cfg)
-    return TickerRun(prices, validated, cached, data, result, forecaster, evaluation, eda,
-                     serving, logged, version, decision)
+    version = register_task.submit(logged, ticker, cfg, freshness)
+    decision = promote_task.submit(version, evaluation, ticker, cfg, freshness)
+    return TickerRun(prices, validated, freshness, cached, data, result, forecaster, evaluation,
+                     eda, serving, logged, version, decision)
 
 
 def task_runner_for(cfg: PipelineConfig) -> Any:
@@ -161,7 +184,8 @@ def task_runner_for(cfg: PipelineConfig) -> Any:
     return ThreadPoolTaskRunner(max_workers=orch.max_workers)
 
 
-@flow(name="train-pipeline", log_prints=True)
+@flow(name="train-pipeline", log_prints=True, on_failure=[notify_failure],
+      on_crashed=[notify_failure])
 def train_pipeline(
     tickers: list[str] | None = None,
     config: PipelineConfig | None = None,
@@ -170,10 +194,11 @@ def train_pipeline(
     """Train, evaluate, track and (maybe) promote a model for every ticker."""
     cfg = (config or PipelineConfig()).with_tickers(tickers)
     cfg = threads_per_training(resolve_runtime(cfg, tracking_uri))
-    if cfg.orchestration.task_runner == "dask":
-        # The runner is fixed per flow: run the tickers in a subflow on Dask.
-        return train_tickers.with_options(task_runner=task_runner_for(cfg))(cfg)
-    return _train_tickers(cfg)
+    with project_logs_in_prefect():
+        if cfg.orchestration.task_runner == "dask":
+            # The runner is fixed per flow: run the tickers in a subflow on Dask.
+            return train_tickers.with_options(task_runner=task_runner_for(cfg))(cfg)
+        return _train_tickers(cfg)
 
 
 @flow(name="train-tickers")
@@ -185,15 +210,45 @@ def train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
 def _summary(run: TickerRun) -> dict[str, Any]:
     evaluation, decision, prices = (run.evaluation.result(), run.decision.result(),
                                     run.prices.result())
+    freshness, serving, result = run.freshness.result(), run.serving.result(), run.result.result()
     return {
         "version": run.version.result(),
         "run_id": run.logged.result().run_id,
         "promoted": decision.promote,
         "reason": decision.reason,
         "source": prices.source,
+        "fallback": " | ".join(prices.notes) or "none",
+        "last_date": freshness.last_date,
+        "fresh": not freshness.stale,
         "pvalue": decision.pvalue,
-        **{k: evaluation.metrics[k] for k in SUMMARY_METRICS},
+        **{k: evaluation.metrics[k] for k in SUMMARY_METRICS if k in evaluation.metrics},
+        "train_seconds": result.seconds + serving.seconds,
     }
+
+
+def _artifact_row(ticker: str, s: dict[str, Any] | None, error: str | None) -> dict[str, Any]:
+    if s is None:
+        return {"ticker": ticker, "status": "FAILED", "reason": error}
+    return {"ticker": ticker, "status": "champion" if s["promoted"] else "not promoted",
+            "version": s["version"], "source": s["source"], "last_date": s["last_date"],
+            "fallback": s["fallback"], "skill_%": s["skill_rmse_pct"],
+            "dm_p_vs_persistence": s["dm_pvalue_naive"], "coverage_95": s["test_coverage_95"],
+            "interval_score_95": s["test_interval_score_95"],
+            "ewma_interval_score_95": s["ewma_interval_score_95"],
+            "promotion_p": s["pvalue"], "reason": s["reason"]}
+
+
+def _publish(cfg: PipelineConfig, summary: dict, failures: dict) -> None:
+    rows = [_artifact_row(t, summary.get(t), failures.get(t)) for t in cfg.tickers]
+    publish_table("train-summary", rows, "stockcast training run: per ticker, the data used, "
+                  "metrics against the baselines, the registered version and the promotion "
+                  "decision")
+    stale = [s["reason"] for s in summary.values() if not s["fresh"] and s["version"] is None]
+    fallbacks = [f"{t}: {s['fallback']}" for t, s in summary.items() if s["fallback"] != "none"]
+    if stale or fallbacks:
+        publish_warning("train-warnings", "\n".join(
+            ["# stockcast: data warnings", "", *(f"- STALE: {r}" for r in stale),
+             *(f"- FALLBACK: {f}" for f in fallbacks)]))
 
 
 def _train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
@@ -203,8 +258,9 @@ def _train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
     connect_task(uri, cfg.tracking.experiment, cfg.tracking.max_retries)
     summary: dict[str, dict[str, Any]] = {}
     failures: dict[str, str] = {}
+    scheduled = deployment.id is not None  # a deployment run (scheduled or triggered)
     with tempfile.TemporaryDirectory(prefix="stockcast-") as tmp:
-        runs = {t: run_ticker(t, cfg, Path(tmp)) for t in cfg.tickers}
+        runs = {t: run_ticker(t, cfg, Path(tmp), scheduled) for t in cfg.tickers}
         wait([f for run in runs.values() for f in run.all()])
         for ticker, run in runs.items():
             if not run.decision.state.is_completed():
@@ -217,6 +273,7 @@ def _train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
                         s["source"], s["skill_rmse_pct"], s["dm_pvalue_naive"],
                         s["test_coverage_95"], s["test_interval_score_95"],
                         s["ewma_interval_score_95"], s["reason"])
+    _publish(cfg, summary, failures)
     if failures:
         detail = "\n".join(f"  - {t}: {msg}" for t, msg in failures.items())
         ok = ", ".join(summary) or "none"

@@ -12,7 +12,8 @@ TINY = {
     "window": {"sequence_length": 10, "min_windows_per_split": 5},
     "model": {"hidden_size": 8, "num_layers": 1},
     "train": {"epochs": 2, "batch_size": 64, "progress": False, "threads": 1},
-    "data": {"retries": 0, "retry_backoff_seconds": 0},
+    # The mocked Yahoo serves the bundled 2013 history: not stale for these tests.
+    "data": {"retries": 0, "retry_backoff_seconds": 0, "max_staleness_days": 100_000},
 }
 
 

@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any, get_args
 
 from stockcast.config import Device, PipelineConfig, Source, TaskRunner, clean_ticker, load_config
-from stockcast.console import apply_env_defaults, quiet_prefect_tracebacks, setup_logging
+from stockcast.console import (
+    apply_env_defaults,
+    quiet_prefect_tracebacks,
+    route_tool_logs,
+    setup_logging,
+)
 from stockcast.errors import ConfigError, PipelineFailed, StockcastError
 from stockcast.runtime import path_inside, project_root, resolve_runtime
 
@@ -87,13 +92,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     from flows.train import train_pipeline
 
+    route_tool_logs(args.verbose)
     return _run_flow(lambda: train_pipeline(config=cfg), _print_summary)
 
 
 def _print_summary(summary: dict) -> None:
     for ticker, s in summary.items():
         verdict = "CHAMPION" if s["promoted"] else "kept previous champion"
-        print(f"{ticker}: v{s['version']} (data: {s['source']}) point skill "
+        registered = f"v{s['version']}" if s["version"] else "not registered"
+        print(f"{ticker}: {registered} (data: {s['source']}, to {s['last_date']}) point skill "
               f"{s['skill_rmse_pct']:+.2f} % vs persistence (DM p {s['dm_pvalue_naive']:.2f}), "
               f"coverage_95 {s['test_coverage_95']:.3f}, interval score "
               f"{s['test_interval_score_95']:.3f} vs EWMA {s['ewma_interval_score_95']:.3f} "
@@ -105,6 +112,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     from flows.forecast import forecast_pipeline
 
+    route_tool_logs(args.verbose)
     return _run_flow(lambda: forecast_pipeline(config=cfg, days=args.days), _print_forecasts)
 
 
@@ -115,6 +123,13 @@ def _print_forecasts(forecasts: dict) -> None:
             print(f"  {row['date']}  {row['forecast']:.4f}   80 % [{row['lower_80']:.4f}, "
                   f"{row['upper_80']:.4f}]   95 % [{row['lower_95']:.4f}, {row['upper_95']:.4f}]")
         print(f"  written to {item['path']}")
+        live = item.get("live") or {}
+        if live.get("live_scored"):
+            print(f"  live, last {live['live_scored']:.0f} forecast(s): RMSE {live['live_rmse']:.4f}"
+                  f" vs persistence {live['live_naive_rmse']:.4f}, 95 % coverage "
+                  f"{live['live_coverage_95']:.2f}")
+        if item.get("drift"):
+            print(f"  DRIFT: {item['drift']}")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -307,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one clear message and a non-zero exit on error, traceback in the log."""
     args = build_parser().parse_args(argv)
-    apply_env_defaults(project_root())
+    apply_env_defaults(project_root(), args.verbose)
     log_file = setup_logging(project_root() / "logs", args.verbose)
     quiet_prefect_tracebacks()
     try:

@@ -68,6 +68,10 @@ class DataConfig(_Frozen):
     # retries, waiting retry_backoff_seconds x 1, 2, 4 ... between them.
     retries: int = Field(default=2, ge=0, le=10)
     retry_backoff_seconds: float = Field(default=1.0, ge=0, le=60)
+    # Freshness: prices ending more NYSE sessions before today than this are stale; a stale
+    # run fails the ticker (or, with "warn", trains without registering or promoting).
+    max_staleness_days: int = Field(default=3, ge=0, le=100_000)
+    on_stale: Literal["fail", "warn"] = "fail"
     # Per-request timeout of the Yahoo Finance call: the hard bound on a hung download.
     request_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
 
@@ -142,7 +146,7 @@ class TrainConfig(_Frozen):
 
     epochs: int = Field(default=30, ge=1, le=10_000)
     batch_size: int = Field(default=96, ge=1, le=65_536)
-    lr: float = Field(default=1e-3, gt=0, le=10)
+    lr: float = Field(default=1e-3, gt=0, le=1e6)
     weight_decay: float = Field(default=0.0, ge=0)
     grad_clip: float | None = Field(default=1.0, gt=0)
     patience: int = Field(default=5, ge=1, le=10_000)
@@ -203,6 +207,26 @@ class OrchestrationConfig(_Frozen):
     max_workers: int = Field(default=2, ge=1, le=256)
 
 
+class MonitorConfig(_Frozen):
+    """Live monitoring of each champion by the forecast flow."""
+
+    # Drift is judged over this many of the most recent forecasts whose dates have arrived.
+    window: int = Field(default=20, ge=2, le=10_000)
+    # Drift when live 95 % coverage falls below this ...
+    min_coverage_95: float = Field(default=0.85, gt=0, le=1)
+    # ... or the live point forecast is worse than persistence with DM p below this.
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    # On drift, also start the retraining deployment (needs a Prefect server).
+    retrain_deployment: str | None = None
+
+
+class NotifyConfig(_Frozen):
+    """Where failures are reported (an Apprise URL: slack://..., mailto://..., json://host/path);
+    None: the STOCKCAST_NOTIFY_URL environment variable, else nowhere."""
+
+    url: str | None = None
+
+
 class ForecastConfig(_Frozen):
     """The forecast flow's output."""
 
@@ -222,6 +246,8 @@ class PipelineConfig(_Frozen):
     promotion: PromotionConfig = PromotionConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
     forecast: ForecastConfig = ForecastConfig()
+    notify: NotifyConfig = NotifyConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     @field_validator("tickers")
     @classmethod

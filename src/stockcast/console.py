@@ -38,7 +38,8 @@ def setup_logging(log_dir: Path, verbose: bool) -> Path:
     file_handler.setLevel(logging.DEBUG)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # Quiet by default: warnings (one line per fallback) and errors; the rest is in the file.
+    console.setLevel(logging.DEBUG if verbose else logging.WARNING)
     root = logging.getLogger("stockcast")
     root.setLevel(logging.DEBUG)
     root.handlers[:] = [file_handler, console]
@@ -64,13 +65,30 @@ def quiet_prefect_tracebacks() -> None:
         logging.getLogger(name).addFilter(_TracebackToLogFile())
 
 
-def apply_env_defaults(root: Path) -> None:
+def route_tool_logs(verbose: bool) -> None:
+    """After MLflow and Prefect are imported: their own chatter (pickle notices, database
+    set-up) and yfinance's error lines go to the log file; the console keeps errors only,
+    unless ``verbose``."""
+    files = [h for h in logging.getLogger("stockcast").handlers
+             if isinstance(h, logging.FileHandler)]
+    for name in ("mlflow", "yfinance", "alembic"):
+        logger = logging.getLogger(name)
+        for handler in logger.handlers:
+            if not isinstance(handler, logging.FileHandler) and not verbose:
+                handler.setLevel(logging.ERROR)
+        logger.handlers.extend(h for h in files if h not in logger.handlers)
+        logger.propagate = verbose
+
+
+def apply_env_defaults(root: Path, verbose: bool = False) -> None:
     """Set ``ENV_DEFAULTS`` where the user has not set them (their values win), and keep the
     tools' own state under the project home ``root`` where they allow it: matplotlib's cache
     always; Prefect's home (its temporary server's database) unless the user has a Prefect
     profile of their own in ~/.prefect."""
     for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    if not verbose:  # Prefect's own run lines stay in the Prefect UI and API, not the console
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("MPLCONFIGDIR", str(root / ".cache" / "matplotlib"))
     if not (Path.home() / ".prefect" / "profiles.toml").exists():
         os.environ.setdefault("PREFECT_HOME", str(root / ".prefect"))

@@ -95,15 +95,21 @@ def write_forecast(forecast: pd.DataFrame, frame: pd.DataFrame, out_dir: Path, t
 
 
 def log_forecast(ticker: str, paths: dict[str, Path], version: str, experiment: str,
-                 tracking_uri: str, retries: int = 2) -> str:
-    """Record the forecast files as an MLflow run in ``experiment``; returns the run id."""
+                 tracking_uri: str, retries: int = 2, tags: dict[str, str] | None = None,
+                 metrics: dict[str, float] | None = None) -> str:
+    """Record a forecast as an MLflow run in ``experiment`` (one run per ticker per day): its
+    files, where its prices came from, and the champion's live metrics; returns the run id."""
     experiment_id = configure_tracking(tracking_uri, experiment, retries)
 
     def body(run_id: str) -> str:
-        mlflow.set_tags({"ticker": ticker, "champion_version": version, "kind": "forecast"})
+        mlflow.set_tags({"ticker": ticker, "champion_version": version, "kind": "forecast",
+                         **(tags or {})})
+        if metrics:
+            mlflow.log_metrics(metrics)
         for path in paths.values():
             mlflow.log_artifact(str(path), artifact_path="forecast")
         return run_id
 
-    return log_run_with_retries("forecast logging", experiment_id, f"{ticker}-forecast", body,
-                                tracking_uri, retries)
+    name = f"{ticker} forecast {(tags or {}).get('data.end', '')}".strip()
+    return log_run_with_retries("forecast logging", experiment_id, name, body, tracking_uri,
+                                retries)

@@ -128,7 +128,7 @@ def test_invalid_config_is_rejected_before_any_work(project, capsys, content, fi
 
 # 6 ---------------------------------------------------------------------------------------
 def test_diverging_training_registers_nothing(project, capsys):
-    cfg = write_cfg(project, train={"lr": 1e30, "grad_clip": None})
+    cfg = write_cfg(project, train={"lr": 1e6, "grad_clip": None})
     fails_cleanly(capsys, ["run", "--config", cfg, "--source", "cache"], project,
                   "training diverged", "no model was registered")
 

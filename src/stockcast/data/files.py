@@ -109,7 +109,13 @@ def read_price_file(path: Path, decimal: str | None = None,
         ) from exc
     if raw.empty:
         raise DataSourceError(f"price file {path} holds no rows")
-    return normalize_prices(raw, decimal, dayfirst)
+    frame = normalize_prices(raw, decimal, dayfirst)
+    if "Date" not in frame.columns:
+        raise DataSourceError(
+            f"could not read {path} as a price table: no date column among "
+            f"{[str(c)[:30] for c in raw.columns[:8]]}. Expected a header row: Date, Open, High, "
+            "Low, Close, Volume.")
+    return frame
 
 
 def sample_path(ticker: str) -> Path:

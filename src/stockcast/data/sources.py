@@ -137,7 +137,6 @@ def _read(ticker: str, cfg: DataConfig, today: dt.date, notes: list[str]) -> tup
         if not exc.transient:
             raise
         notes.append(f"yfinance failed: {exc}")
-        log.warning("%s: FALLING BACK: %s", ticker, exc)
     return _fallback(ticker, cfg, notes)
 
 
@@ -153,8 +152,12 @@ def load_prices(ticker: str, cfg: DataConfig, today: dt.date | None = None,
     notes: list[str] = []
     frame, source, location = _read(ticker, cfg, today or dt.date.today(), notes)
     kept = write_snapshot(cfg.data_dir, ticker, frame, source) if snapshot else None
-    # Loud when a fallback happened: the user asked for something else.
-    log.log(logging.WARNING if notes else logging.INFO,
-            "%s: using prices from source=%s (%s), %d rows", ticker, source, location, len(frame))
+    if notes:  # loud, in one line: the user asked for something else
+        log.warning("%s: FALLING BACK to prices from source=%s (%s, %d rows, last date %s): %s",
+                    ticker, source, location, len(frame),
+                    frame["Date"].iloc[-1].date() if len(frame) else "-", " | ".join(notes))
+    else:
+        log.info("%s: using prices from source=%s (%s), %d rows", ticker, source, location,
+                 len(frame))
     return PriceData(ticker, frame, source, location, kept, tuple(notes),
                      cache_pending=source == "yfinance")

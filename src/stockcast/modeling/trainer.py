@@ -31,6 +31,7 @@ from stockcast.modeling.windows import Split
 log = logging.getLogger(__name__)
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+PROGRESS_SECONDS = 10.0
 
 
 @dataclass
@@ -259,17 +260,24 @@ def train_model(train: Split, val: Split, model_cfg: ModelConfig, cfg: TrainConf
     history: list[dict[str, float]] = []
     stopper = EarlyStopping(cfg.patience)
     progress = cfg.progress and sys.stderr.isatty()
-    start = time.perf_counter()
+    start = last_report = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         metrics = {"train_loss": _train_epoch(loop, *tr), **_validate_epoch(loop, *va)}
         _check_finite(epoch, metrics)
         history.append(metrics)
         if on_epoch:
             on_epoch(epoch, metrics)
-        if progress:
+        if progress:  # a live line on a terminal
             print(f"\repoch {epoch:3d}/{cfg.epochs}  " + "  ".join(
                 f"{k}={v:.4g}" for k, v in metrics.items()), end="", file=sys.stderr, flush=True)
-        if stopper.update(epoch, metrics["val_loss"], loop.model):
+        stop = stopper.update(epoch, metrics["val_loss"], loop.model)
+        # The log (and so Prefect's run log) hears at most every PROGRESS_SECONDS.
+        if epoch == 1 or stop or time.perf_counter() - last_report >= PROGRESS_SECONDS:
+            last_report = time.perf_counter()
+            log.info("epoch %d/%d: train_loss %.4g, val_loss %.4g (best %.4g at epoch %d)%s",
+                     epoch, cfg.epochs, metrics["train_loss"], metrics["val_loss"],
+                     stopper.best_loss, stopper.best_epoch, "; early stop" if stop else "")
+        if stop:
             break
     if progress:
         print(file=sys.stderr)

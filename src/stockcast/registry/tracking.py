@@ -3,6 +3,7 @@ lineage, the config and the model. A retried log replaces its own failed run."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import pickle
 import subprocess
@@ -91,6 +92,41 @@ def run_tags(validated: ValidatedPrices, result: TrainResult, evaluation: Evalua
     }
 
 
+# Resolved per run or per machine: not a difference a person chose.
+_NOT_CHOICES = ("data.", "validation.", "tracking.", "forecast.", "train.threads",
+                "train.progress", "tickers", "notify.", "orchestration.")
+
+
+def run_name(ticker: str, cfg: PipelineConfig, now: dt.datetime | None = None) -> str:
+    """``GOOG 2026-11-22 07:30:12`` plus what this config changes from the defaults, so runs of
+    one ticker are told apart in the runs table."""
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M:%S")
+    defaults = PipelineConfig().flat()
+    changed = [f"{k.split('.')[-1]}={v}" for k, v in cfg.flat().items()
+               if not k.startswith(_NOT_CHOICES) and defaults.get(k) != v]
+    return " ".join([ticker, stamp, *changed[:4], "..." if len(changed) > 4 else ""]).strip()
+
+
+def run_description(ticker: str, metrics: dict[str, float], result: TrainResult,
+                    serving: ServingFit) -> str:
+    """The paragraph the MLflow UI shows for a run: results against the baselines, units,
+    and what MLflow's Duration does not show."""
+    m = metrics
+    return (
+        f"**{ticker}**: point forecast skill {m['skill_rmse_pct']:+.2f} % RMSE vs persistence "
+        f"(one-sided DM p {m['dm_pvalue_naive']:.2f}; vs a constant drift p "
+        f"{m['dm_pvalue_drift']:.2f}). 95 % interval coverage {m['test_coverage_95']:.3f} "
+        f"(EWMA band {m['ewma_coverage_95']:.3f}), interval score "
+        f"{m['test_interval_score_95']:.4f} vs EWMA {m['ewma_interval_score_95']:.4f} "
+        f"(price units, lower is better). Units: `test_*`, `naive_*`, `drift_*`, `ewma_*` are "
+        "price units on the test span; `val_*` and the losses are scaled model units. "
+        f"Training took {result.seconds:.1f} s plus a {serving.seconds:.1f} s refit "
+        "(`train_seconds`); MLflow's Duration covers only this logging step. Metrics are the "
+        f"evaluation fit's (data to {serving.eval_end.date()}); the registered model was "
+        f"refit through {serving.serve_end.date()}. The promotion decision is on the model "
+        "version.")
+
+
 def _data_source(location: str) -> str:
     return location if "://" in location else Path(location).resolve().as_uri()
 
@@ -127,6 +163,8 @@ def _log(run_id: str, validated: ValidatedPrices, data: PreparedData, result: Tr
         # MLflow hints about integer columns and ambiguous local sources: noise here.
         warnings.simplefilter("ignore", UserWarning)
         mlflow.set_tags(run_tags(validated, result, evaluation, serving, data.frame))
+        mlflow.set_tag("mlflow.note.content",
+                       run_description(ticker, evaluation.metrics, result, serving))
         mlflow.log_params({k: ("" if v is None else v) for k, v in cfg.flat().items()})
         # Per-epoch step metrics in one batch call, not one round trip per value.
         now = int(time.time() * 1000)
@@ -175,6 +213,6 @@ def log_training_run(validated: ValidatedPrices, data: PreparedData, result: Tra
     uri, retries = cfg.tracking.tracking_uri, cfg.tracking.max_retries
     experiment_id = configure_tracking(uri, cfg.tracking.experiment, retries)
     return log_run_with_retries(
-        "logging", experiment_id, validated.ticker,
+        "logging", experiment_id, run_name(validated.ticker, cfg),
         lambda run_id: _log(run_id, validated, data, result, evaluation, eda_dir, serving, cfg),
         uri, retries)

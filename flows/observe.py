@@ -1,0 +1,52 @@
+"""What an operator sees in Prefect: the project's own log records in the run logs (in every
+context: CLI, `serve`, a worker), and one table artifact per flow run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.logging.handlers import APILogHandler
+
+
+@contextmanager
+def project_logs_in_prefect(level: int = logging.INFO) -> Iterator[None]:
+    """Send the ``stockcast`` loggers' records (warnings included) to the Prefect run logs of
+    the flow or task that emitted them, for as long as the flow runs."""
+    logger = logging.getLogger("stockcast")
+    if any(isinstance(h, APILogHandler) for h in logger.handlers):
+        yield  # PREFECT_LOGGING_EXTRA_LOGGERS already did it
+        return
+    handler = APILogHandler(level=level)
+    previous = logger.level
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > level:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        handler.flush()
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    return "" if value is None else value
+
+
+def publish_table(key: str, rows: list[dict[str, Any]], description: str) -> None:
+    """A table artifact (one row per ticker) on the current flow run."""
+    if rows:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        create_table_artifact([{c: _cell(row.get(c)) for c in columns} for row in rows],
+                              key=key, description=description)
+
+
+def publish_warning(key: str, markdown: str) -> None:
+    """A markdown artifact an operator cannot miss (stale data, drift)."""
+    create_markdown_artifact(markdown, key=key, description="stockcast warning")

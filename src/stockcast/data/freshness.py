@@ -1,0 +1,75 @@
+"""The freshness policy: prices that end too long ago (a fallback to an old cache, or to the
+bundled 2013 sample in a scheduled run) must not become a new champion."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+
+from stockcast.config import DataConfig
+from stockcast.data.schemas import ValidatedPrices
+from stockcast.errors import DataSourceError
+from stockcast.market_calendar import next_trading_days
+
+
+class StaleDataError(DataSourceError):
+    """The prices end too long ago to train a model that may become champion."""
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How old the prices are and whether a model trained on them may be registered."""
+
+    last_date: str
+    sessions_behind: int  # NYSE sessions between the last price and today
+    stale: bool
+    registrable: bool
+    reason: str
+
+
+def sessions_between(last: pd.Timestamp, today: dt.date) -> int:
+    """NYSE trading sessions after ``last`` and before ``today`` (today's may be unfinished)."""
+    today = pd.Timestamp(today).normalize()
+    if last >= today:
+        return 0
+    count, step = 0, 64
+    while True:  # in chunks, so a 2013 sample does not ask for 3,000 dates at once
+        days = next_trading_days(last, count + step)
+        behind = int((days < today).sum())
+        if behind < count + step:
+            return behind
+        count += step
+        step *= 2
+
+
+def check_freshness(validated: ValidatedPrices, cfg: DataConfig, scheduled: bool,
+                    today: dt.date | None = None) -> Freshness:
+    """Apply ``data.max_staleness_days``. Historical files asked for explicitly (``--source
+    sample``/``csv``/``cache``) are accepted as they are; so is the bundled sample when an
+    interactive run falls back to it on a machine that never had a cache (a first
+    ``make run-flow`` offline). Anything else that is stale is refused (``data.on_stale:
+    fail``, the ticker fails) or trained without registering (``warn``)."""
+    prices = validated.prices
+    last = pd.Timestamp(validated.frame["Date"].iloc[-1])
+    behind = sessions_between(last, today or dt.date.today())
+    stale = behind > cfg.max_staleness_days
+    common = dict(last_date=str(last.date()), sessions_behind=behind, stale=stale)
+    if not stale:
+        return Freshness(**common, registrable=True, reason="fresh")
+    explicit = cfg.source == prices.source and prices.source in ("sample", "csv", "cache")
+    first_offline = (not scheduled and prices.source == "sample"
+                     and any("no cache either" in note for note in prices.notes))
+    if explicit or first_offline:
+        why = ("asked for explicitly" if explicit
+               else "interactive run on a machine that never had a cache")
+        return Freshness(**common, registrable=True,
+                         reason=f"prices end {last.date()} ({behind} sessions ago): accepted, {why}")
+    reason = (f"{prices.ticker}: prices from source={prices.source} end {last.date()}, "
+              f"{behind} trading sessions ago (data.max_staleness_days is "
+              f"{cfg.max_staleness_days}); a model trained on them is not registered or promoted")
+    if cfg.on_stale == "fail":
+        raise StaleDataError(reason + ". Restore the network or the data source and run "
+                             "again, or set data.on_stale: warn.")
+    return Freshness(**common, registrable=False, reason=reason)

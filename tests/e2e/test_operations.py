@@ -1,0 +1,214 @@
+"""What an operator sees: project logs and a summary artifact in Prefect, the freshness
+policy, failure notifications, and an MLflow experiment a person can read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from cli_project import fails_cleanly, state, store_uri, write_cfg
+from helpers import TINY
+from mlflow.tracking import MlflowClient
+
+from stockcast.cli import main
+from stockcast.config import build_config, merge
+from stockcast.errors import PipelineFailed
+
+pytestmark = pytest.mark.slow
+
+
+def flow_run_records(flow_run_id):
+    """The Prefect logs and artifacts of one flow run (its task runs' included)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    async def read():
+        async with get_client() as client:
+            logs = await client.read_logs(log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            artifacts = await client.read_artifacts(artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+            return logs, artifacts
+
+    return asyncio.run(read())
+
+
+def test_a_fallback_reaches_the_prefect_logs_and_the_summary_artifact(prefect_api, tmp_path,
+                                                                      tracking_uri, fake_yf):
+    from flows.train import train_pipeline
+
+    fake_yf.error = ConnectionError("Could not resolve host: query2.finance.yahoo.com")
+    cfg = build_config(merge(TINY, {"data": {"source": "auto", "data_dir": str(tmp_path / "d")},
+                                    "tracking": {"tracking_uri": tracking_uri}}))
+    state_ = train_pipeline(config=cfg, return_state=True)
+    assert state_.is_completed()  # a first offline run on the sample is accepted
+    logs, artifacts = flow_run_records(state_.state_details.flow_run_id)
+    messages = [log.message for log in logs]
+    assert any("FALLING BACK" in m and "GOOG" in m for m in messages), messages
+    assert any(m.startswith("epoch 1/") for m in messages)  # training progress, too
+    by_key = {a.key: a for a in artifacts}
+    rows = json.loads(by_key["train-summary"].data)
+    assert rows[0]["ticker"] == "GOOG" and rows[0]["source"] == "sample"
+    assert rows[0]["status"] == "champion" and "coverage_95" in rows[0]
+    assert "FALLBACK" in by_key["train-warnings"].data
+
+
+def test_a_stale_fallback_does_not_register_or_promote(project, capsys, fake_yf):
+    fake_yf.error = ConnectionError("Could not resolve host: query2.finance.yahoo.com")
+    stale = {"data": {"max_staleness_days": 3}}
+    # Yahoo down, the cache ends 2013: the ticker fails, nothing is registered.
+    fails_cleanly(capsys, ["run", "--config", write_cfg(project, **stale)], project,
+                  "trading sessions ago", "max_staleness_days")
+    # With on_stale: warn the run completes, trains, and still registers nothing.
+    before = state(project)
+    warn = {"data": {"max_staleness_days": 3, "on_stale": "warn"}}
+    assert main(["run", "--config", write_cfg(project, **warn)]) == 0
+    assert "not registered" in capsys.readouterr().out
+    assert state(project) == before
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    bodies: list[bytes] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        _Receiver.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_failed_flow_run_notifies_a_webhook(prefect_api, tmp_path, tracking_uri):
+    from flows.train import train_pipeline
+
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.bodies = []
+    try:
+        cfg = build_config(merge(TINY, {
+            "tickers": ["MSFT"], "data": {"source": "sample", "data_dir": str(tmp_path / "d")},
+            "tracking": {"tracking_uri": tracking_uri},
+            "notify": {"url": f"json://127.0.0.1:{server.server_port}/stockcast"}}))
+        with pytest.raises(PipelineFailed):
+            train_pipeline(config=cfg)
+    finally:
+        server.shutdown()
+    assert len(_Receiver.bodies) == 1
+    message = json.loads(_Receiver.bodies[0])
+    assert "Failed" in message["title"] and "MSFT" in message["message"]
+
+
+def test_the_mlflow_experiment_is_readable(prefect_api, tmp_path, tracking_uri):
+    from flows.train import train_pipeline
+
+    for seed in (1, 2):
+        cfg = build_config(merge(TINY, {"data": {"source": "sample",
+                                                 "data_dir": str(tmp_path / "d")},
+                                        "train": {"seed": seed},
+                                        "tracking": {"tracking_uri": tracking_uri}}))
+        train_pipeline(config=cfg)
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name("stockcast")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([exp.experiment_id])
+    names = [r.info.run_name for r in runs]
+    assert len(set(names)) == 2 and all(n.startswith("GOOG 20") for n in names), names
+    assert any("sequence_length=10" in n for n in names)  # what differs from the defaults
+    note = runs[0].data.tags["mlflow.note.content"]
+    assert "persistence" in note and "Duration" in note and "train_seconds" in note
+    mv = client.get_model_version("stockcast-GOOG", "2")
+    assert "p =" in mv.description
+    _ = store_uri
+
+
+def test_live_monitoring_scores_yesterdays_forecast_and_flags_a_planted_drift(project, capsys):
+    import pandas as pd
+
+    from stockcast.data.files import read_price_file, sample_path
+
+    history = read_price_file(sample_path("GOOG"))
+    path = project / "goog.csv"
+    cfg = write_cfg(project, monitor={"window": 3})
+
+    def forecast_through(frame):
+        frame.to_csv(path, index=False)
+        assert main(["forecast", "--config", cfg, "--csv", str(path), "--ticker", "GOOG"]) == 0
+        return capsys.readouterr()
+
+    forecast_through(history.iloc[:-5])
+    forecast_through(history.iloc[:-4])  # a day later: yesterday's forecast is scored
+    client = MlflowClient(store_uri(project))
+    exp = client.get_experiment_by_name("stockcast-forecasts")
+    runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])
+    assert runs[0].data.metrics["live_scored"] == 1
+    assert runs[0].data.tags["data.end"] == str(history["Date"].iloc[-5].date())
+    assert runs[0].data.tags["data.source"] == "csv" and runs[0].data.tags["monitor.drift"] == "none"
+
+    # Plant drift: the next days jump 20 % each, far outside every interval.
+    shocked = history.iloc[:-4].copy()
+    for _ in range(3):
+        last = shocked.iloc[-1].copy()
+        last["Date"] = last["Date"] + pd.offsets.BDay(1)
+        for col in ("Open", "High", "Low", "Close"):
+            last[col] = last[col] * 1.2
+        shocked = pd.concat([shocked, last.to_frame().T], ignore_index=True)
+        out = forecast_through(shocked)
+    assert "DRIFT" in out.err + out.out
+    runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])
+    assert "coverage" in runs[0].data.tags["monitor.drift"]
+    assert runs[0].data.metrics["live_coverage_95"] < 0.85
+
+
+def test_the_champion_as_a_rest_service_takes_a_csv_frame(project):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+    import requests
+
+    from stockcast.data.files import sample_path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    venv_bin = os.path.dirname(sys.executable)
+    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": store_uri(project)}
+    proc = subprocess.Popen([os.path.join(venv_bin, "mlflow"), "models", "serve", "-m",
+                             "models:/stockcast-GOOG@champion", "--env-manager", "local",
+                             "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                if requests.get(f"{url}/ping", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        frame = pd.read_csv(sample_path("GOOG")).tail(100)  # as users have it: Date is text
+        for payload in (frame, frame.drop(columns=["Date"])):
+            body = {"dataframe_split": payload.to_dict(orient="split")}
+            answer = requests.post(f"{url}/invocations", json=body, timeout=30)
+            assert answer.status_code == 200, answer.text
+            row = answer.json()["predictions"][0]
+            last = float(frame["Close"].iloc[-1])
+            assert row["lower_95"] < row["forecast"] < row["upper_95"]
+            assert abs(row["forecast"] / last - 1) < 0.1  # price units, near the last close
+            assert ("date" in row) == ("Date" in payload.columns)
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(30)

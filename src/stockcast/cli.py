@@ -99,6 +99,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _print_summary(summary: dict) -> None:
     for ticker, s in summary.items():
         verdict = "CHAMPION" if s["promoted"] else "kept previous champion"
+        if s["pvalue"] is not None:
+            verdict += f" (promotion p {s['pvalue']:.3g})"
         registered = f"v{s['version']}" if s["version"] else "not registered"
         print(f"{ticker}: {registered} (data: {s['source']}, to {s['last_date']}) point skill "
               f"{s['skill_rmse_pct']:+.2f} % vs persistence (DM p {s['dm_pvalue_naive']:.2f}), "

@@ -15,7 +15,12 @@ from pydantic import SecretStr
 from stockcast.errors import RegistryError
 from stockcast.evaluation.plotting import new_figure, save, serialized
 from stockcast.registry.signing import verified_download
-from stockcast.registry.store import configure_tracking, log_run_with_retries, open_store
+from stockcast.registry.store import (
+    configure_tracking,
+    log_run_with_retries,
+    open_store,
+    point_mlflow_at,
+)
 from stockcast.registry.versions import champion_version
 from stockcast.runtime import path_inside
 
@@ -33,7 +38,7 @@ def load_champion(name: str, tracking_uri: str, model_key: SecretStr | None = No
     """Load ``models:/<name>@champion``; RegistryError if there is none, or if a key is set
     and the champion's files are not signed with it (checked before anything is unpickled)."""
     open_store(tracking_uri)
-    mlflow.set_tracking_uri(tracking_uri)
+    point_mlflow_at(tracking_uri)
     try:
         version = champion_version(MlflowClient(tracking_uri), name)
     except MlflowException as exc:

@@ -76,3 +76,21 @@ def test_transient_errors_are_recognised_by_type():
                                             error_code="RESOURCE_DOES_NOT_EXIST"))
     assert not is_transient(MlflowException("bad param", error_code="INVALID_PARAMETER_VALUE"))
     assert not is_transient(ValueError("a bug"))
+
+
+def test_pointing_mlflow_at_a_store_does_not_leak_into_the_environment(tmp_path, monkeypatch):
+    import os
+
+    from stockcast.registry.store import configure_tracking
+    from stockcast.runtime import resolve_runtime
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    first = f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}"
+    configure_tracking(first, "stockcast")
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # MLflow itself would have set it
+    # so the next run in this process (another project home) resolves its own store.
+    from stockcast.config import PipelineConfig
+
+    monkeypatch.setenv("STOCKCAST_HOME", str(tmp_path / "b"))
+    uri = resolve_runtime(PipelineConfig()).tracking.tracking_uri
+    assert str(tmp_path / "b") in uri and first not in uri

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
@@ -26,6 +27,18 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 BACKOFF_SECONDS = 1.0  # first wait; doubles per retry (tracking.max_retries sets how many)
+
+
+def point_mlflow_at(tracking_uri: str) -> None:
+    """Set MLflow's global tracking URI (its fluent API needs it) without leaking it into this
+    process's environment: MLflow copies it to $MLFLOW_TRACKING_URI, which the next run in the
+    same process (another project home) would then read as the user's own choice."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(tracking_uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 def artifact_root_for(tracking_uri: str) -> str | None:
@@ -192,7 +205,7 @@ def open_store(tracking_uri: str) -> None:
 def configure_tracking(tracking_uri: str, experiment: str, retries: int = 2) -> str:
     """Point MLflow at the store (creating or repairing its schema under a lock) and make sure
     the experiment exists; returns its id."""
-    mlflow.set_tracking_uri(tracking_uri)
+    point_mlflow_at(tracking_uri)
     with_retries("connection", lambda: open_store(tracking_uri), retries)
 
     def ensure() -> str:
@@ -227,7 +240,7 @@ def log_run_with_retries(what: str, experiment_id: str, run_name: str,
         if started:
             MlflowClient(tracking_uri).delete_run(started[-1])
             log.info("deleted run %s of a failed %s attempt before retrying", started.pop(), what)
-        mlflow.set_tracking_uri(tracking_uri)
+        point_mlflow_at(tracking_uri)
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
             started.append(run.info.run_id)
             return body(run.info.run_id)

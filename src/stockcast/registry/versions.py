@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from stockcast.config import clean_ticker
 from stockcast.errors import ConfigError
-from stockcast.registry.store import open_store, with_retries
+from stockcast.registry.store import open_store, point_mlflow_at, with_retries
+
+log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -54,9 +60,15 @@ def register_version(model_uri: str, run_id: str, name: str, tracking_uri: str,
     def attempt() -> str:
         version = version_of_run(client, name, run_id)
         if version is None:
-            mlflow.set_tracking_uri(tracking_uri)
-            # register_model resolves MLflow 3 logged-model URIs (models:/m-...) on any store.
-            version = str(mlflow.register_model(model_uri, name, tags={"run_id": run_id}).version)
+            point_mlflow_at(tracking_uri)
+            # register_model resolves MLflow 3 logged-model URIs (models:/m-...) on any store;
+            # its "Successfully registered model" prints go to our log, not the console.
+            printed = io.StringIO()
+            with contextlib.redirect_stderr(printed):
+                version = str(mlflow.register_model(model_uri, name,
+                                                    tags={"run_id": run_id}).version)
+            for line in printed.getvalue().splitlines():
+                log.info("%s", line)
         client.set_registered_model_alias(name, CHALLENGER, version)
         return version
 

@@ -2,9 +2,11 @@
 
 import pytest
 
-from stockcast.cli import build_parser, main
+from stockcast import cli
+from stockcast.cli import main
+from stockcast.cli_parser import build_parser
 
-COMMANDS = ["run", "forecast", "validate", "models", "promote", "report"]
+COMMANDS = ["run", "forecast", "validate", "models", "promote", "report", "backtest"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -16,7 +18,7 @@ def test_every_subcommand_has_help(command, capsys):
 
 
 def test_parser_lists_every_command():
-    help_text = build_parser().format_help()
+    help_text = build_parser(cli.COMMANDS).format_help()
     for command in COMMANDS:
         assert command in help_text
 
@@ -73,8 +75,29 @@ def test_help_does_not_import_torch_or_mlflow():
     import subprocess
     import sys
 
-    code = ("import sys; from stockcast.cli import build_parser; build_parser(); "
+    code = ("import sys; from stockcast.cli import COMMANDS; from stockcast.cli_parser import "
+            "build_parser; build_parser(COMMANDS); "
             "heavy = [m for m in ('torch', 'mlflow', 'prefect', 'pandas') if m in sys.modules]; "
             "print(heavy); sys.exit(1 if heavy else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_tool_state_is_kept_under_the_project_home(tmp_path, monkeypatch):
+    import os
+
+    from stockcast.console import apply_env_defaults
+
+    for key in ("MPLCONFIGDIR", "PREFECT_HOME", "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))  # no Prefect profile of their own
+    apply_env_defaults(tmp_path / "project")
+    assert os.environ["MPLCONFIGDIR"].startswith(str(tmp_path / "project"))
+    assert os.environ["PREFECT_HOME"] == str(tmp_path / "project" / ".prefect")
+    assert os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] == "WARNING"  # quiet console
+    # A user's own Prefect profile wins.
+    monkeypatch.delenv("PREFECT_HOME")
+    (tmp_path / "user" / ".prefect").mkdir(parents=True)
+    (tmp_path / "user" / ".prefect" / "profiles.toml").write_text("")
+    apply_env_defaults(tmp_path / "project")
+    assert "PREFECT_HOME" not in os.environ

@@ -8,7 +8,6 @@ reads the YAML file it is given.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,26 +23,12 @@ from pydantic import (
 )
 
 from stockcast.errors import ConfigError
+from stockcast.tickers import clean_ticker
 
 Source = Literal["auto", "yfinance", "cache", "csv", "sample"]
-# What real symbols look like: letters, digits and . - ^ = (BRK-B, ^GSPC, EURUSD=X, 005930.KS).
-TICKER_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9.\-^=]{0,19}|\^[A-Z0-9][A-Z0-9.\-^=]{0,18}")
 Feature = Literal["Open", "High", "Low", "Close", "Volume", "LogReturn"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 TaskRunner = Literal["threads", "dask"]
-
-
-def clean_ticker(ticker: str) -> str:
-    """The ticker upper-cased and stripped; ValueError unless it looks like a real symbol
-    (letters, digits, . - ^ =; at most 20 characters). Every file name and registered model
-    name is built from a cleaned ticker, so none can reach outside its folder."""
-    cleaned = str(ticker).strip().upper()
-    if not TICKER_PATTERN.fullmatch(cleaned):
-        shown = cleaned if len(cleaned) <= 40 else cleaned[:40] + "..."
-        raise ValueError(
-            f"{shown!r} is not a ticker symbol: use letters, digits and . - ^ = only, at most "
-            "20 characters (e.g. GOOG, BRK-B, ^GSPC, EURUSD=X)")
-    return cleaned
 
 
 class _Frozen(BaseModel):

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from stockcast.config import DataConfig, clean_ticker
+from stockcast.config import DataConfig
 from stockcast.data.cache import cache_path, read_cache, write_snapshot
 from stockcast.data.files import SAMPLE_TICKERS, in_date_range, read_price_file, sample_path
 from stockcast.data.yahoo import fetch_with_retries
 from stockcast.errors import CacheCorruptError, ConfigError, DataSourceError
+from stockcast.tickers import clean_ticker
 
 log = logging.getLogger(__name__)
 

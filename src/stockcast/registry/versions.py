@@ -10,9 +10,9 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from stockcast.config import clean_ticker
 from stockcast.errors import ConfigError
 from stockcast.registry.store import open_store, point_mlflow_at, with_retries
+from stockcast.tickers import clean_ticker
 
 log = logging.getLogger(__name__)
 

@@ -59,11 +59,33 @@ def run_portfolio(n: int, runner: str, epochs: int) -> dict:
         started = time.perf_counter()
         summary = train_pipeline(config=cfg)
         wall = time.perf_counter() - started
-    train_s = sum(s["train_seconds"] for s in summary.values())
+    assert len(summary) == n
+    # Training inside the flow is timed while other tickers' tasks share the cores, so it is
+    # measured apart: the same fit + refit for a few tickers, one at a time, no orchestration.
+    train_s = training_only(epochs, min(n, 4))
+    per_ticker = 2 * wall / n  # two tickers at a time on two cores
     return {"tickers": n, "runner": runner, "epochs": epochs, "wall_s": wall,
-            "train_s_per_ticker": train_s / n,
-            # Two tickers train at once: the training part of the wall clock is half the sum.
-            "other_s_per_ticker": (wall - train_s / 2) / n}
+            "wall_s_per_ticker": wall / n, "train_s_per_ticker": train_s,
+            "other_s_per_ticker": per_ticker - train_s}
+
+
+def training_only(epochs: int, tickers: int) -> float:
+    """Mean seconds of the evaluation fit plus the serving refit per synthetic ticker, alone
+    on one core (what the flow's two workers each do per ticker)."""
+    from stockcast.modeling.forecaster import calibrate, fit_for_serving
+    from stockcast.modeling.trainer import train_model
+    from stockcast.modeling.windows import prepare_windows
+
+    cfg = PipelineConfig.model_validate({"train": {"epochs": epochs, "patience": epochs,
+                                                   "progress": False, "threads": 1}})
+    total = 0.0
+    for i in range(tickers):
+        data = prepare_windows(synthetic_history(i), cfg.window, cfg.model)
+        started = time.perf_counter()
+        result = train_model(data.train, data.val, cfg.model, cfg.train)
+        fit_for_serving(calibrate(result.model, data), result, data, cfg.model, cfg.train)
+        total += time.perf_counter() - started
+    return total / tickers
 
 
 def bench_portfolio(sizes=(12, 50), epochs: int = 3) -> list[dict]:
@@ -78,8 +100,9 @@ def markdown(rows: list[dict]) -> list[str]:
     lines = ["**Portfolio** (synthetic tickers from block-bootstrapped real returns, "
              f"{rows[0]['epochs']} epochs each so that orchestration and tracking show; "
              "2 tickers at a time):", "",
-             "| tickers | runner | wall s | training s / ticker | everything else s / ticker |",
-             "|---:|---|---:|---:|---:|"]
+             "| tickers | runner | wall s | wall s / ticker | training s / ticker (one core) | "
+             "everything else s / ticker (one core) |", "|---:|---|---:|---:|---:|---:|"]
     lines += [f"| {r['tickers']} | {r['runner']} | {r['wall_s']:.1f} | "
-              f"{r['train_s_per_ticker']:.2f} | {r['other_s_per_ticker']:.2f} |" for r in rows]
+              f"{r['wall_s_per_ticker']:.2f} | {r['train_s_per_ticker']:.2f} | "
+              f"{r['other_s_per_ticker']:.2f} |" for r in rows]
     return [*lines, ""]

@@ -61,6 +61,7 @@ def cli_process(root: Path, api_url: str, *args: str) -> subprocess.Popen:
     env = {**os.environ, "STOCKCAST_HOME": str(root), "PREFECT_API_URL": api_url,
            "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", None)  # set by in-process CLI calls
     return subprocess.Popen([sys.executable, "-m", "stockcast.cli", *args], cwd=root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)

@@ -87,7 +87,9 @@ def apply_env_defaults(root: Path, verbose: bool = False) -> None:
     profile of their own in ~/.prefect."""
     for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    if not verbose:  # Prefect's own run lines stay in the Prefect UI and API, not the console
+    if verbose:  # everything, also when a parent process chose quiet for itself
+        os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "DEBUG"
+    else:  # Prefect's own run lines stay in the Prefect UI and API, not the console
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("MPLCONFIGDIR", str(root / ".cache" / "matplotlib"))
     if not (Path.home() / ".prefect" / "profiles.toml").exists():

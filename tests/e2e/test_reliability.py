@@ -138,7 +138,8 @@ def test_sigkill_mid_training_loses_nothing_and_the_next_run_succeeds(project, p
     before = state(project)
     slow = write_cfg(project, train={"epochs": 500, "patience": 500},
                      model={"hidden_size": 64, "num_layers": 2})
-    proc = cli_process(project, prefect_api, "run", "--config", slow, "--source", "cache")
+    # -v: Prefect's task-run lines (quiet by default) tell when training has started.
+    proc = cli_process(project, prefect_api, "-v", "run", "--config", slow, "--source", "cache")
     seen = []
     deadline = time.monotonic() + 180
     for line in proc.stdout:  # wait until training has started

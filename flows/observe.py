@@ -17,19 +17,21 @@ def project_logs_in_prefect(level: int = logging.INFO) -> Iterator[None]:
     """Send the ``stockcast`` loggers' records (warnings included) to the Prefect run logs of
     the flow or task that emitted them, for as long as the flow runs."""
     logger = logging.getLogger("stockcast")
-    if any(isinstance(h, APILogHandler) for h in logger.handlers):
-        yield  # PREFECT_LOGGING_EXTRA_LOGGERS already did it
-        return
-    handler = APILogHandler(level=level)
     previous = logger.level
-    logger.addHandler(handler)
-    if logger.level == logging.NOTSET or logger.level > level:
+    # PREFECT_LOGGING_EXTRA_LOGGERS attaches the handler but leaves the level to the root's
+    # (WARNING): INFO records (progress, decisions) would never reach it.
+    if logger.getEffectiveLevel() > level:
         logger.setLevel(level)
+    handler = None
+    if not any(isinstance(h, APILogHandler) for h in logger.handlers):
+        handler = APILogHandler(level=level)
+        logger.addHandler(handler)
     try:
         yield
     finally:
-        handler.flush()
-        logger.removeHandler(handler)
+        if handler is not None:
+            handler.flush()
+            logger.removeHandler(handler)
         logger.setLevel(previous)
 
 

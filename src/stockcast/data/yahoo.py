@@ -109,7 +109,7 @@ def fetch_prices(
 
 
 def _log_retry(state) -> None:
-    log.warning("%s (attempt %d; retrying in %.1fs)", state.outcome.exception(),
+    log.info("%s (attempt %d; retrying in %.1fs)", state.outcome.exception(),
                 state.attempt_number, state.next_action.sleep)
 
 

@@ -163,10 +163,11 @@ def cmd_models(args: argparse.Namespace) -> int:
         print("no registered models yet; run `make run-flow` first")
         return 0
     for r in rows:
-        fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        fmt = lambda v, spec=".4f": "-" if v is None else format(v, spec)  # noqa: E731
         print(f"{r['model']:<22} v{r['version']:<3} {r['aliases'] or '-':<20} "
-              f"test_rmse={fmt(r['test_rmse'])} naive_rmse={fmt(r['naive_rmse'])} "
-              f"skill={fmt(r['skill_rmse'])}  {r['decision']}")
+              f"skill={fmt(r['skill_rmse_pct'], '+.2f')}% coverage_95={fmt(r['test_coverage_95'], '.3f')} "
+              f"interval_score={fmt(r['test_interval_score_95'])} "
+              f"(EWMA {fmt(r['ewma_interval_score_95'])})  {r['decision']}")
     return 0
 
 

@@ -102,6 +102,10 @@ def list_versions(prefix: str, ticker: str | None, tracking_uri: str) -> list[di
                 "test_rmse": metrics.get("test_rmse"),
                 "naive_rmse": metrics.get("naive_rmse"),
                 "skill_rmse": metrics.get("skill_rmse"),
+                "skill_rmse_pct": metrics.get("skill_rmse_pct"),
+                "test_coverage_95": metrics.get("test_coverage_95"),
+                "test_interval_score_95": metrics.get("test_interval_score_95"),
+                "ewma_interval_score_95": metrics.get("ewma_interval_score_95"),
                 "decision": mv.tags.get("promotion.reason", ""),
                 "run_id": mv.run_id,
             })

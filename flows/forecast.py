@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
@@ -60,7 +61,8 @@ def forecast_ticker(ticker: str, cfg: PipelineConfig, days: int | None) -> dict[
 
 
 def _on_drift(ticker: str, drift: str, cfg: PipelineConfig) -> None:
-    publish_warning(f"drift-{ticker.lower().replace('^', '').replace('.', '-').replace('=', '-')}",
+    # Artifact keys take lowercase letters, digits and dashes only.
+    publish_warning("drift-" + re.sub(r"[^a-z0-9]+", "-", ticker.lower()).strip("-"),
                     f"# stockcast: drift for {ticker}\n\n{drift}.\n\nRetrain "
                     "(`make run-flow`) and look at the live metrics in the MLflow experiment "
                     "`stockcast-forecasts`.")

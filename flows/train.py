@@ -41,8 +41,7 @@ from stockcast.registry.versions import model_name, register_version
 from stockcast.runtime import path_inside, resolve_runtime, threads_per_training
 
 SUMMARY_METRICS = ("test_rmse", "naive_rmse", "skill_rmse", "skill_rmse_pct", "dm_pvalue_naive",
-                   "test_coverage_95", "test_interval_score_95", "ewma_interval_score_95",
-                   "train_seconds")
+                   "test_coverage_95", "test_interval_score_95", "ewma_interval_score_95")
 
 # Every task is side-effecting or takes frames/models: never cache on inputs.
 connect_task = task(configure_tracking, name="connect-tracking", cache_policy=NO_CACHE)
@@ -105,11 +104,6 @@ def promote_task(version: str | None, evaluation: Evaluation, ticker: str, cfg: 
                              cfg.tracking.tracking_uri, cfg.tracking.max_retries)
 
 
-STAGES = (ingest_task, validate_task, freshness_task, commit_cache_task, window_task, train_task,
-          calibrate_task, evaluate_task, report_task, refit_task, track_task, register_task,
-          promote_task)
-
-
 @dataclass(frozen=True)
 class TickerRun:
     """One ticker's task futures, in pipeline order (the first failed one is the root cause)."""
@@ -147,25 +141,26 @@ class TickerRun:
 
 def run_ticker(ticker: str, cfg: PipelineConfig, work_dir: Path, scheduled: bool) -> TickerRun:
     """Submit one ticker's pipeline, stage by stage (task runs named ``<stage>-<TICKER>``)."""
-    (ingest_task, validate_task, freshness_task, commit_cache_task, window_task, train_task,
-     calibrate_task, evaluate_task, report_task, refit_task, track_task, register_task,
-     promote_task) = (t.with_options(task_run_name=f"{t.name}-{ticker}") for t in STAGES)
-    prices = ingest_task.submit(ticker, cfg.data)
-    validated = validate_task.submit(prices, cfg.window, cfg.validation,
-                                     cfg.data.data_dir / "reports")
-    freshness = freshness_task.submit(validated, cfg.data, scheduled)
-    cached = commit_cache_task.submit(validated, cfg.data.data_dir)
-    data = window_task.submit(validated, cfg)
-    result = train_task.submit(data, cfg)
-    forecaster = calibrate_task.submit(result, data)
+
+    def submit(stage, *args, **kwargs) -> PrefectFuture:
+        return stage.with_options(task_run_name=f"{stage.name}-{ticker}").submit(*args, **kwargs)
+
+    prices = submit(ingest_task, ticker, cfg.data)
+    validated = submit(validate_task, prices, cfg.window, cfg.validation,
+                       cfg.data.data_dir / "reports")
+    freshness = submit(freshness_task, validated, cfg.data, scheduled)
+    cached = submit(commit_cache_task, validated, cfg.data.data_dir)
+    data = submit(window_task, validated, cfg)
+    result = submit(train_task, data, cfg)
+    forecaster = submit(calibrate_task, result, data)
     out = path_inside(work_dir, ticker)
-    evaluation = evaluate_task.submit(forecaster, result, data, ticker, out)
+    evaluation = submit(evaluate_task, forecaster, result, data, ticker, out)
     # Plotting after training: on a small CPU, drawing while training slows both down.
-    eda = report_task.submit(validated, out / "eda", cfg, wait_for=[result])
-    serving = refit_task.submit(forecaster, result, data, cfg, wait_for=[evaluation])
-    logged = track_task.submit(validated, data, result, evaluation, eda, serving, cfg)
-    version = register_task.submit(logged, ticker, cfg, freshness)
-    decision = promote_task.submit(version, evaluation, ticker, cfg, freshness)
+    eda = submit(report_task, validated, out / "eda", cfg, wait_for=[result])
+    serving = submit(refit_task, forecaster, result, data, cfg, wait_for=[evaluation])
+    logged = submit(track_task, validated, data, result, evaluation, eda, serving, cfg)
+    version = submit(register_task, logged, ticker, cfg, freshness)
+    decision = submit(promote_task, version, evaluation, ticker, cfg, freshness)
     return TickerRun(prices, validated, freshness, cached, data, result, forecaster, evaluation,
                      eda, serving, logged, version, decision)
 
@@ -221,7 +216,7 @@ def _summary(run: TickerRun) -> dict[str, Any]:
         "last_date": freshness.last_date,
         "fresh": not freshness.stale,
         "pvalue": decision.pvalue,
-        **{k: evaluation.metrics[k] for k in SUMMARY_METRICS if k in evaluation.metrics},
+        **{k: evaluation.metrics[k] for k in SUMMARY_METRICS},
         "train_seconds": result.seconds + serving.seconds,
     }
 

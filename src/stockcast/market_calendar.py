@@ -26,3 +26,15 @@ def next_trading_days(after: pd.Timestamp, periods: int) -> pd.DatetimeIndex:
         if len(sessions) >= periods:
             return pd.DatetimeIndex(sessions[:periods]).tz_localize(None).rename(None)
     return pd.bdate_range(after + pd.offsets.BDay(1), periods=periods)
+
+
+def sessions_between(after: pd.Timestamp, before: pd.Timestamp) -> int:
+    """NYSE trading days strictly after ``after`` and strictly before ``before``."""
+    after, before = pd.Timestamp(after).normalize(), pd.Timestamp(before).normalize()
+    if before <= after + pd.Timedelta(days=1):
+        return 0
+    first, last = after + pd.Timedelta(days=1), before - pd.Timedelta(days=1)
+    cal = _nyse()
+    if cal.first_session <= first and last <= cal.last_session:
+        return len(cal.sessions_in_range(first, last))
+    return len(pd.bdate_range(first, last))

@@ -127,7 +127,6 @@ def test_the_mlflow_experiment_is_readable(prefect_api, tmp_path, tracking_uri):
     assert "persistence" in note and "Duration" in note and "train_seconds" in note
     mv = client.get_model_version("stockcast-GOOG", "2")
     assert "p =" in mv.description
-    _ = store_uri
 
 
 def test_live_monitoring_scores_yesterdays_forecast_and_flags_a_planted_drift(project, capsys):

@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 
 from stockcast.config import ModelConfig, TrainConfig, WindowConfig
+from stockcast.evaluation.baselines import ewma_band
 from stockcast.modeling.forecaster import calibrate
-from stockcast.modeling.intervals import conformal_z, ewma_band, ewma_volatility
+from stockcast.modeling.intervals import conformal_z, ewma_volatility
 from stockcast.modeling.trainer import train_model
 from stockcast.modeling.windows import prepare_windows
 

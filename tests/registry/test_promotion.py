@@ -139,7 +139,8 @@ def test_model_names_are_predictable_and_one_to_one():
 
     assert model_name("stockcast", "goog") == "stockcast-GOOG"
     assert model_name("stockcast", "BRK-B") == "stockcast-BRK-B"
-    assert model_name("stockcast", "^GSPC") != model_name("stockcast", "_GSPC".replace("_", "X"))
+    symbols = ["^GSPC", "GSPC", "BRK-B", "BRK.B", "BRKB", "EURUSD=X", "EURUSDX"]
+    assert len({model_name("stockcast", t) for t in symbols}) == len(symbols)  # one-to-one
     for bad in ("_GSPC", "ÄPFEL", "../x", "A" * 21):
         with pytest.raises(ConfigError, match="not a ticker symbol"):
             model_name("stockcast", bad)

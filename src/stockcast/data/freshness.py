@@ -11,7 +11,7 @@ import pandas as pd
 from stockcast.config import DataConfig
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.errors import DataSourceError
-from stockcast.market_calendar import next_trading_days
+from stockcast.market_calendar import sessions_between
 
 
 class StaleDataError(DataSourceError):
@@ -29,21 +29,6 @@ class Freshness:
     reason: str
 
 
-def sessions_between(last: pd.Timestamp, today: dt.date) -> int:
-    """NYSE trading sessions after ``last`` and before ``today`` (today's may be unfinished)."""
-    today = pd.Timestamp(today).normalize()
-    if last >= today:
-        return 0
-    count, step = 0, 64
-    while True:  # in chunks, so a 2013 sample does not ask for 3,000 dates at once
-        days = next_trading_days(last, count + step)
-        behind = int((days < today).sum())
-        if behind < count + step:
-            return behind
-        count += step
-        step *= 2
-
-
 def check_freshness(validated: ValidatedPrices, cfg: DataConfig, scheduled: bool,
                     today: dt.date | None = None) -> Freshness:
     """Apply ``data.max_staleness_days``. Historical files asked for explicitly (``--source
@@ -53,7 +38,7 @@ def check_freshness(validated: ValidatedPrices, cfg: DataConfig, scheduled: bool
     fail``, the ticker fails) or trained without registering (``warn``)."""
     prices = validated.prices
     last = pd.Timestamp(validated.frame["Date"].iloc[-1])
-    behind = sessions_between(last, today or dt.date.today())
+    behind = sessions_between(last, pd.Timestamp(today or dt.date.today()))
     stale = behind > cfg.max_staleness_days
     common = dict(last_date=str(last.date()), sessions_behind=behind, stale=stale)
     if not stale:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stockcast.modeling.intervals import ewma_band
-
-__all__ = ["drift_forecast", "ewma_band", "naive_forecast", "training_drift"]
+from stockcast.modeling.intervals import QUANTILES, ewma_volatility, gaussian_z, quantile_prices
 
 
 def naive_forecast(last_close: np.ndarray, horizon: int) -> np.ndarray:
@@ -25,3 +23,15 @@ def drift_forecast(last_close: np.ndarray, horizon: int, drift: float) -> np.nda
     """A constant drift: last close x exp(k x drift) at step k. [W] -> [W, horizon]."""
     steps = np.arange(1, horizon + 1)[None, :]
     return np.asarray(last_close, dtype=np.float64)[:, None] * np.exp(drift * steps)
+
+
+def ewma_band(close: np.ndarray, origins: np.ndarray, horizon: int,
+              levels: tuple[float, ...] = QUANTILES) -> np.ndarray:
+    """The EWMA-volatility band [W, h, Q]: Gaussian quantiles of a zero-drift random walk around
+    persistence, sigma_t * sqrt(k) at step k."""
+    close = np.asarray(close, dtype=np.float64)
+    sigma = ewma_volatility(close)[origins]
+    steps = np.sqrt(np.arange(1, horizon + 1))
+    scale = sigma[:, None] * steps[None, :]
+    return quantile_prices(np.zeros_like(scale), scale, gaussian_z(horizon, levels),
+                           close[origins])

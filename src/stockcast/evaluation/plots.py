@@ -9,6 +9,7 @@ import pandas as pd
 
 from stockcast.evaluation.baselines import naive_forecast
 from stockcast.evaluation.plotting import new_figure, save, serialized
+from stockcast.modeling.intervals import central_interval
 
 
 @serialized
@@ -56,8 +57,7 @@ def plot_coverage(dates: pd.Series, origin_idx: np.ndarray, forecast, ewma_q: np
     for offset, (name, q) in enumerate((("LSTM", forecast.quantiles), ("EWMA band", ewma_q))):
         rates = []
         for cov in nominal:
-            lo = q[:, :, levels.index(round((1 - cov) / 2, 6))]
-            hi = q[:, :, levels.index(round(1 - (1 - cov) / 2, 6))]
+            lo, hi = central_interval(q, levels, cov)
             rates.append(np.mean((actual >= lo) & (actual <= hi)))
         left.bar(np.arange(2) + 0.35 * offset, rates, width=0.35, label=name)
     left.scatter(np.arange(2) + 0.175, nominal, color="k", marker="_", s=400, label="nominal",

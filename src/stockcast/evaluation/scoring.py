@@ -16,6 +16,7 @@ from stockcast.evaluation.metrics import score_forecasts
 from stockcast.evaluation.plots import plot_coverage, plot_fan, plot_losses, plot_residuals
 from stockcast.evaluation.scores import coverage_rate, dm_test, interval_score, pinball_loss, width_bp
 from stockcast.modeling.forecaster import Forecast, Forecaster
+from stockcast.modeling.intervals import central_interval
 from stockcast.modeling.trainer import TrainResult
 from stockcast.modeling.windows import PreparedData
 
@@ -37,10 +38,9 @@ class Evaluation:
 def interval_metrics(prefix: str, quantiles: np.ndarray, levels: tuple[float, ...],
                      actual: np.ndarray, last: np.ndarray) -> dict[str, float]:
     """Coverage, width (bp) and interval score of each central interval, and the pinball loss."""
-    fc = Forecast(quantiles[:, :, levels.index(0.5)], quantiles, levels)
     out = {f"{prefix}_pinball": float(pinball_loss(quantiles, actual, levels).mean())}
     for cov in COVERAGES:
-        lo, hi = fc.interval(cov)
+        lo, hi = central_interval(quantiles, levels, cov)
         pct = round(cov * 100)
         out[f"{prefix}_coverage_{pct}"] = coverage_rate(lo, hi, actual)
         out[f"{prefix}_width_{pct}_bp"] = width_bp(lo, hi, last)

@@ -13,6 +13,7 @@ from stockcast.config import ModelConfig, TrainConfig
 from stockcast.modeling.intervals import (
     QUANTILES,
     base_scale,
+    central_interval,
     conformal_z,
     quantile_prices,
     target_distribution,
@@ -33,9 +34,7 @@ class Forecast:
 
     def interval(self, coverage: float) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds [W, h] of the central interval with ``coverage`` (0.8, 0.95)."""
-        lo = self.levels.index(round((1 - coverage) / 2, 6))
-        hi = self.levels.index(round(1 - (1 - coverage) / 2, 6))
-        return self.quantiles[:, :, lo], self.quantiles[:, :, hi]
+        return central_interval(self.quantiles, self.levels, coverage)
 
 
 @dataclass
@@ -52,14 +51,9 @@ class Forecaster:
     z: np.ndarray
     levels: tuple[float, ...] = QUANTILES
 
-    def _distribution(self, split: Split, last_close: np.ndarray):
-        loc, scale = predict(self.model, split)
-        future = self.transformer.future_part
-        return target_distribution(self.transformer, future(loc), future(scale), last_close)
-
     def forecast_split(self, split: Split, last_close: np.ndarray) -> Forecast:
         """Forecasts for a split's windows, given each window's last close [W]."""
-        loc, scale, log_space = self._distribution(split, last_close)
+        loc, scale, log_space = _distribution(self.model, self.transformer, split, last_close)
         point = last_close[:, None] * np.exp(loc) if log_space else loc
         return Forecast(point, quantile_prices(loc, scale, self.z, last_close, log_space),
                         self.levels)
@@ -79,12 +73,19 @@ class Forecaster:
         return self.forecast_split(split, close[origins])
 
 
+def _distribution(model: LSTMForecaster, transformer: SeriesTransformer, split: Split,
+                  last_close: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The model's location and scale of the future steps in target space (see intervals)."""
+    loc, scale = predict(model, split)
+    future = transformer.future_part
+    return target_distribution(transformer, future(loc), future(scale), last_close)
+
+
 def calibrate(model: LSTMForecaster, data: PreparedData) -> Forecaster:
     """Split-conformal calibration on the validation span: the empirical quantiles of the
     standardised residuals there become the forecaster's z."""
-    uncalibrated = Forecaster(model, data.transformer, np.zeros((data.transformer.horizon, 0)))
     last = data.last_close(data.val)
-    loc, scale, log_space = uncalibrated._distribution(data.val, last)
+    loc, scale, log_space = _distribution(model, data.transformer, data.val, last)
     realised = to_target_space(data.actual_prices(data.val), last, log_space)
     return Forecaster(model, data.transformer, conformal_z((realised - loc) / scale))
 

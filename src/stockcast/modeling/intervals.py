@@ -70,16 +70,13 @@ def quantile_prices(loc: np.ndarray, scale: np.ndarray, z: np.ndarray, last_clos
     return np.asarray(last_close, dtype=np.float64)[:, None, None] * np.exp(values)
 
 
-def ewma_band(close: np.ndarray, origins: np.ndarray, horizon: int,
-              levels: tuple[float, ...] = QUANTILES) -> np.ndarray:
-    """The EWMA-volatility band [W, h, Q]: Gaussian quantiles of a zero-drift random walk around
-    persistence, sigma_t * sqrt(k) at step k."""
-    close = np.asarray(close, dtype=np.float64)
-    sigma = ewma_volatility(close)[origins]
-    steps = np.sqrt(np.arange(1, horizon + 1))
-    scale = sigma[:, None] * steps[None, :]
-    return quantile_prices(np.zeros_like(scale), scale, gaussian_z(horizon, levels),
-                           close[origins])
+def central_interval(quantiles: np.ndarray, levels: tuple[float, ...],
+                     coverage: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds [W, h] of the central ``coverage`` interval (0.8, 0.95) from
+    quantiles [W, h, Q] at ``levels``."""
+    lo = levels.index(round((1 - coverage) / 2, 6))
+    hi = levels.index(round(1 - (1 - coverage) / 2, 6))
+    return quantiles[:, :, lo], quantiles[:, :, hi]
 
 
 def base_scale(transformer, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:

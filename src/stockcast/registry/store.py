@@ -178,12 +178,16 @@ def repair_half_migrated(db: Path) -> bool:
     return True
 
 
+_OPENED: set[str] = set()  # SQLite stores this process has opened (and checked) already
+
+
 def open_store(tracking_uri: str) -> None:
     """Create, repair or upgrade the store's schema, one process at a time (concurrent first
     runs would otherwise race in the migrations and leave the database half-migrated).
-    Every command that touches the store opens it this way first."""
+    Every command that touches the store opens it this way first; a process does the checks
+    once per store, not once per ticker and stage."""
     db = sqlite_path(tracking_uri)
-    if db is None:
+    if db is None or tracking_uri in _OPENED:
         return
     db.parent.mkdir(parents=True, exist_ok=True)
     check_writable(db)
@@ -200,6 +204,7 @@ def open_store(tracking_uri: str) -> None:
                 f"the MLflow store {db} cannot be opened ({type(exc).__name__}: "
                 f"{str(exc)[:300]}). Back it up, then run `.venv/bin/mlflow db upgrade "
                 f"sqlite:///{db}`, or start afresh with `make clean-store`.") from None
+    _OPENED.add(tracking_uri)
 
 
 def configure_tracking(tracking_uri: str, experiment: str, retries: int = 2) -> str:

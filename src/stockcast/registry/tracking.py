@@ -134,6 +134,7 @@ def _data_source(location: str) -> str:
 def _log_model(data: PreparedData, serving: ServingFit, ticker: str) -> str:
     python_model = StockcastForecaster(serving.forecaster, ticker)
     model = serving.forecaster.model
+    requirements = pip_requirements()
     # The signature asks only for what the model reads: its raw price columns, and an optional
     # Date of any type (text from a CSV or JSON, or datetimes).
     columns = ["Date", *data.transformer.input_columns]
@@ -144,12 +145,12 @@ def _log_model(data: PreparedData, serving: ServingFit, ticker: str) -> str:
     info = mlflow.pyfunc.log_model(
         name="forecaster", python_model=python_model,
         signature=ModelSignature(inputs=inputs, outputs=outputs),
-        input_example=input_frame, pip_requirements=pip_requirements())
+        input_example=input_frame, pip_requirements=requirements)
     example = data.test.x[:2]
     torch_info = mlflow.pytorch.log_model(
         model, name="lstm",
         signature=infer_signature(example, model(torch.as_tensor(example)).detach().numpy()),
-        input_example=example, pip_requirements=pip_requirements(),
+        input_example=example, pip_requirements=requirements,
         serialization_format="pickle")
     mlflow.set_tags({"model.pyfunc_uri": info.model_uri, "model.torch_uri": torch_info.model_uri})
     return info.model_uri

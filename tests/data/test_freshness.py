@@ -1,0 +1,53 @@
+"""The freshness policy: who may train on old prices and still register a model."""
+
+import datetime as dt
+
+import pytest
+from helpers import make_prices
+
+from stockcast.config import DataConfig, ValidationConfig, WindowConfig
+from stockcast.data.freshness import StaleDataError, check_freshness
+from stockcast.data.schemas import validate_prices
+from stockcast.data.sources import PriceData
+
+TODAY = dt.date(2016, 3, 1)  # make_prices(300) ends on Thursday 2016-02-25
+SAMPLE_FALLBACK = ("yfinance failed: offline",
+                   "no cache either: fell back to the bundled sample data (ends 2013-03-01)")
+
+
+def checked(source: str, notes: tuple[str, ...] = ()):
+    prices = PriceData("T", make_prices(300), source, "x", notes=notes)
+    return validate_prices(prices, WindowConfig(sequence_length=5, min_windows_per_split=1),
+                           ValidationConfig())
+
+
+def test_recent_prices_are_fresh():
+    # Thursday's close on Tuesday: Friday's and Monday's sessions are missed (<= 3).
+    f = check_freshness(checked("yfinance"), DataConfig(), scheduled=True, today=TODAY)
+    assert f.sessions_behind == 2 and not f.stale and f.registrable
+
+
+def test_a_stale_fallback_fails_or_warns():
+    late = TODAY + dt.timedelta(days=30)
+    with pytest.raises(StaleDataError, match="trading sessions ago"):
+        check_freshness(checked("cache", ("yfinance failed",)), DataConfig(), False, late)
+    warned = check_freshness(checked("cache", ("yfinance failed",)),
+                             DataConfig(on_stale="warn"), False, late)
+    assert warned.stale and not warned.registrable and "not registered" in warned.reason
+
+
+def test_historical_sources_asked_for_explicitly_are_accepted():
+    late = TODAY + dt.timedelta(days=300)
+    for source in ("sample", "csv", "cache"):
+        f = check_freshness(checked(source), DataConfig(source=source, csv_path="x.csv"),
+                            scheduled=True, today=late)
+        assert f.stale and f.registrable
+
+
+def test_the_sample_fallback_is_accepted_only_on_a_first_interactive_offline_run():
+    late = TODAY + dt.timedelta(days=300)
+    assert check_freshness(checked("sample", SAMPLE_FALLBACK), DataConfig(), scheduled=False,
+                           today=late).registrable
+    with pytest.raises(StaleDataError):
+        check_freshness(checked("sample", SAMPLE_FALLBACK), DataConfig(), scheduled=True,
+                        today=late)

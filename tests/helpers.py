@@ -11,7 +11,8 @@ import pandas as pd
 TINY = {
     "window": {"sequence_length": 10, "min_windows_per_split": 5},
     "model": {"hidden_size": 8, "num_layers": 1},
-    "train": {"epochs": 2, "batch_size": 64, "progress": False, "threads": 1},
+    # Pinned to the CPU: a CUDA host would otherwise train in bf16 against CPU-tuned tolerances.
+    "train": {"epochs": 2, "batch_size": 64, "progress": False, "threads": 1, "device": "cpu"},
     # The mocked Yahoo serves the bundled 2013 history: not stale for these tests.
     "data": {"retries": 0, "retry_backoff_seconds": 0, "max_staleness_days": 100_000},
 }

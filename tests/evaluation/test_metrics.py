@@ -46,7 +46,7 @@ def test_non_finite_forecasts_are_divergence_and_register_nothing(tmp_path):
                                                               min_windows_per_split=5),
                            ModelConfig(hidden_size=4, num_layers=1))
     result = train_model(data.train, data.val, ModelConfig(hidden_size=4, num_layers=1),
-                         TrainConfig(epochs=1, progress=False, threads=1))
+                         TrainConfig(epochs=1, progress=False, threads=1, device="cpu"))
     forecaster = calibrate(result.model, data)
     with torch.no_grad():  # weights blown up, as an exploding learning rate leaves them
         result.model.head.bias[0] = 1e30

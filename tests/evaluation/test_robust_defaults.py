@@ -34,6 +34,7 @@ def hundredfold_csv(path, n=7500, seed=7):
     return adj
 
 
+@pytest.mark.slow  # trains an LSTM on 7,500 rows: a model-quality test
 @pytest.mark.parametrize("target", ["log_return", "price"])
 def test_defaults_hold_up_on_a_hundredfold_rise_with_a_split(tmp_path, target):
     adj = hundredfold_csv(tmp_path / "long.csv")

@@ -51,12 +51,13 @@ def test_conformal_quantiles_restore_coverage_of_a_misscaled_forecaster():
     assert np.mean((y[n:] >= lo80) & (y[n:] <= hi80)) == pytest.approx(0.80, abs=0.01)
 
 
+@pytest.mark.slow  # trains an LSTM: a model-quality test
 def test_calibrated_lstm_intervals_cover_on_an_unseen_heteroscedastic_series():
     frame = heteroscedastic_prices()
     window = WindowConfig(sequence_length=20, horizon=2)
     data = prepare_windows(frame, window, ModelConfig(hidden_size=8, num_layers=1))
     result = train_model(data.train, data.val, ModelConfig(hidden_size=8, num_layers=1),
-                         TrainConfig(epochs=3, progress=False, threads=1))
+                         TrainConfig(epochs=3, progress=False, threads=1, device="cpu"))
     last = data.last_close(data.test)
     forecast = calibrate(result.model, data).forecast_split(data.test, last)
     actual = data.actual_prices(data.test)

@@ -50,7 +50,7 @@ def test_tiny_model_loss_decreases_on_a_sine():
     train, val = sine_windows()
     res = train_model(train, val, ModelConfig(hidden_size=16, num_layers=1, target="price"),
                       TrainConfig(epochs=15, batch_size=32, lr=1e-2, progress=False, device="cpu",
-                                  patience=15))
+                                  patience=15, threads=1))
     rmse = [h["val_rmse"] for h in res.history]
     assert rmse[-1] < 0.45 * rmse[0]
     nll = [h["val_loss"] for h in res.history]  # the likelihood improves too
@@ -98,12 +98,19 @@ def test_nan_loss_stops_training_with_a_clear_error():
         train_model(train, val, ModelConfig(hidden_size=4, target="price"), FAST)
 
 
-def test_unavailable_device_is_refused():
-    if torch.cuda.is_available():
-        pytest.skip("CUDA is available here")
+def test_unavailable_device_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     with pytest.raises(TrainingError, match="cuda"):
         resolve_device("cuda")
-    assert resolve_device("auto").type in {"cpu", "mps"}
+    with pytest.raises(TrainingError, match="mps"):
+        resolve_device("mps")
+    assert resolve_device("auto").type == "cpu"
+
+
+def test_auto_device_prefers_cuda_when_there_is_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"
 
 
 def test_log_return_reconstruction_from_last_close():
@@ -124,20 +131,51 @@ def test_cuda_training_uses_amp_and_cudnn():
     assert torch.backends.cudnn.enabled
 
 
-def test_cpu_mixed_precision_only_where_the_cpu_has_bf16():
-    from stockcast.modeling.trainer import amp_dtype_for, cpu_has_native_bf16
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_mixed_precision_only_where_the_cpu_has_bf16(monkeypatch, native):
+    from stockcast.modeling import trainer
 
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: native)
     cpu = torch.device("cpu")
-    assert amp_dtype_for(cpu, False) is None
-    expected = torch.bfloat16 if cpu_has_native_bf16() else None
-    assert amp_dtype_for(cpu, True) == expected
-    assert amp_dtype_for(torch.device("mps"), True) is None
+    assert trainer.amp_dtype_for(cpu, False) is None
+    assert trainer.amp_dtype_for(cpu, True) == (torch.bfloat16 if native else None)
+    assert trainer.amp_dtype_for(torch.device("mps"), True) is None
 
 
-def test_head_stays_float32_under_autocast():
+def test_bf16_switch_forces_float32(monkeypatch):
+    from stockcast.modeling import trainer
+
+    monkeypatch.setenv(trainer.NO_BF16_ENV, "1")
+    trainer.cpu_has_native_bf16.cache_clear()
+    try:
+        assert trainer.cpu_has_native_bf16() is False
+        assert trainer.amp_dtype_for(torch.device("cpu"), True) is None
+    finally:
+        monkeypatch.delenv(trainer.NO_BF16_ENV)
+        trainer.cpu_has_native_bf16.cache_clear()
+
+
+def _cpu_bf16() -> bool:
+    from stockcast.modeling.trainer import cpu_has_native_bf16
+
+    return cpu_has_native_bf16()
+
+
+@pytest.mark.skipif(not _cpu_bf16(), reason="this CPU has no native bf16 (oneDNN refuses a "
+                    "bf16 LSTM on AVX2-only CPUs), or STOCKCAST_NO_BF16=1")
+def test_head_stays_float32_under_cpu_autocast():
     m = LSTMForecaster(input_size=1, hidden_size=8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = m(torch.randn(4, 12, 1))
+    assert out.dtype == torch.float32
+
+
+@pytest.mark.gpu
+def test_head_stays_float32_under_cuda_autocast():
+    m = LSTMForecaster(input_size=1, hidden_size=8).cuda()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    with torch.autocast("cuda", dtype=dtype):
+        out = m(torch.randn(4, 12, 1, device="cuda"))
     assert out.dtype == torch.float32
 
 

@@ -11,6 +11,7 @@ import copy
 import functools
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -64,10 +65,17 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+NO_BF16_ENV = "STOCKCAST_NO_BF16"  # "1": behave as on a CPU without native bf16
+
+
 @functools.cache
 def cpu_has_native_bf16() -> bool:
     """True on CPUs with bf16 arithmetic (AVX512-BF16, AMX): oneDNN's LSTM then runs in
-    bf16 at several times the float32 speed. Elsewhere bf16 is emulated and slower."""
+    bf16 at several times the float32 speed. Elsewhere bf16 is emulated and slower (and
+    oneDNN refuses a bf16 LSTM outright on AVX2-only CPUs). ``STOCKCAST_NO_BF16=1`` forces
+    the float32 answer, so a bf16 machine can check what an AVX2-only one would do."""
+    if os.environ.get(NO_BF16_ENV, "").strip().lower() in {"1", "true", "yes"}:
+        return False
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:

@@ -12,9 +12,7 @@ from stockcast.data.schemas import validate_prices
 from stockcast.data.sources import PriceData
 from stockcast.evaluation.backtest import walk_forward
 from stockcast.evaluation.scoring import evaluate_model
-from stockcast.modeling.forecaster import calibrate
-from stockcast.modeling.trainer import train_model
-from stockcast.modeling.windows import prepare_windows
+from stockcast.modeling.recipe import fit_and_calibrate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KEYS = ("skill_rmse_pct", "dm_pvalue_naive", "dm_pvalue_drift", "test_direction_accuracy",
@@ -32,10 +30,8 @@ def bench_intervals(folds: int = 4) -> dict:
         path = sample_path(ticker)
         prices = PriceData(ticker, read_price_file(path), "sample", str(path))
         frame = validate_prices(prices, cfg.window, cfg.validation).frame
-        data = prepare_windows(frame, cfg.window, cfg.model)
-        result = train_model(data.train, data.val, cfg.model, train)
-        evaluation = evaluate_model(calibrate(result.model, data), result, data, ticker,
-                                    RESULTS / "plots" / ticker)
+        fit = fit_and_calibrate(frame, cfg.window, cfg.model, train)
+        evaluation = evaluate_model(fit, ticker, RESULTS / "plots" / ticker)
         backtest = walk_forward(frame, cfg.window, cfg.model, train, folds)
         out[ticker] = {
             "test": {k: evaluation.metrics[k] for k in KEYS},

@@ -72,18 +72,16 @@ def run_portfolio(n: int, runner: str, epochs: int) -> dict:
 def training_only(epochs: int, tickers: int) -> float:
     """Mean seconds of the evaluation fit plus the serving refit per synthetic ticker, alone
     on one core (what the flow's two workers each do per ticker)."""
-    from stockcast.modeling.forecaster import calibrate, fit_for_serving
-    from stockcast.modeling.trainer import train_model
-    from stockcast.modeling.windows import prepare_windows
+    from stockcast.modeling.recipe import fit_and_calibrate, fit_for_serving
 
     cfg = PipelineConfig.model_validate({"train": {"epochs": epochs, "patience": epochs,
                                                    "progress": False, "threads": 1}})
     total = 0.0
     for i in range(tickers):
-        data = prepare_windows(synthetic_history(i), cfg.window, cfg.model)
+        frame = synthetic_history(i)
         started = time.perf_counter()
-        result = train_model(data.train, data.val, cfg.model, cfg.train)
-        fit_for_serving(calibrate(result.model, data), result, data, cfg.model, cfg.train)
+        fit = fit_and_calibrate(frame, cfg.window, cfg.model, cfg.train)
+        fit_for_serving(fit, cfg.model, cfg.train)
         total += time.perf_counter() - started
     return total / tickers
 

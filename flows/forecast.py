@@ -17,6 +17,7 @@ from stockcast import forecasting
 from stockcast.config import PipelineConfig
 from stockcast.errors import PipelineFailed
 from stockcast.monitoring import LiveReport, live_report, record_forecast, score_ledger
+from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import model_name
 from stockcast.runtime import resolve_runtime
 
@@ -35,10 +36,10 @@ def monitor_task(out_dir, ticker: str, forecast, frame, cfg: PipelineConfig) -> 
     return live_report(score_ledger(pd.read_parquet(path), frame), cfg.monitor)
 
 
-def forecast_ticker(ticker: str, cfg: PipelineConfig, days: int | None) -> dict[str, Any]:
+def forecast_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore,
+                    days: int | None) -> dict[str, Any]:
     """One ticker: champion -> ingest -> validate -> forecast -> write -> monitor -> log."""
-    uri = cfg.tracking.tracking_uri
-    champion = champion_task(model_name(cfg.tracking.model_name_prefix, ticker), uri,
+    champion = champion_task(model_name(cfg.tracking.model_name_prefix, ticker), store,
                              cfg.tracking.model_key)
     prices = ingest_task(ticker, cfg.data)
     frame = validate_task(prices, cfg.window, cfg.validation).frame
@@ -48,8 +49,7 @@ def forecast_ticker(ticker: str, cfg: PipelineConfig, days: int | None) -> dict[
     paths = write_task(result, frame, cfg.forecast.output_dir, ticker)
     live = monitor_task(cfg.forecast.output_dir, ticker, result, frame, cfg)
     last_date = str(frame["Date"].iloc[-1].date())
-    log_task(ticker, paths, champion.version, f"{cfg.tracking.experiment}-forecasts", uri,
-             cfg.tracking.max_retries,
+    log_task(ticker, paths, champion.version, store, f"{cfg.tracking.experiment}-forecasts",
              tags={"data.source": prices.source, "data.end": last_date,
                    "data.fallback": " | ".join(prices.notes) or "none",
                    "monitor.drift": live.drift or "none"},
@@ -88,13 +88,14 @@ def forecast_pipeline(
     ticker without a champion is reported, not fatal to the others, and the flow fails at the
     end if any ticker failed."""
     cfg = resolve_runtime((config or PipelineConfig()).with_tickers(tickers), tracking_uri)
+    store = MlflowStore.from_config(cfg.tracking)
     with project_logs_in_prefect():
         logger = get_run_logger()
         forecasts: dict[str, Any] = {}
         failures: dict[str, str] = {}
         for ticker in cfg.tickers:
             try:
-                item = forecasts[ticker] = forecast_ticker(ticker, cfg, days)
+                item = forecasts[ticker] = forecast_ticker(ticker, cfg, store, days)
             except Exception as exc:  # reported per ticker; the flow fails at the end
                 failures[ticker] = f"{type(exc).__name__}: {exc}"
                 logger.error("%s: no forecast: %s", ticker, exc)

@@ -1,7 +1,7 @@
 """The nightly training flow. Per ticker:
 
-    ingest -> validate -> freshness -> commit cache -> window -> train -> calibrate -> evaluate
-    -> report -> refit -> track -> register -> promote
+    ingest -> validate -> freshness -> commit cache -> fit (window, train, calibrate)
+    -> evaluate -> report -> refit -> track -> register -> promote
 
 Tickers run concurrently; one ticker's failure does not stop the others, and the flow ends
 Failed naming every ticker that failed and the stage where it did. Each task calls one plain
@@ -31,11 +31,9 @@ from stockcast.data.schemas import ValidatedPrices
 from stockcast.errors import PipelineFailed
 from stockcast.evaluation.report import build_report
 from stockcast.evaluation.scoring import Evaluation, evaluate_model
-from stockcast.modeling.forecaster import Forecaster, ServingFit, calibrate, fit_for_serving
-from stockcast.modeling.trainer import TrainResult, train_model
-from stockcast.modeling.windows import PreparedData, prepare_windows
+from stockcast.modeling.recipe import ServingFit, TickerFit, fit_and_calibrate, fit_for_serving
 from stockcast.registry.promotion import Decision, promote_if_better
-from stockcast.registry.store import configure_tracking
+from stockcast.registry.store import MlflowStore
 from stockcast.registry.tracking import LoggedRun, log_training_run
 from stockcast.registry.versions import model_name, register_version
 from stockcast.runtime import path_inside, resolve_runtime, threads_per_training
@@ -44,35 +42,28 @@ SUMMARY_METRICS = ("test_rmse", "naive_rmse", "skill_rmse", "skill_rmse_pct", "d
                    "test_coverage_95", "test_interval_score_95", "ewma_interval_score_95")
 
 # Every task is side-effecting or takes frames/models: never cache on inputs.
-connect_task = task(configure_tracking, name="connect-tracking", cache_policy=NO_CACHE)
 evaluate_task = task(evaluate_model, name="evaluate", cache_policy=NO_CACHE)
 freshness_task = task(check_freshness, name="freshness", cache_policy=NO_CACHE)
 track_task = task(log_training_run, name="track", cache_policy=NO_CACHE)
 
 
-@task(name="window", cache_policy=NO_CACHE)
-def window_task(validated: ValidatedPrices, cfg: PipelineConfig) -> PreparedData:
-    """Split, scale (train rows only) and window the validated frame."""
-    return prepare_windows(validated.frame, cfg.window, cfg.model)
+@task(name="connect-tracking", cache_policy=NO_CACHE)
+def connect_task(store: MlflowStore) -> str:
+    """Open (create, repair, upgrade) the store and its experiment once, before any ticker."""
+    return store.experiment_id()
 
 
-@task(name="train", cache_policy=NO_CACHE)
-def train_task(data: PreparedData, cfg: PipelineConfig) -> TrainResult:
-    """Fit the LSTM on the prepared windows (no files, no MLflow)."""
-    return train_model(data.train, data.val, cfg.model, cfg.train)
-
-
-@task(name="calibrate", cache_policy=NO_CACHE)
-def calibrate_task(result: TrainResult, data: PreparedData) -> Forecaster:
-    """Split-conformal calibration of the intervals on the validation span."""
-    return calibrate(result.model, data)
+@task(name="fit", cache_policy=NO_CACHE)
+def fit_task(validated: ValidatedPrices, cfg: PipelineConfig) -> TickerFit:
+    """Window (scaler fit on train rows only), train with early stopping, calibrate the
+    intervals on the validation span (no files, no MLflow)."""
+    return fit_and_calibrate(validated.frame, cfg.window, cfg.model, cfg.train)
 
 
 @task(name="refit", cache_policy=NO_CACHE)
-def refit_task(forecaster: Forecaster, result: TrainResult, data: PreparedData,
-               cfg: PipelineConfig) -> ServingFit:
+def refit_task(fit: TickerFit, cfg: PipelineConfig) -> ServingFit:
     """The model to serve: refit through the last date (``train.refit``)."""
-    return fit_for_serving(forecaster, result, data, cfg.model, cfg.train)
+    return fit_for_serving(fit, cfg.model, cfg.train)
 
 
 @task(name="report", cache_policy=NO_CACHE)
@@ -82,26 +73,24 @@ def report_task(validated: ValidatedPrices, out_dir: Path, cfg: PipelineConfig) 
 
 
 @task(name="register", cache_policy=NO_CACHE)
-def register_task(logged: LoggedRun, ticker: str, cfg: PipelineConfig,
+def register_task(logged: LoggedRun, ticker: str, cfg: PipelineConfig, store: MlflowStore,
                   freshness: Freshness) -> str | None:
     """Register the run's model as a new version of the ticker's registered model (not when
     the prices are stale and ``data.on_stale`` is warn)."""
     if not freshness.registrable:
         return None
     return register_version(logged.model_uri, logged.run_id,
-                            model_name(cfg.tracking.model_name_prefix, ticker),
-                            cfg.tracking.tracking_uri, cfg.tracking.max_retries)
+                            model_name(cfg.tracking.model_name_prefix, ticker), store)
 
 
 @task(name="promote", cache_policy=NO_CACHE)
 def promote_task(version: str | None, evaluation: Evaluation, ticker: str, cfg: PipelineConfig,
-                 freshness: Freshness) -> Decision:
+                 store: MlflowStore, freshness: Freshness) -> Decision:
     """Move `champion` only on significant out-of-sample evidence; record why."""
     if version is None:
         return Decision(False, f"not registered: {freshness.reason}")
     return promote_if_better(version, model_name(cfg.tracking.model_name_prefix, ticker),
-                             evaluation.table, evaluation.metrics, cfg.promotion,
-                             cfg.tracking.tracking_uri, cfg.tracking.max_retries)
+                             evaluation.table, evaluation.metrics, cfg.promotion, store)
 
 
 @dataclass(frozen=True)
@@ -112,9 +101,7 @@ class TickerRun:
     validated: PrefectFuture
     freshness: PrefectFuture
     cached: PrefectFuture
-    data: PrefectFuture
-    result: PrefectFuture
-    forecaster: PrefectFuture
+    fit: PrefectFuture
     evaluation: PrefectFuture
     eda: PrefectFuture
     serving: PrefectFuture
@@ -139,7 +126,8 @@ class TickerRun:
         return "did not complete (see the Prefect run logs)"
 
 
-def run_ticker(ticker: str, cfg: PipelineConfig, work_dir: Path, scheduled: bool) -> TickerRun:
+def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: Path,
+               scheduled: bool) -> TickerRun:
     """Submit one ticker's pipeline, stage by stage (task runs named ``<stage>-<TICKER>``)."""
 
     def submit(stage, *args, **kwargs) -> PrefectFuture:
@@ -150,19 +138,18 @@ def run_ticker(ticker: str, cfg: PipelineConfig, work_dir: Path, scheduled: bool
                        cfg.data.data_dir / "reports")
     freshness = submit(freshness_task, validated, cfg.data, scheduled)
     cached = submit(commit_cache_task, validated, cfg.data.data_dir)
-    data = submit(window_task, validated, cfg)
-    result = submit(train_task, data, cfg)
-    forecaster = submit(calibrate_task, result, data)
+    fit = submit(fit_task, validated, cfg)
     out = path_inside(work_dir, ticker)
-    evaluation = submit(evaluate_task, forecaster, result, data, ticker, out)
+    evaluation = submit(evaluate_task, fit, ticker, out)
     # Plotting after training: on a small CPU, drawing while training slows both down.
-    eda = submit(report_task, validated, out / "eda", cfg, wait_for=[result])
-    serving = submit(refit_task, forecaster, result, data, cfg, wait_for=[evaluation])
-    logged = submit(track_task, validated, data, result, evaluation, eda, serving, cfg)
-    version = submit(register_task, logged, ticker, cfg, freshness)
-    decision = submit(promote_task, version, evaluation, ticker, cfg, freshness)
-    return TickerRun(prices, validated, freshness, cached, data, result, forecaster, evaluation,
-                     eda, serving, logged, version, decision)
+    eda = submit(report_task, validated, out / "eda", cfg, wait_for=[fit])
+    serving = submit(refit_task, fit, cfg, wait_for=[evaluation])
+    logged = submit(track_task, validated, fit, evaluation, eda, serving, cfg, store)
+    version = submit(register_task, logged, ticker, cfg, store, freshness)
+    decision = submit(promote_task, version, evaluation, ticker, cfg, store, freshness)
+    return TickerRun(prices=prices, validated=validated, freshness=freshness, cached=cached,
+                     fit=fit, evaluation=evaluation, eda=eda, serving=serving, logged=logged,
+                     version=version, decision=decision)
 
 
 def task_runner_for(cfg: PipelineConfig) -> Any:
@@ -205,7 +192,8 @@ def train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
 def _summary(run: TickerRun) -> dict[str, Any]:
     evaluation, decision, prices = (run.evaluation.result(), run.decision.result(),
                                     run.prices.result())
-    freshness, serving, result = run.freshness.result(), run.serving.result(), run.result.result()
+    freshness, serving = run.freshness.result(), run.serving.result()
+    result = run.fit.result().result
     return {
         "version": run.version.result(),
         "run_id": run.logged.result().run_id,
@@ -247,15 +235,15 @@ def _publish(cfg: PipelineConfig, summary: dict, failures: dict) -> None:
 
 
 def _train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
-    uri = cfg.tracking.tracking_uri
+    store = MlflowStore.from_config(cfg.tracking)
     logger = get_run_logger()
-    logger.info("training %s; MLflow at %s", ", ".join(cfg.tickers), uri)
-    connect_task(uri, cfg.tracking.experiment, cfg.tracking.max_retries)
+    logger.info("training %s; MLflow at %s", ", ".join(cfg.tickers), store.tracking_uri)
+    connect_task(store)
     summary: dict[str, dict[str, Any]] = {}
     failures: dict[str, str] = {}
     scheduled = deployment.id is not None  # a deployment run (scheduled or triggered)
     with tempfile.TemporaryDirectory(prefix="stockcast-") as tmp:
-        runs = {t: run_ticker(t, cfg, Path(tmp), scheduled) for t in cfg.tickers}
+        runs = {t: run_ticker(t, cfg, store, Path(tmp), scheduled) for t in cfg.tickers}
         wait([f for run in runs.values() for f in run.all()])
         for ticker, run in runs.items():
             if not run.decision.state.is_completed():

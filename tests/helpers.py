@@ -83,31 +83,31 @@ def quality(epochs: int, target: str = "log_return") -> dict:
 
 def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path: Path,
                ticker: str = "TEST"):
-    """The training flow's stages in order, without Prefect (for registry/tracking tests)."""
+    """The training flow's stages in order, without Prefect (for registry/tracking tests):
+    the same package functions the flow's tasks call."""
     from stockcast.config import build_config, merge
     from stockcast.data.schemas import validate_prices
     from stockcast.data.sources import PriceData
     from stockcast.evaluation.scoring import evaluate_model
-    from stockcast.modeling.forecaster import calibrate, fit_for_serving
-    from stockcast.modeling.trainer import train_model
-    from stockcast.modeling.windows import prepare_windows
+    from stockcast.modeling.recipe import fit_and_calibrate, fit_for_serving
     from stockcast.registry.promotion import promote_if_better
+    from stockcast.registry.store import MlflowStore
     from stockcast.registry.tracking import log_training_run
     from stockcast.registry.versions import model_name, register_version
 
     cfg = build_config(merge(overrides, {"data": {"data_dir": str(tmp_path / "data")},
                                          "tracking": {"tracking_uri": tracking_uri}}))
+    store = MlflowStore.from_config(cfg.tracking)
     prices = PriceData(ticker, frame, "csv", str(tmp_path / "prices.csv"))
     validated = validate_prices(prices, cfg.window, cfg.validation, tmp_path / "reports")
-    data = prepare_windows(validated.frame, cfg.window, cfg.model)
-    result = train_model(data.train, data.val, cfg.model, cfg.train)
-    forecaster = calibrate(result.model, data)
-    evaluation = evaluate_model(forecaster, result, data, ticker, tmp_path / "plots")
-    serving = fit_for_serving(forecaster, result, data, cfg.model, cfg.train)
-    logged = log_training_run(validated, data, result, evaluation, None, serving, cfg)
+    fit = fit_and_calibrate(validated.frame, cfg.window, cfg.model, cfg.train)
+    evaluation = evaluate_model(fit, ticker, tmp_path / "plots")
+    serving = fit_for_serving(fit, cfg.model, cfg.train)
+    logged = log_training_run(validated, fit, evaluation, None, serving, cfg, store)
     name = model_name(cfg.tracking.model_name_prefix, ticker)
-    version = register_version(logged.model_uri, logged.run_id, name, tracking_uri)
+    version = register_version(logged.model_uri, logged.run_id, name, store)
     decision = promote_if_better(version, name, evaluation.table, evaluation.metrics,
-                                 cfg.promotion, tracking_uri)
-    return {"cfg": cfg, "version": version, "decision": decision, "evaluation": evaluation,
-            "logged": logged, "data": data, "forecaster": forecaster, "serving": serving}
+                                 cfg.promotion, store)
+    return {"cfg": cfg, "store": store, "version": version, "decision": decision,
+            "evaluation": evaluation, "logged": logged, "data": fit.data,
+            "forecaster": fit.forecaster, "serving": serving}

@@ -154,11 +154,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """`stockcast models`: registered versions, aliases, metrics and decisions."""
+    from stockcast.registry.store import MlflowStore
     from stockcast.registry.versions import list_versions
 
     cfg = resolve_config(args)
     rows = list_versions(cfg.tracking.model_name_prefix, args.ticker and args.ticker[0],
-                         cfg.tracking.tracking_uri)
+                         MlflowStore.from_config(cfg.tracking))
     if not rows:
         print("no registered models yet; run `make run-flow` first")
         return 0
@@ -174,11 +175,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     """`stockcast promote`: point `champion` at a version by hand."""
     from stockcast.registry.promotion import set_champion
+    from stockcast.registry.store import MlflowStore
     from stockcast.registry.versions import model_name
 
     cfg = resolve_config(args)
     name = model_name(cfg.tracking.model_name_prefix, args.ticker[0])
-    decision = set_champion(name, str(args.version), cfg.tracking.tracking_uri)
+    decision = set_champion(name, str(args.version), MlflowStore.from_config(cfg.tracking))
     print(f"{name}: champion -> v{args.version} ({decision.reason})")
     return 0
 

@@ -21,10 +21,8 @@ ENV_DEFAULTS = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "GIT_PYTHON_REFRESH": "quiet",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-    # MLflow's own HTTP retries off: tracking.max_retries is the one retry policy for MLflow
-    # (MLflow's default would also wait minutes against an unreachable server).
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    # MLflow's HTTP settings belong to registry.store.MlflowStore (applied wherever it is
+    # used: the CLI, `make serve`, a worker).
 }
 
 

@@ -9,18 +9,12 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from pydantic import SecretStr
 
 from stockcast.errors import RegistryError
 from stockcast.evaluation.plotting import new_figure, save, serialized
 from stockcast.registry.signing import verified_download
-from stockcast.registry.store import (
-    configure_tracking,
-    log_run_with_retries,
-    open_store,
-    point_mlflow_at,
-)
+from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import champion_version
 from stockcast.runtime import path_inside
 
@@ -34,21 +28,20 @@ class Champion:
     model: object  # mlflow.pyfunc.PyFuncModel
 
 
-def load_champion(name: str, tracking_uri: str, model_key: SecretStr | None = None) -> Champion:
+def load_champion(name: str, store: MlflowStore, model_key: SecretStr | None = None) -> Champion:
     """Load ``models:/<name>@champion``; RegistryError if there is none, or if a key is set
     and the champion's files are not signed with it (checked before anything is unpickled)."""
-    open_store(tracking_uri)
-    point_mlflow_at(tracking_uri)
+    store.open()
     try:
-        version = champion_version(MlflowClient(tracking_uri), name)
+        version = store.call("registry read", lambda: champion_version(store.client, name))
     except MlflowException as exc:
-        raise RegistryError(f"could not read the registry at {tracking_uri}: {exc}") from exc
+        raise RegistryError(f"could not read the registry at {store.tracking_uri}: {exc}") from exc
     if version is None:
         raise RegistryError(f"{name} has no champion yet: run the training pipeline "
                             "(`make run-flow`) first, or promote a version by hand")
     key = model_key.get_secret_value() if model_key is not None else None
     with tempfile.TemporaryDirectory() as tmp:
-        local = verified_download(name, version, key, tracking_uri, Path(tmp))
+        local = verified_download(name, version, key, store, Path(tmp))
         return Champion(name, version, mlflow.pyfunc.load_model(str(local)))
 
 
@@ -99,12 +92,11 @@ def write_forecast(forecast: pd.DataFrame, frame: pd.DataFrame, out_dir: Path, t
     return paths
 
 
-def log_forecast(ticker: str, paths: dict[str, Path], version: str, experiment: str,
-                 tracking_uri: str, retries: int = 2, tags: dict[str, str] | None = None,
+def log_forecast(ticker: str, paths: dict[str, Path], version: str, store: MlflowStore,
+                 experiment: str, tags: dict[str, str] | None = None,
                  metrics: dict[str, float] | None = None) -> str:
     """Record a forecast as an MLflow run in ``experiment`` (one run per ticker per day): its
     files, where its prices came from, and the champion's live metrics; returns the run id."""
-    experiment_id = configure_tracking(tracking_uri, experiment, retries)
 
     def body(run_id: str) -> str:
         mlflow.set_tags({"ticker": ticker, "champion_version": version, "kind": "forecast",
@@ -116,5 +108,4 @@ def log_forecast(ticker: str, paths: dict[str, Path], version: str, experiment: 
         return run_id
 
     name = f"{ticker} forecast {(tags or {}).get('data.end', '')}".strip()
-    return log_run_with_retries("forecast logging", experiment_id, name, body, tracking_uri,
-                                retries)
+    return store.log_run("forecast logging", name, body, experiment=experiment)

@@ -114,7 +114,7 @@ def test_deploy_prefect_yaml_and_run_nightly_retrain_with_a_worker(prefect_serve
         "tracking": {"tracking_uri": uri},
         "window": {"sequence_length": 10, "min_windows_per_split": 5},
         "model": {"hidden_size": 8, "num_layers": 1},
-        "train": {"epochs": 2, "progress": False},
+        "train": {"epochs": 2, "progress": False, "device": "cpu"},
     }}
     prefect(env, "deployment", "run", "train-pipeline/nightly-retrain", "--params",
             json.dumps(params))

@@ -100,7 +100,8 @@ def test_reseeding_the_same_data_does_not_churn_the_registry(prefect_api, tmp_pa
     client = MlflowClient(tracking_uri)
     decisions = []
     for seed in (1, 2, 3):
-        cfg = build_config(merge({"train": {"progress": False, "threads": 1, "seed": seed}}, {
+        cfg = build_config(merge({"train": {"progress": False, "threads": 1, "seed": seed,
+                                               "device": "cpu"}}, {
             "data": {"source": "sample", "data_dir": str(tmp_path / "data")},
             "tracking": {"tracking_uri": tracking_uri}}))
         summary = train_pipeline(config=cfg)["GOOG"]

@@ -38,17 +38,13 @@ def test_non_finite_forecasts_are_divergence_and_register_nothing(tmp_path):
     from stockcast.config import ModelConfig, TrainConfig, WindowConfig
     from stockcast.errors import TrainingError
     from stockcast.evaluation.scoring import evaluate_model
-    from stockcast.modeling.forecaster import calibrate
-    from stockcast.modeling.trainer import train_model
-    from stockcast.modeling.windows import prepare_windows
+    from stockcast.modeling.recipe import fit_and_calibrate
 
-    data = prepare_windows(predictable_prices(), WindowConfig(sequence_length=10,
-                                                              min_windows_per_split=5),
-                           ModelConfig(hidden_size=4, num_layers=1))
-    result = train_model(data.train, data.val, ModelConfig(hidden_size=4, num_layers=1),
-                         TrainConfig(epochs=1, progress=False, threads=1, device="cpu"))
-    forecaster = calibrate(result.model, data)
+    fit = fit_and_calibrate(predictable_prices(),
+                            WindowConfig(sequence_length=10, min_windows_per_split=5),
+                            ModelConfig(hidden_size=4, num_layers=1),
+                            TrainConfig(epochs=1, progress=False, threads=1, device="cpu"))
     with torch.no_grad():  # weights blown up, as an exploding learning rate leaves them
-        result.model.head.bias[0] = 1e30
+        fit.result.model.head.bias[0] = 1e30
     with pytest.raises(TrainingError, match="not finite"):
-        evaluate_model(forecaster, result, data, "TEST", tmp_path)
+        evaluate_model(fit, "TEST", tmp_path)

@@ -11,9 +11,7 @@ from stockcast.data.files import read_price_file
 from stockcast.data.schemas import validate_prices
 from stockcast.data.sources import PriceData
 from stockcast.evaluation.metrics import score_forecasts
-from stockcast.modeling.forecaster import calibrate
-from stockcast.modeling.trainer import train_model
-from stockcast.modeling.windows import prepare_windows
+from stockcast.modeling.recipe import fit_and_calibrate
 
 
 def hundredfold_csv(path, n=7500, seed=7):
@@ -45,12 +43,12 @@ def test_defaults_hold_up_on_a_hundredfold_rise_with_a_split(tmp_path, target):
     frame, report = checked.frame, checked.report
     np.testing.assert_allclose(frame["Close"], adj)  # split-adjusted from Adj Close
     assert not any("one-day move" in w for w in report.warnings)
-    data = prepare_windows(frame, cfg.window, cfg.model)
+    fit = fit_and_calibrate(frame, cfg.window, cfg.model, cfg.train)
+    data = fit.data
     # the test span lies well outside the training price range
     assert np.median(data.close[data.test.origins]) > data.close[: data.bounds.train_end].max()
-    result = train_model(data.train, data.val, cfg.model, cfg.train)
     last = data.last_close(data.test)
-    forecast = calibrate(result.model, data).forecast_split(data.test, last)
+    forecast = fit.forecaster.forecast_split(data.test, last)
     actual = data.actual_prices(data.test)
     skill = score_forecasts(forecast.point, actual, last)["skill_rmse"]
     lo, hi = forecast.interval(0.95)

@@ -6,10 +6,8 @@ import pytest
 
 from stockcast.config import ModelConfig, TrainConfig, WindowConfig
 from stockcast.evaluation.baselines import ewma_band
-from stockcast.modeling.forecaster import calibrate
 from stockcast.modeling.intervals import conformal_z, ewma_volatility
-from stockcast.modeling.trainer import train_model
-from stockcast.modeling.windows import prepare_windows
+from stockcast.modeling.recipe import fit_and_calibrate
 
 
 def heteroscedastic_prices(n=3000, seed=0):
@@ -55,11 +53,11 @@ def test_conformal_quantiles_restore_coverage_of_a_misscaled_forecaster():
 def test_calibrated_lstm_intervals_cover_on_an_unseen_heteroscedastic_series():
     frame = heteroscedastic_prices()
     window = WindowConfig(sequence_length=20, horizon=2)
-    data = prepare_windows(frame, window, ModelConfig(hidden_size=8, num_layers=1))
-    result = train_model(data.train, data.val, ModelConfig(hidden_size=8, num_layers=1),
-                         TrainConfig(epochs=3, progress=False, threads=1, device="cpu"))
+    fit = fit_and_calibrate(frame, window, ModelConfig(hidden_size=8, num_layers=1),
+                            TrainConfig(epochs=3, progress=False, threads=1, device="cpu"))
+    data = fit.data
     last = data.last_close(data.test)
-    forecast = calibrate(result.model, data).forecast_split(data.test, last)
+    forecast = fit.forecaster.forecast_split(data.test, last)
     actual = data.actual_prices(data.test)
     for coverage, tolerance in ((0.95, 0.03), (0.8, 0.05)):
         lo, hi = forecast.interval(coverage)

@@ -127,10 +127,11 @@ def test_promotion_lifecycle_on_a_real_sqlite_store(tmp_path, tracking_uri):
     assert mv.tags["promotion.loss"] == "interval_score"
     assert mv.description.startswith("not promoted") and "p =" in mv.description
 
-    set_champion(name, "2", tracking_uri)  # by hand
+    store = first["store"]
+    set_champion(name, "2", store)  # by hand
     assert champion_version(client, name) == "2"
     assert versions(tracking_uri, name)["2"].tags["promotion.decided_by"] == "manual"
-    rows = list_versions("stockcast", "TEST", tracking_uri)
+    rows = list_versions("stockcast", "TEST", store)
     assert [r["version"] for r in rows] == [1, 2] and "champion" in rows[1]["aliases"]
 
 
@@ -147,4 +148,6 @@ def test_model_names_are_predictable_and_one_to_one():
 
 
 def test_listing_an_empty_store(tracking_uri):
-    assert list_versions("stockcast", None, tracking_uri) == []
+    from stockcast.registry.store import MlflowStore
+
+    assert list_versions("stockcast", None, MlflowStore(tracking_uri)) == []

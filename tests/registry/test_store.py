@@ -45,6 +45,38 @@ def test_retried_logging_and_registration_leave_one_run_and_one_version(
     assert str(client.get_model_version_by_alias("stockcast-TEST", "champion").version) == "1"
 
 
+def test_manual_promotion_and_listing_retry_transient_failures(tmp_path, tracking_uri,
+                                                               monkeypatch):
+    from stockcast.registry.promotion import set_champion
+    from stockcast.registry.versions import list_versions
+
+    monkeypatch.setattr("stockcast.registry.store.BACKOFF_SECONDS", 0.01)
+    out = run_stages(predictable_prices(), quality(1), tracking_uri, tmp_path)
+    store = out["store"]
+    aliases = fail_once(monkeypatch, MlflowClient, "set_registered_model_alias",
+                        ConnectionError("server went away"))
+    decision = set_champion("stockcast-TEST", "1", store)
+    assert len(aliases) == 2 and decision.promote
+    assert decision.champion_version == "1"  # the first attempt's reading, kept by the retry
+    searches = fail_once(monkeypatch, MlflowClient, "search_model_versions",
+                         TimeoutError("read timed out"))
+    rows = list_versions("stockcast", "TEST", store)
+    assert len(searches) == 2 and [r["version"] for r in rows] == [1]
+    assert rows[0]["aliases"] == "challenger,champion"
+
+
+def test_the_store_owns_mlflows_http_settings(monkeypatch, tracking_uri):
+    import os
+
+    from stockcast.registry.store import MlflowStore
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")  # MLflow's default stacks 7
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    MlflowStore(tracking_uri).call("probe", lambda: None)
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"  # ours is the one policy
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"
+
+
 def test_a_bug_is_not_retried_and_not_reported_as_an_unreachable_store():
     calls = []
 
@@ -81,12 +113,12 @@ def test_transient_errors_are_recognised_by_type():
 def test_pointing_mlflow_at_a_store_does_not_leak_into_the_environment(tmp_path, monkeypatch):
     import os
 
-    from stockcast.registry.store import configure_tracking
+    from stockcast.registry.store import MlflowStore
     from stockcast.runtime import resolve_runtime
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     first = f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}"
-    configure_tracking(first, "stockcast")
+    MlflowStore(first).experiment_id()
     assert "MLFLOW_TRACKING_URI" not in os.environ  # MLflow itself would have set it
     # so the next run in this process (another project home) resolves its own store.
     from stockcast.config import PipelineConfig

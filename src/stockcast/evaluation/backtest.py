@@ -15,11 +15,9 @@ import pandas as pd
 
 from stockcast.config import ModelConfig, TrainConfig, WindowConfig
 from stockcast.errors import ConfigError
-from stockcast.evaluation.baselines import ewma_band, training_drift
-from stockcast.evaluation.scoring import score_all
-from stockcast.modeling.forecaster import Forecast, calibrate
-from stockcast.modeling.trainer import train_model
-from stockcast.modeling.windows import prepare_windows
+from stockcast.evaluation.scoring import score_all, score_test_span
+from stockcast.modeling.forecaster import Forecast
+from stockcast.modeling.recipe import fit_and_calibrate
 
 
 @dataclass
@@ -60,23 +58,18 @@ def walk_forward(frame: pd.DataFrame, window: WindowConfig, model: ModelConfig,
     rows, parts = [], []
     for i, (end, fold_window) in enumerate(fold_windows(len(frame), window, folds), start=1):
         part = frame.iloc[:end].reset_index(drop=True)
-        data = prepare_windows(part, fold_window, model)
-        result = train_model(data.train, data.val, model, train)
-        last = data.last_close(data.test)
-        forecast = calibrate(result.model, data).forecast_split(data.test, last)
-        actual = data.actual_prices(data.test)
-        ewma_q = ewma_band(data.close, data.test.origins, actual.shape[1], forecast.levels)
-        drift = training_drift(data.close, data.bounds.train_end)
-        origins = data.test.origins
+        fit = fit_and_calibrate(part, fold_window, model, train)
+        span = score_test_span(fit)
+        origins = fit.data.test.origins
         rows.append({
             "fold": i,
             "test_start": part["Date"].iloc[int(origins[0]) + 1].date(),
             "test_end": part["Date"].iloc[int(origins[-1]) + window.horizon].date(),
             "windows": len(origins),
-            "best_epoch": result.best_epoch,
-            **score_all(forecast, actual, last, drift, ewma_q),
+            "best_epoch": fit.result.best_epoch,
+            **span.metrics,
         })
-        parts.append((forecast, actual, last, drift, ewma_q))
+        parts.append((span.forecast, span.actual, span.last, span.drift, span.ewma_quantiles))
     pooled_fc = Forecast(np.concatenate([p[0].point for p in parts]),
                          np.concatenate([p[0].quantiles for p in parts]), parts[0][0].levels)
     pooled = score_all(pooled_fc, *(np.concatenate([p[k] for p in parts]) for k in (1, 2)),

@@ -15,10 +15,9 @@ from stockcast.evaluation.baselines import drift_forecast, ewma_band, naive_fore
 from stockcast.evaluation.metrics import score_forecasts
 from stockcast.evaluation.plots import plot_coverage, plot_fan, plot_losses, plot_residuals
 from stockcast.evaluation.scores import coverage_rate, dm_test, interval_score, pinball_loss, width_bp
-from stockcast.modeling.forecaster import Forecast, Forecaster
+from stockcast.modeling.forecaster import Forecast
 from stockcast.modeling.intervals import central_interval
-from stockcast.modeling.trainer import TrainResult
-from stockcast.modeling.windows import PreparedData
+from stockcast.modeling.recipe import TickerFit
 
 COVERAGES = (0.8, 0.95)
 
@@ -100,20 +99,40 @@ def forecast_table(dates: pd.Series, origins: np.ndarray, forecast: Forecast,
     return table
 
 
-def evaluate_model(forecaster: Forecaster, result: TrainResult, data: PreparedData, ticker: str,
-                   out_dir: Path) -> Evaluation:
-    """Score the calibrated model on the test span against the baselines and draw the plots."""
-    test = data.test
+@dataclass(frozen=True)
+class SpanScores:
+    """A fit's test-span forecasts, what happened, the baselines' inputs and every metric."""
+
+    forecast: Forecast
+    actual: np.ndarray  # [W, horizon]
+    last: np.ndarray  # [W] the last close at each origin
+    drift: float  # the training span's mean daily log return
+    ewma_quantiles: np.ndarray  # [W, horizon, Q] the EWMA band
+    metrics: dict[str, float]
+
+
+def score_test_span(fit: TickerFit, ticker: str = "") -> SpanScores:
+    """Forecast the fit's test span and score it beside every baseline (no plots, no files)."""
+    data, test = fit.data, fit.data.test
     last = data.last_close(test)
-    forecast = forecaster.forecast_split(test, last)
+    forecast = fit.forecaster.forecast_split(test, last)
     if not (np.isfinite(forecast.point).all() and np.isfinite(forecast.quantiles).all()):
         raise TrainingError(
-            f"{ticker}: the model's forecasts are not finite (overflow): training diverged. "
-            "Lower train.lr or keep train.grad_clip set; no model was registered.")
+            f"{ticker or 'the series'}: the model's forecasts are not finite (overflow): "
+            "training diverged. Lower train.lr or keep train.grad_clip set; no model was "
+            "registered.")
     actual = data.actual_prices(test)
     ewma_q = ewma_band(data.close, test.origins, actual.shape[1], forecast.levels)
-    metrics = score_all(forecast, actual, last, training_drift(data.close, data.bounds.train_end),
-                        ewma_q)
+    drift = training_drift(data.close, data.bounds.train_end)
+    return SpanScores(forecast, actual, last, drift, ewma_q,
+                      score_all(forecast, actual, last, drift, ewma_q))
+
+
+def evaluate_model(fit: TickerFit, ticker: str, out_dir: Path) -> Evaluation:
+    """Score the calibrated model on the test span against the baselines and draw the plots."""
+    span = score_test_span(fit, ticker)
+    data, result, test = fit.data, fit.result, fit.data.test
+    forecast, actual, metrics, ewma_q = span.forecast, span.actual, span.metrics, span.ewma_quantiles
     out_dir = Path(out_dir)
     dates = data.frame["Date"]
     plots = {
@@ -122,7 +141,8 @@ def evaluate_model(forecaster: Forecaster, result: TrainResult, data: PreparedDa
         "coverage": plot_coverage(dates, test.origins, forecast, ewma_q, actual,
                                   out_dir / "coverage.png", ticker),
         "loss": plot_losses(result.history, result.best_epoch, out_dir / "loss.png", ticker),
-        "residuals": plot_residuals(forecast.point, actual, last, out_dir / "residuals.png", ticker),
+        "residuals": plot_residuals(forecast.point, actual, span.last, out_dir / "residuals.png",
+                                    ticker),
     }
     table = forecast_table(dates, test.origins, forecast, actual)
     return Evaluation(metrics, forecast, actual, test.origins, table, plots)

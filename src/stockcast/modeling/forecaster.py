@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stockcast.config import ModelConfig, TrainConfig
 from stockcast.modeling.intervals import (
     QUANTILES,
     base_scale,
@@ -20,7 +19,7 @@ from stockcast.modeling.intervals import (
     to_target_space,
 )
 from stockcast.modeling.model import LSTMForecaster
-from stockcast.modeling.trainer import TrainResult, predict, refit
+from stockcast.modeling.trainer import predict
 from stockcast.modeling.windows import PreparedData, SeriesTransformer, Split
 
 
@@ -88,32 +87,3 @@ def calibrate(model: LSTMForecaster, data: PreparedData) -> Forecaster:
     loc, scale, log_space = _distribution(model, data.transformer, data.val, last)
     realised = to_target_space(data.actual_prices(data.val), last, log_space)
     return Forecaster(model, data.transformer, conformal_z((realised - loc) / scale))
-
-
-@dataclass(frozen=True)
-class ServingFit:
-    """The forecaster to register and serve, and the last dates each fit's weights saw."""
-
-    forecaster: Forecaster
-    eval_end: pd.Timestamp  # the evaluation fit trained on rows up to here
-    serve_end: pd.Timestamp  # the served model trained on rows up to here
-    refit: bool
-    seconds: float
-
-
-def fit_for_serving(forecaster: Forecaster, result: TrainResult, data: PreparedData,
-                    model_cfg: ModelConfig, train_cfg: TrainConfig) -> ServingFit:
-    """Refit on every window through the last date, for the epoch count early stopping chose,
-    so the served model knows the most recent prices. It keeps the evaluation fit's transform
-    and conformal quantiles (there is no held-out span left to calibrate on). With ``refit``
-    False the evaluation fit itself is served."""
-    dates = data.frame["Date"]
-    eval_end = dates.iloc[data.bounds.train_end - 1]
-    if not train_cfg.refit:
-        return ServingFit(forecaster, eval_end, eval_end, False, 0.0)
-    splits = (data.train, data.val, data.test)
-    every = Split(*(np.concatenate([getattr(s, f) for s in splits])
-                    for f in ("x", "y", "origins", "base")))
-    fitted = refit(every, max(1, result.best_epoch), model_cfg, train_cfg)
-    served = Forecaster(fitted.model, forecaster.transformer, forecaster.z, forecaster.levels)
-    return ServingFit(served, eval_end, dates.iloc[-1], True, fitted.seconds)

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from stockcast.config import PromotionConfig
 from stockcast.errors import RegistryError
 from stockcast.evaluation.scores import dm_test
-from stockcast.registry.store import open_store, store_lock, with_retries
+from stockcast.registry.store import MlflowStore, is_transient
 from stockcast.registry.versions import CHAMPION, champion_version
 
 log = logging.getLogger(__name__)
@@ -130,15 +130,14 @@ def decide_promotion(candidate: pd.DataFrame, metrics: dict[str, float],
 # ---------------------------------------------------------------------------- the action
 
 
-def champion_table(client: MlflowClient, name: str, version: str,
-                   tracking_uri: str) -> pd.DataFrame | None:
+def champion_table(store: MlflowStore, name: str, version: str) -> pd.DataFrame | None:
     """The out-of-sample forecast table logged with a version's run, or None (older runs)."""
-    run_id = client.get_model_version(name, version).run_id
+    run_id = store.client.get_model_version(name, version).run_id
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=TABLE_ARTIFACT,
                                                        dst_path=tmp,
-                                                       tracking_uri=tracking_uri)
+                                                       tracking_uri=store.tracking_uri)
             return pd.read_parquet(path)
     except (MlflowException, OSError) as exc:
         if isinstance(exc, MlflowException) and "RESOURCE_DOES_NOT_EXIST" not in str(exc.error_code):
@@ -148,7 +147,7 @@ def champion_table(client: MlflowClient, name: str, version: str,
 
 
 def promote_if_better(version: str, name: str, table: pd.DataFrame, metrics: dict[str, float],
-                      cfg: PromotionConfig, tracking_uri: str, retries: int = 2) -> Decision:
+                      cfg: PromotionConfig, store: MlflowStore) -> Decision:
     """Decide against the current champion's own out-of-sample forecasts, move the alias, and
     record the decision on the version. One lock per store and model: whoever moves `champion`
     (a pipeline or ``set_champion``) holds it, so the champion cannot change between reading
@@ -157,11 +156,11 @@ def promote_if_better(version: str, name: str, table: pd.DataFrame, metrics: dic
     decided: list[Decision] = []
 
     def attempt() -> Decision:
-        client = MlflowClient(tracking_uri)
-        with store_lock(tracking_uri, f"promotion|{name}"):
+        client = store.client
+        with store.lock(f"promotion|{name}"):
             current = champion_version(client, name)
             if not (decided and current == version):  # else: a retry after the alias moved
-                theirs = champion_table(client, name, current, tracking_uri) if current else None
+                theirs = champion_table(store, name, current) if current else None
                 decided.append(decide_promotion(table, metrics, theirs, current, cfg))
             if decided[-1].promote:
                 client.set_registered_model_alias(name, CHAMPION, version)
@@ -169,19 +168,19 @@ def promote_if_better(version: str, name: str, table: pd.DataFrame, metrics: dic
         return decided[-1]
 
     try:
-        decision = with_retries("promotion", attempt, retries)
+        decision = store.call("promotion", attempt)
     except Exception:
-        _withdraw(name, version, tracking_uri)
+        _withdraw(name, version, store)
         raise
     log.info("%s v%s: %s", name, version, decision.reason)
     return decision
 
 
-def _withdraw(name: str, version: str, tracking_uri: str) -> None:
+def _withdraw(name: str, version: str, store: MlflowStore) -> None:
     """A ticker whose promotion failed registers no version: delete the one just registered
     (unless it already became champion). Best effort: the store may be the thing that failed."""
     try:
-        client = MlflowClient(tracking_uri)
+        client = store.client
         if champion_version(client, name) != version:
             client.delete_model_version(name, version)
             log.warning("%s: promotion failed; version %s was removed again", name, version)
@@ -204,18 +203,27 @@ def record_decision(client: MlflowClient, name: str, version: str, decision: Dec
     client.update_model_version(name, version, description=f"{verdict} ({by}): {decision.reason}")
 
 
-def set_champion(name: str, version: str, tracking_uri: str) -> Decision:
+def set_champion(name: str, version: str, store: MlflowStore) -> Decision:
     """Manual promotion or rollback: point `champion` at ``version`` and record it."""
-    open_store(tracking_uri)
-    client = MlflowClient(tracking_uri)
-    try:
-        mv = client.get_model_version(name, version)
-    except MlflowException as exc:
-        raise RegistryError(f"{name} has no version {version}: {exc.message}") from exc
-    with store_lock(tracking_uri, f"promotion|{name}"):
-        previous = champion_version(client, name)
-        client.set_registered_model_alias(name, CHAMPION, mv.version)
-    decision = Decision(True, f"promoted by hand (champion was v{previous})",
-                        champion_version=previous)
-    record_decision(client, name, version, decision, by="manual")
-    return decision
+    store.open()
+    before: list[str | None] = []  # the champion the first attempt found (a retry keeps it)
+
+    def attempt() -> Decision:
+        client = store.client
+        try:
+            mv = client.get_model_version(name, version)
+        except MlflowException as exc:
+            if is_transient(exc):
+                raise
+            raise RegistryError(f"{name} has no version {version}: {exc.message}") from exc
+        with store.lock(f"promotion|{name}"):
+            if not before:
+                before.append(champion_version(client, name))
+            previous = before[0]
+            client.set_registered_model_alias(name, CHAMPION, mv.version)
+        decision = Decision(True, f"promoted by hand (champion was v{previous})",
+                            champion_version=previous)
+        record_decision(client, name, version, decision, by="manual")
+        return decision
+
+    return store.call("manual promotion", attempt)

@@ -12,9 +12,9 @@ import tempfile
 from pathlib import Path
 
 import mlflow
-from mlflow.tracking import MlflowClient
 
 from stockcast.errors import RegistryError
+from stockcast.registry.store import MlflowStore
 
 SIGNATURE_TAG = "stockcast.model_hmac"
 # Written by MLflow into every download of a registered version (its name and version): not
@@ -35,22 +35,24 @@ def sign(model_dir: Path, key: str) -> str:
     return hmac.new(key.encode(), digest_dir(model_dir), hashlib.sha256).hexdigest()
 
 
-def sign_logged_model(model_uri: str, run_id: str, key: str, tracking_uri: str) -> None:
-    """Tag the run with the signature of the model just logged at ``model_uri``."""
+def sign_logged_model(model_uri: str, run_id: str, key: str, store: MlflowStore) -> None:
+    """Tag the run with the signature of the model just logged at ``model_uri`` (called
+    inside the logging step, under its retry policy)."""
     with tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp,
-                                                    tracking_uri=tracking_uri)
-        MlflowClient(tracking_uri).set_tag(run_id, SIGNATURE_TAG, sign(Path(local), key))
+                                                    tracking_uri=store.tracking_uri)
+        store.client.set_tag(run_id, SIGNATURE_TAG, sign(Path(local), key))
 
 
-def verified_download(name: str, version: str, key: str | None, tracking_uri: str,
+def verified_download(name: str, version: str, key: str | None, store: MlflowStore,
                       dst: Path) -> Path:
     """Download a registered version's model files; with a key, refuse them unless the
     signature on its run matches (before anything is unpickled)."""
-    local = Path(mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{name}/{version}", dst_path=str(dst), tracking_uri=tracking_uri))
+    local = Path(store.call("download", lambda: mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{name}/{version}", dst_path=str(dst),
+        tracking_uri=store.tracking_uri)))
     if key:
-        client = MlflowClient(tracking_uri)
+        client = store.client
         run_id = client.get_model_version(name, version).run_id
         expected = client.get_run(run_id).data.tags.get(SIGNATURE_TAG, "") if run_id else ""
         if not hmac.compare_digest(expected, sign(local, key)):

@@ -11,6 +11,7 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,6 +21,7 @@ from mlflow.exceptions import MlflowException, RestException
 from mlflow.tracking import MlflowClient
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from stockcast.config import TrackingConfig
 from stockcast.errors import RegistryError
 from stockcast.runtime import sqlite_path
 
@@ -102,27 +104,6 @@ def with_retries(what: str, fn: Callable[[], T], retries: int) -> T:
         raise
 
 
-def lock_dir(tracking_uri: str) -> Path:
-    """Where cross-process locks for a store live: beside a SQLite store (inside the project
-    home), else a shared, sticky folder in the temp directory that every user can use."""
-    db = sqlite_path(tracking_uri)
-    if db is not None:
-        path = db.parent / ".locks"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    path = Path(tempfile.gettempdir()) / "stockcast-locks"
-    path.mkdir(exist_ok=True)
-    with contextlib.suppress(PermissionError):  # someone else's folder: already shared
-        path.chmod(0o1777)
-    return path
-
-
-def store_lock(tracking_uri: str, name: str) -> FileLock:
-    """A cross-process lock named ``name`` for this store (other users may take it too)."""
-    key = hashlib.sha256(f"{tracking_uri}|{name}".encode()).hexdigest()[:16]
-    return FileLock(str(lock_dir(tracking_uri) / f"{key}.lock"), timeout=600, mode=0o666)
-
-
 def check_writable(db: Path) -> None:
     """RegistryError unless the SQLite store and its artifact folder can be written (probed
     with a real write, so it holds for any user and any file system)."""
@@ -180,48 +161,109 @@ def repair_half_migrated(db: Path) -> bool:
 
 _OPENED: set[str] = set()  # SQLite stores this process has opened (and checked) already
 
-
-def open_store(tracking_uri: str) -> None:
-    """Create, repair or upgrade the store's schema, one process at a time (concurrent first
-    runs would otherwise race in the migrations and leave the database half-migrated).
-    Every command that touches the store opens it this way first; a process does the checks
-    once per store, not once per ticker and stage."""
-    db = sqlite_path(tracking_uri)
-    if db is None or tracking_uri in _OPENED:
-        return
-    db.parent.mkdir(parents=True, exist_ok=True)
-    check_writable(db)
-    with store_lock(tracking_uri, "schema"):
-        try:
-            repair_half_migrated(db)
-            client = MlflowClient(tracking_uri)
-            client.search_experiments(max_results=1)  # tracking tables
-            client.search_registered_models(max_results=1)  # registry tables
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            raise RegistryError(
-                f"the MLflow store {db} cannot be opened ({type(exc).__name__}: "
-                f"{str(exc)[:300]}). Back it up, then run `.venv/bin/mlflow db upgrade "
-                f"sqlite:///{db}`, or start afresh with `make clean-store`.") from None
-    _OPENED.add(tracking_uri)
+# MLflow's own HTTP retries off: the store's retry policy is the one retry policy for MLflow
+# (stacked under it, MLflow's default would also wait minutes against an unreachable server).
+MLFLOW_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+MLFLOW_ENV_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
-def configure_tracking(tracking_uri: str, experiment: str, retries: int = 2) -> str:
-    """Point MLflow at the store (creating or repairing its schema under a lock) and make sure
-    the experiment exists; returns its id."""
-    point_mlflow_at(tracking_uri)
-    with_retries("connection", lambda: open_store(tracking_uri), retries)
+@dataclass(frozen=True)
+class MlflowStore:
+    """The MLflow boundary: the tracking URI, the experiment, the retry policy and MLflow's
+    own settings. Every MLflow call of the project goes through ``call`` (or ``log_run``), so
+    transient failures are retried once, the same way, everywhere."""
 
-    def ensure() -> str:
-        client = MlflowClient(tracking_uri)
-        exp = client.get_experiment_by_name(experiment)
+    tracking_uri: str
+    experiment: str = "stockcast"
+    max_retries: int = 2
+
+    @classmethod
+    def from_config(cls, cfg: TrackingConfig) -> MlflowStore:
+        """The store a (runtime-resolved) tracking section names."""
+        if not cfg.tracking_uri:
+            raise RegistryError("no MLflow tracking URI: resolve the config (resolve_runtime) "
+                                "or pass --tracking-uri")
+        return cls(cfg.tracking_uri, cfg.experiment, cfg.max_retries)
+
+    @property
+    def client(self) -> MlflowClient:
+        """A client on this store (MLflow caches the underlying store per URI)."""
+        return MlflowClient(self.tracking_uri)
+
+    def activate(self) -> None:
+        """Point MLflow's fluent API at this store (without leaking the URI into the
+        environment) and apply MLflow's settings this project relies on."""
+        os.environ.update(MLFLOW_ENV)
+        for key, value in MLFLOW_ENV_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        point_mlflow_at(self.tracking_uri)
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn()`` under the retry policy (MLflow active on this store)."""
+        self.activate()
+        return with_retries(what, fn, self.max_retries)
+
+    def lock(self, name: str) -> FileLock:
+        """A cross-process lock named ``name`` for this store (other users may take it too)."""
+        key = hashlib.sha256(f"{self.tracking_uri}|{name}".encode()).hexdigest()[:16]
+        return FileLock(str(self._lock_dir() / f"{key}.lock"), timeout=600, mode=0o666)
+
+    def _lock_dir(self) -> Path:
+        """Beside a SQLite store (inside the project home), else a shared, sticky folder in
+        the temp directory that every user can use."""
+        db = sqlite_path(self.tracking_uri)
+        if db is not None:
+            path = db.parent / ".locks"
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        path = Path(tempfile.gettempdir()) / "stockcast-locks"
+        path.mkdir(exist_ok=True)
+        with contextlib.suppress(PermissionError):  # someone else's folder: already shared
+            path.chmod(0o1777)
+        return path
+
+    def open(self) -> None:
+        """Create, repair or upgrade the store's schema, one process at a time (concurrent
+        first runs would otherwise race in the migrations and leave the database
+        half-migrated). A process does the checks once per store."""
+        self.call("connection", self._open_once)
+
+    def _open_once(self) -> None:
+        db = sqlite_path(self.tracking_uri)
+        if db is None or self.tracking_uri in _OPENED:
+            return
+        db.parent.mkdir(parents=True, exist_ok=True)
+        check_writable(db)
+        with self.lock("schema"):
+            try:
+                repair_half_migrated(db)
+                self.client.search_experiments(max_results=1)  # tracking tables
+                self.client.search_registered_models(max_results=1)  # registry tables
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                raise RegistryError(
+                    f"the MLflow store {db} cannot be opened ({type(exc).__name__}: "
+                    f"{str(exc)[:300]}). Back it up, then run `.venv/bin/mlflow db upgrade "
+                    f"sqlite:///{db}`, or start afresh with `make clean-store`.") from None
+        _OPENED.add(self.tracking_uri)
+
+    def experiment_id(self, experiment: str | None = None) -> str:
+        """Open the store and make sure ``experiment`` (default: the store's) exists, tagged
+        as a model-development experiment; returns its id."""
+        name = experiment or self.experiment
+        self.open()
+        return self.call("connection", lambda: self._ensure_experiment(name))
+
+    def _ensure_experiment(self, name: str) -> str:
+        client = self.client
+        exp = client.get_experiment_by_name(name)
         if exp is None:
             try:
                 exp_id = client.create_experiment(
-                    experiment, artifact_location=artifact_root_for(tracking_uri))
+                    name, artifact_location=artifact_root_for(self.tracking_uri))
             except MlflowException:
-                exp = client.get_experiment_by_name(experiment)  # another pipeline created it
+                exp = client.get_experiment_by_name(name)  # another pipeline created it
                 if exp is None:
                     raise
                 exp_id = exp.experiment_id
@@ -232,22 +274,20 @@ def configure_tracking(tracking_uri: str, experiment: str, retries: int = 2) -> 
             client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp_id
 
-    return with_retries("connection", ensure, retries)
+    def log_run(self, what: str, run_name: str, body: Callable[[str], T],
+                experiment: str | None = None) -> T:
+        """Run ``body(run_id)`` inside a new MLflow run, under the retry policy. A retry first
+        deletes the run its failed attempt created, so exactly one run remains."""
+        experiment_id = self.experiment_id(experiment)
+        started: list[str] = []
 
+        def attempt() -> T:
+            if started:
+                self.client.delete_run(started[-1])
+                log.info("deleted run %s of a failed %s attempt before retrying", started.pop(),
+                         what)
+            with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+                started.append(run.info.run_id)
+                return body(run.info.run_id)
 
-def log_run_with_retries(what: str, experiment_id: str, run_name: str,
-                         body: Callable[[str], T], tracking_uri: str, retries: int) -> T:
-    """Run ``body(run_id)`` inside a new MLflow run, under the retry policy. A retry first
-    deletes the run its failed attempt created, so exactly one run remains."""
-    started: list[str] = []
-
-    def attempt() -> T:
-        if started:
-            MlflowClient(tracking_uri).delete_run(started[-1])
-            log.info("deleted run %s of a failed %s attempt before retrying", started.pop(), what)
-        point_mlflow_at(tracking_uri)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
-            started.append(run.info.run_id)
-            return body(run.info.run_id)
-
-    return with_retries(what, attempt, retries)
+        return self.call(what, attempt)

@@ -19,18 +19,17 @@ import torch
 import yaml
 from mlflow.entities import Metric
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from stockcast.config import PipelineConfig
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.evaluation.scoring import Evaluation
-from stockcast.modeling.forecaster import ServingFit
+from stockcast.modeling.recipe import ServingFit, TickerFit
 from stockcast.modeling.trainer import TrainResult
 from stockcast.modeling.windows import PreparedData
 from stockcast.registry.pyfunc import StockcastForecaster
 from stockcast.registry.signing import sign_logged_model
-from stockcast.registry.store import configure_tracking, log_run_with_retries
+from stockcast.registry.store import MlflowStore
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +155,10 @@ def _log_model(data: PreparedData, serving: ServingFit, ticker: str) -> str:
     return info.model_uri
 
 
-def _log(run_id: str, validated: ValidatedPrices, data: PreparedData, result: TrainResult,
-         evaluation: Evaluation, eda_dir: Path | None, serving: ServingFit,
-         cfg: PipelineConfig) -> LoggedRun:
-    ticker = validated.ticker
+def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Evaluation,
+         eda_dir: Path | None, serving: ServingFit, cfg: PipelineConfig,
+         store: MlflowStore) -> LoggedRun:
+    ticker, data, result = validated.ticker, fit.data, fit.result
     with warnings.catch_warnings():
         # MLflow hints about integer columns and ambiguous local sources: noise here.
         warnings.simplefilter("ignore", UserWarning)
@@ -169,7 +168,7 @@ def _log(run_id: str, validated: ValidatedPrices, data: PreparedData, result: Tr
         mlflow.log_params({k: ("" if v is None else v) for k, v in cfg.flat().items()})
         # Per-epoch step metrics in one batch call, not one round trip per value.
         now = int(time.time() * 1000)
-        MlflowClient().log_batch(run_id, metrics=[
+        store.client.log_batch(run_id, metrics=[
             Metric(key, float(value), now, step)
             for step, epoch_metrics in enumerate(result.history, start=1)
             for key, value in epoch_metrics.items()])
@@ -202,18 +201,15 @@ def _log(run_id: str, validated: ValidatedPrices, data: PreparedData, result: Tr
         model_uri = _log_model(data, serving, ticker)
         if cfg.tracking.model_key is not None:
             sign_logged_model(model_uri, run_id, cfg.tracking.model_key.get_secret_value(),
-                              cfg.tracking.tracking_uri)
+                              store)
         return LoggedRun(run_id, model_uri)
 
 
-def log_training_run(validated: ValidatedPrices, data: PreparedData, result: TrainResult,
+def log_training_run(validated: ValidatedPrices, fit: TickerFit,
                      evaluation: Evaluation, eda_dir: Path | None, serving: ServingFit,
-                     cfg: PipelineConfig) -> LoggedRun:
+                     cfg: PipelineConfig, store: MlflowStore) -> LoggedRun:
     """Log everything one ticker's run produced and its model (pyfunc + pytorch flavours).
     Transient store failures are retried; a retry replaces the failed attempt's run."""
-    uri, retries = cfg.tracking.tracking_uri, cfg.tracking.max_retries
-    experiment_id = configure_tracking(uri, cfg.tracking.experiment, retries)
-    return log_run_with_retries(
-        "logging", experiment_id, run_name(validated.ticker, cfg),
-        lambda run_id: _log(run_id, validated, data, result, evaluation, eda_dir, serving, cfg),
-        uri, retries)
+    return store.log_run(
+        "logging", run_name(validated.ticker, cfg),
+        lambda run_id: _log(run_id, validated, fit, evaluation, eda_dir, serving, cfg, store))

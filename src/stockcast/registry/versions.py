@@ -11,7 +11,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from stockcast.errors import ConfigError
-from stockcast.registry.store import open_store, point_mlflow_at, with_retries
+from stockcast.registry.store import MlflowStore
 from stockcast.tickers import clean_ticker
 
 log = logging.getLogger(__name__)
@@ -51,16 +51,14 @@ def version_of_run(client: MlflowClient, name: str, run_id: str) -> str | None:
     return str(max(int(mv.version) for mv in found)) if found else None
 
 
-def register_version(model_uri: str, run_id: str, name: str, tracking_uri: str,
-                     retries: int = 2) -> str:
+def register_version(model_uri: str, run_id: str, name: str, store: MlflowStore) -> str:
     """Register the logged model as a new version and point `challenger` at it. Idempotent: a
     retry after a transient failure never adds a second version for the same run."""
-    client = MlflowClient(tracking_uri)
 
     def attempt() -> str:
+        client = store.client
         version = version_of_run(client, name, run_id)
         if version is None:
-            point_mlflow_at(tracking_uri)
             # register_model resolves MLflow 3 logged-model URIs (models:/m-...) on any store;
             # its "Successfully registered model" prints go to our log, not the console.
             printed = io.StringIO()
@@ -72,13 +70,16 @@ def register_version(model_uri: str, run_id: str, name: str, tracking_uri: str,
         client.set_registered_model_alias(name, CHALLENGER, version)
         return version
 
-    return with_retries("registration", attempt, retries)
+    return store.call("registration", attempt)
 
 
-def list_versions(prefix: str, ticker: str | None, tracking_uri: str) -> list[dict]:
+def list_versions(prefix: str, ticker: str | None, store: MlflowStore) -> list[dict]:
     """Every registered version with aliases, key metrics and its promotion decision."""
-    open_store(tracking_uri)
-    client = MlflowClient(tracking_uri)
+    store.open()
+    return store.call("listing", lambda: _list_versions(store.client, prefix, ticker))
+
+
+def _list_versions(client: MlflowClient, prefix: str, ticker: str | None) -> list[dict]:
     if ticker:
         names = [model_name(prefix, ticker)]
     else:

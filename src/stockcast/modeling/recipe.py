@@ -1,0 +1,62 @@
+"""The one recipe: windows -> train -> calibrate, then (for serving) the refit through the last
+date. The flow's tasks, the walk-forward backtest, the benchmarks and the tests all fit through
+these two functions, so they cannot drift apart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stockcast.config import ModelConfig, TrainConfig, WindowConfig
+from stockcast.modeling.forecaster import Forecaster, calibrate
+from stockcast.modeling.trainer import EpochCallback, TrainResult, refit, train_model
+from stockcast.modeling.windows import PreparedData, Split, prepare_windows
+
+
+@dataclass(frozen=True)
+class TickerFit:
+    """One evaluation fit: the windows it saw, how training went, the calibrated forecaster."""
+
+    data: PreparedData
+    result: TrainResult
+    forecaster: Forecaster
+
+
+def fit_and_calibrate(frame: pd.DataFrame, window: WindowConfig, model: ModelConfig,
+                      train: TrainConfig, on_epoch: EpochCallback | None = None) -> TickerFit:
+    """Split and window a validated frame (scaler fit on training rows only), train with early
+    stopping on the validation span, and calibrate the intervals there (split-conformal)."""
+    data = prepare_windows(frame, window, model)
+    result = train_model(data.train, data.val, model, train, on_epoch)
+    return TickerFit(data, result, calibrate(result.model, data))
+
+
+@dataclass(frozen=True)
+class ServingFit:
+    """The forecaster to register and serve, and the last dates each fit's weights saw."""
+
+    forecaster: Forecaster
+    eval_end: pd.Timestamp  # the evaluation fit trained on rows up to here
+    serve_end: pd.Timestamp  # the served model trained on rows up to here
+    refit: bool
+    seconds: float
+
+
+def fit_for_serving(fit: TickerFit, model_cfg: ModelConfig, train_cfg: TrainConfig) -> ServingFit:
+    """Refit on every window through the last date, for the epoch count early stopping chose,
+    so the served model knows the most recent prices. It keeps the evaluation fit's transform
+    and conformal quantiles (there is no held-out span left to calibrate on). With ``refit``
+    False the evaluation fit itself is served."""
+    data, forecaster = fit.data, fit.forecaster
+    dates = data.frame["Date"]
+    eval_end = dates.iloc[data.bounds.train_end - 1]
+    if not train_cfg.refit:
+        return ServingFit(forecaster, eval_end, eval_end, False, 0.0)
+    splits = (data.train, data.val, data.test)
+    every = Split(*(np.concatenate([getattr(s, f) for s in splits])
+                    for f in ("x", "y", "origins", "base")))
+    fitted = refit(every, max(1, fit.result.best_epoch), model_cfg, train_cfg)
+    served = Forecaster(fitted.model, forecaster.transformer, forecaster.z, forecaster.levels)
+    return ServingFit(served, eval_end, dates.iloc[-1], True, fitted.seconds)

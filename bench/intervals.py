@@ -11,7 +11,7 @@ from stockcast.data.files import SAMPLE_TICKERS, read_price_file, sample_path
 from stockcast.data.schemas import validate_prices
 from stockcast.data.sources import PriceData
 from stockcast.evaluation.backtest import walk_forward
-from stockcast.evaluation.scoring import evaluate_model
+from stockcast.evaluation.scorecard import evaluate_model
 from stockcast.modeling.recipe import fit_and_calibrate
 
 RESULTS = Path(__file__).resolve().parent / "results"

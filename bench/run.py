@@ -29,9 +29,9 @@ from stockcast.config import ModelConfig, PipelineConfig, TrainConfig, WindowCon
 from stockcast.data.files import read_price_file, sample_path
 from stockcast.data.schemas import validate_prices
 from stockcast.data.sources import PriceData
-from stockcast.evaluation.metrics import score_forecasts
+from stockcast.evaluation.point_metrics import score_forecasts
+from stockcast.modeling.device import amp_dtype_for
 from stockcast.modeling.recipe import fit_and_calibrate
-from stockcast.modeling.trainer import amp_dtype_for
 from stockcast.modeling.windows import prepare_windows
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -13,20 +13,20 @@ from prefect.cache_policies import NO_CACHE
 from flows.notify import notify_failure, notify_url, send
 from flows.observe import project_logs_in_prefect, publish_table, publish_warning
 from flows.tasks import ingest_task, validate_task
-from stockcast import forecasting
 from stockcast.config import PipelineConfig
 from stockcast.errors import PipelineFailed
-from stockcast.monitoring import LiveReport, live_report, record_forecast, score_ledger
 from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import model_name
 from stockcast.runtime import resolve_runtime
+from stockcast.serving.champion import forecast_next, load_champion, log_forecast, write_forecast
+from stockcast.serving.monitoring import LiveReport, live_report, record_forecast, score_ledger
 
 BANDS = ("forecast", "lower_80", "upper_80", "lower_95", "upper_95")
 
-champion_task = task(forecasting.load_champion, name="load-champion", cache_policy=NO_CACHE)
-predict_task = task(forecasting.forecast_next, name="forecast", cache_policy=NO_CACHE)
-write_task = task(forecasting.write_forecast, name="write", cache_policy=NO_CACHE)
-log_task = task(forecasting.log_forecast, name="log-forecast", cache_policy=NO_CACHE)
+champion_task = task(load_champion, name="load-champion", cache_policy=NO_CACHE)
+predict_task = task(forecast_next, name="forecast", cache_policy=NO_CACHE)
+write_task = task(write_forecast, name="write", cache_policy=NO_CACHE)
+log_task = task(log_forecast, name="log-forecast", cache_policy=NO_CACHE)
 
 
 @task(name="monitor", cache_policy=NO_CACHE)

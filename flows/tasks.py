@@ -4,14 +4,22 @@ the package (one policy per I/O boundary: ``data.retries`` for Yahoo Finance,
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from stockcast.data.cache import commit_to_cache
-from stockcast.data.schemas import validate_prices
+from stockcast.data.schemas import ValidatedPrices, validate_prices
 from stockcast.data.sources import load_prices
 
 # Every task is side-effecting or takes frames/models: never cache on inputs.
 ingest_task = task(load_prices, name="ingest", cache_policy=NO_CACHE)
 validate_task = task(validate_prices, name="validate", cache_policy=NO_CACHE)
-commit_cache_task = task(commit_to_cache, name="commit-cache", cache_policy=NO_CACHE)
+
+
+@task(name="commit-cache", cache_policy=NO_CACHE)
+def commit_cache_task(validated: ValidatedPrices, data_dir: Path) -> Path | None:
+    """A validated fresh download becomes the ticker's cache (nothing else ever does)."""
+    return commit_to_cache(validated.ticker, validated.frame, validated.prices.cache_pending,
+                           data_dir)

@@ -26,11 +26,11 @@ from flows.notify import notify_failure
 from flows.observe import project_logs_in_prefect, publish_table, publish_warning
 from flows.tasks import commit_cache_task, ingest_task, validate_task
 from stockcast.config import PipelineConfig
+from stockcast.data.exploration import build_report
 from stockcast.data.freshness import Freshness, check_freshness
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.errors import PipelineFailed
-from stockcast.evaluation.report import build_report
-from stockcast.evaluation.scoring import Evaluation, evaluate_model
+from stockcast.evaluation.scorecard import Evaluation, evaluate_model
 from stockcast.modeling.recipe import ServingFit, TickerFit, fit_and_calibrate, fit_for_serving
 from stockcast.registry.promotion import Decision, promote_if_better
 from stockcast.registry.store import MlflowStore

@@ -88,7 +88,7 @@ def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path
     from stockcast.config import build_config, merge
     from stockcast.data.schemas import validate_prices
     from stockcast.data.sources import PriceData
-    from stockcast.evaluation.scoring import evaluate_model
+    from stockcast.evaluation.scorecard import evaluate_model
     from stockcast.modeling.recipe import fit_and_calibrate, fit_for_serving
     from stockcast.registry.promotion import promote_if_better
     from stockcast.registry.store import MlflowStore

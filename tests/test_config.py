@@ -1,6 +1,7 @@
 import pytest
 
-from stockcast.config import PipelineConfig, build_config, load_config
+from stockcast.config import PipelineConfig, build_config
+from stockcast.config_files import load_config
 from stockcast.errors import ConfigError
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from stockcast.cli_parser import build_parser
-from stockcast.config import PipelineConfig, load_config
+from stockcast.config import PipelineConfig
+from stockcast.config_files import load_config
 from stockcast.console import (
     apply_env_defaults,
     quiet_prefect_tracebacks,
@@ -187,9 +188,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """`stockcast report`: the exploratory data report without training."""
+    from stockcast.data.exploration import build_report
     from stockcast.data.schemas import validate_prices
     from stockcast.data.sources import load_prices
-    from stockcast.evaluation.report import build_report
 
     cfg = resolve_config(args)
     out = Path(args.out_dir or project_root() / "reports")
@@ -204,15 +205,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     """`stockcast backtest`: walk-forward metrics per fold and pooled."""
-    from stockcast.data.schemas import validate_prices
-    from stockcast.data.sources import load_prices
+    from stockcast.data.loading import load_validated
     from stockcast.evaluation.backtest import walk_forward
     from stockcast.runtime import threads_per_training
 
     cfg = threads_per_training(resolve_config(args))
     for ticker in cfg.tickers:
-        prices = load_prices(ticker, cfg.data, snapshot=False)
-        frame = validate_prices(prices, cfg.window, cfg.validation).frame
+        validated = load_validated(ticker, cfg.data, cfg.window, cfg.validation)
+        prices, frame = validated.prices, validated.frame
         result = walk_forward(frame, cfg.window, cfg.model, cfg.train, args.folds)
         cols = ["fold", "test_start", "test_end", "windows", "best_epoch", "skill_rmse_pct",
                 "dm_pvalue_naive", "test_coverage_80", "test_coverage_95",

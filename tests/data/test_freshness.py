@@ -15,8 +15,8 @@ SAMPLE_FALLBACK = ("yfinance failed: offline",
                    "no cache either: fell back to the bundled sample data (ends 2013-03-01)")
 
 
-def checked(source: str, notes: tuple[str, ...] = ()):
-    prices = PriceData("T", make_prices(300), source, "x", notes=notes)
+def checked(source: str, notes: tuple[str, ...] = (), fallback: str | None = None):
+    prices = PriceData("T", make_prices(300), source, "x", notes=notes, fallback=fallback)
     return validate_prices(prices, WindowConfig(sequence_length=5, min_windows_per_split=1),
                            ValidationConfig())
 
@@ -30,8 +30,8 @@ def test_recent_prices_are_fresh():
 def test_a_stale_fallback_fails_or_warns():
     late = TODAY + dt.timedelta(days=30)
     with pytest.raises(StaleDataError, match="trading sessions ago"):
-        check_freshness(checked("cache", ("yfinance failed",)), DataConfig(), False, late)
-    warned = check_freshness(checked("cache", ("yfinance failed",)),
+        check_freshness(checked("cache", ("yfinance failed",), "cache"), DataConfig(), False, late)
+    warned = check_freshness(checked("cache", ("yfinance failed",), "cache"),
                              DataConfig(on_stale="warn"), False, late)
     assert warned.stale and not warned.registrable and "not registered" in warned.reason
 
@@ -46,8 +46,15 @@ def test_historical_sources_asked_for_explicitly_are_accepted():
 
 def test_the_sample_fallback_is_accepted_only_on_a_first_interactive_offline_run():
     late = TODAY + dt.timedelta(days=300)
-    assert check_freshness(checked("sample", SAMPLE_FALLBACK), DataConfig(), scheduled=False,
+    assert check_freshness(checked("sample", SAMPLE_FALLBACK, "sample"), DataConfig(), scheduled=False,
                            today=late).registrable
     with pytest.raises(StaleDataError):
-        check_freshness(checked("sample", SAMPLE_FALLBACK), DataConfig(), scheduled=True,
-                        today=late)
+        check_freshness(checked("sample", SAMPLE_FALLBACK, "sample"), DataConfig(),
+                        scheduled=True, today=late)
+
+
+def test_the_decision_reads_the_structured_fallback_not_the_wording():
+    late = TODAY + dt.timedelta(days=300)
+    reworded = ("yfinance failed: offline", "using the bundled sample instead")
+    assert check_freshness(checked("sample", reworded, "sample"), DataConfig(),
+                           scheduled=False, today=late).registrable

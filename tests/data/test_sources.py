@@ -23,6 +23,12 @@ def validated(prices):
                            ValidationConfig())
 
 
+def commit(checked, data_dir):
+    """What the flow's commit-cache step does with validated prices."""
+    return cache.commit_to_cache(checked.ticker, checked.frame, checked.prices.cache_pending,
+                                 data_dir)
+
+
 def cfg(tmp_path, **kw) -> DataConfig:
     base = dict(data_dir=tmp_path, retries=0, retry_backoff_seconds=0, start=dt.date(2015, 1, 1))
     return DataConfig(**(base | kw))
@@ -111,7 +117,7 @@ def test_incremental_cache_fetches_only_new_days_and_merges(tmp_path, fake_yf):
     first = sources.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
     assert len(first.frame) == 200 and first.source == "yfinance" and first.cache_pending
     assert cache.read_cache(tmp_path, "MSFT") is None  # not cached before validation
-    cache.commit_to_cache(validated(first), tmp_path)
+    commit(validated(first), tmp_path)
     fake_yf.frames["MSFT"] = full
     fake_yf.calls.clear()
     second = sources.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
@@ -119,7 +125,7 @@ def test_incremental_cache_fetches_only_new_days_and_merges(tmp_path, fake_yf):
     requested = pd.Timestamp(fake_yf.calls[0]["start"])
     assert requested > full["Date"].iloc[190]
     pd.testing.assert_frame_equal(second.frame, full, check_dtype=False)
-    cache.commit_to_cache(validated(second), tmp_path)
+    commit(validated(second), tmp_path)
     assert len(cache.read_cache(tmp_path, "MSFT")) == 300
 
 
@@ -127,7 +133,7 @@ def test_changed_adjustment_basis_refetches_full_history(tmp_path, fake_yf):
     full = make_prices(300)
     fake_yf.frames["MSFT"] = full.iloc[:200]
     first = sources.load_prices("MSFT", cfg(tmp_path, source="yfinance"), today=TODAY)
-    cache.commit_to_cache(validated(first), tmp_path)
+    commit(validated(first), tmp_path)
     rescaled = full.copy()
     rescaled[["Open", "High", "Low", "Close"]] *= 0.5  # a split re-based the whole history
     fake_yf.frames["MSFT"] = rescaled
@@ -149,12 +155,14 @@ def test_every_run_keeps_an_immutable_snapshot(tmp_path):
 def test_auto_falls_back_to_cache_then_sample_and_says_so(tmp_path, fake_yf):
     fake_yf.error = ConnectionError("Could not resolve host")
     out = sources.load_prices("GOOG", cfg(tmp_path, source="auto", start=None))
-    assert out.source == "sample"
+    assert out.source == "sample" and out.fallback == "sample"
     assert any("yfinance failed" in n for n in out.notes)
     assert any("bundled sample" in n for n in out.notes)
     cache.write_cache(tmp_path, "GOOG", make_prices(200))
     out = sources.load_prices("GOOG", cfg(tmp_path, source="auto", start=None))
-    assert out.source == "cache" and len(out.frame) == 200
+    assert out.source == "cache" and out.fallback == "cache" and len(out.frame) == 200
+    asked = sources.load_prices("GOOG", cfg(tmp_path, source="sample", start=None))
+    assert asked.fallback is None  # asked for, not fallen back to
 
 
 def test_auto_does_not_fall_back_for_an_unknown_ticker(tmp_path, fake_yf):
@@ -179,7 +187,7 @@ def test_corrupt_cache_is_detected_and_never_used(tmp_path, fake_yf):
     fake_yf.frames["GOOG"] = make_prices(250)
     out = sources.load_prices("GOOG", cfg(tmp_path, source="yfinance"), today=TODAY)
     assert out.source == "yfinance" and len(out.frame) == 250
-    cache.commit_to_cache(validated(out), tmp_path)
+    commit(validated(out), tmp_path)
     assert len(cache.read_cache(tmp_path, "GOOG")) == 250
 
 

@@ -5,7 +5,7 @@ from helpers import TINY, make_prices
 from stockcast.config import build_config
 from stockcast.errors import ConfigError
 from stockcast.evaluation.backtest import fold_windows, walk_forward
-from stockcast.modeling.windows import split_bounds, window_origins
+from stockcast.splits import split_bounds, window_origins
 
 
 def test_folds_are_consecutive_blocks_over_the_test_span():

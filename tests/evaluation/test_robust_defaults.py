@@ -10,7 +10,7 @@ from stockcast.config import build_config, merge
 from stockcast.data.files import read_price_file
 from stockcast.data.schemas import validate_prices
 from stockcast.data.sources import PriceData
-from stockcast.evaluation.metrics import score_forecasts
+from stockcast.evaluation.point_metrics import score_forecasts
 from stockcast.modeling.recipe import fit_and_calibrate
 
 

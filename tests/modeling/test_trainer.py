@@ -6,8 +6,9 @@ import torch
 
 from stockcast.config import ModelConfig, TrainConfig
 from stockcast.errors import TrainingError
+from stockcast.modeling.device import resolve_device
 from stockcast.modeling.model import LSTMForecaster, split_output
-from stockcast.modeling.trainer import resolve_device, train_model
+from stockcast.modeling.trainer import train_model
 from stockcast.modeling.windows import SeriesTransformer, Split
 
 FAST = TrainConfig(epochs=3, batch_size=32, progress=False, threads=1, device="cpu")
@@ -133,30 +134,30 @@ def test_cuda_training_uses_amp_and_cudnn():
 
 @pytest.mark.parametrize("native", [True, False])
 def test_cpu_mixed_precision_only_where_the_cpu_has_bf16(monkeypatch, native):
-    from stockcast.modeling import trainer
+    from stockcast.modeling import device
 
-    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: native)
     cpu = torch.device("cpu")
-    assert trainer.amp_dtype_for(cpu, False) is None
-    assert trainer.amp_dtype_for(cpu, True) == (torch.bfloat16 if native else None)
-    assert trainer.amp_dtype_for(torch.device("mps"), True) is None
+    assert device.amp_dtype_for(cpu, False) is None
+    assert device.amp_dtype_for(cpu, True) == (torch.bfloat16 if native else None)
+    assert device.amp_dtype_for(torch.device("mps"), True) is None
 
 
 def test_bf16_switch_forces_float32(monkeypatch):
-    from stockcast.modeling import trainer
+    from stockcast.modeling import device
 
-    monkeypatch.setenv(trainer.NO_BF16_ENV, "1")
-    trainer.cpu_has_native_bf16.cache_clear()
+    monkeypatch.setenv(device.NO_BF16_ENV, "1")
+    device.cpu_has_native_bf16.cache_clear()
     try:
-        assert trainer.cpu_has_native_bf16() is False
-        assert trainer.amp_dtype_for(torch.device("cpu"), True) is None
+        assert device.cpu_has_native_bf16() is False
+        assert device.amp_dtype_for(torch.device("cpu"), True) is None
     finally:
-        monkeypatch.delenv(trainer.NO_BF16_ENV)
-        trainer.cpu_has_native_bf16.cache_clear()
+        monkeypatch.delenv(device.NO_BF16_ENV)
+        device.cpu_has_native_bf16.cache_clear()
 
 
 def _cpu_bf16() -> bool:
-    from stockcast.modeling.trainer import cpu_has_native_bf16
+    from stockcast.modeling.device import cpu_has_native_bf16
 
     return cpu_has_native_bf16()
 

@@ -3,7 +3,8 @@ import pytest
 from helpers import make_prices
 
 from stockcast.config import ModelConfig, WindowConfig
-from stockcast.modeling.windows import make_windows, min_rows, prepare_windows, split_bounds, window_origins
+from stockcast.modeling.windows import make_windows, prepare_windows
+from stockcast.splits import min_rows, split_bounds, window_origins
 
 
 @pytest.mark.parametrize("seq,h", [(5, 1), (10, 3), (30, 5)])

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from stockcast.data.files import COLUMNS
 from stockcast.errors import CacheCorruptError
 from stockcast.runtime import path_inside, utc_stamp
-
-if TYPE_CHECKING:
-    from stockcast.data.schemas import ValidatedPrices
 
 
 def cache_path(data_dir: Path, ticker: str) -> Path:
@@ -71,9 +67,10 @@ def write_snapshot(data_dir: Path, ticker: str, frame: pd.DataFrame, source: str
     return path
 
 
-def commit_to_cache(validated: ValidatedPrices, data_dir: Path) -> Path | None:
+def commit_to_cache(ticker: str, frame: pd.DataFrame, pending: bool,
+                    data_dir: Path) -> Path | None:
     """Store a validated fresh download as the ticker's cache (atomically); None when the
     prices did not come from a download (nothing to commit)."""
-    if not validated.prices.cache_pending:
+    if not pending:
         return None
-    return write_cache(data_dir, validated.ticker, validated.frame)
+    return write_cache(data_dir, ticker, frame)

@@ -44,8 +44,8 @@ def check_freshness(validated: ValidatedPrices, cfg: DataConfig, scheduled: bool
     if not stale:
         return Freshness(**common, registrable=True, reason="fresh")
     explicit = cfg.source == prices.source and prices.source in ("sample", "csv", "cache")
-    first_offline = (not scheduled and prices.source == "sample"
-                     and any("no cache either" in note for note in prices.notes))
+    # The sample is fallen back to only when there is no cache either.
+    first_offline = not scheduled and prices.fallback == "sample"
     if explicit or first_offline:
         why = ("asked for explicitly" if explicit
                else "interactive run on a machine that never had a cache")

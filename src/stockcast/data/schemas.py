@@ -15,8 +15,8 @@ from pandera.errors import SchemaError, SchemaErrors
 from stockcast.config import ValidationConfig, WindowConfig
 from stockcast.data.sources import PriceData
 from stockcast.errors import DataValidationError
-from stockcast.modeling.windows import min_rows
 from stockcast.runtime import path_inside, utc_stamp
+from stockcast.splits import min_rows
 
 log = logging.getLogger(__name__)
 

@@ -35,6 +35,8 @@ class PriceData:
     location: str  # file path or URL the prices were read from
     snapshot_path: Path | None = None  # immutable copy of exactly what this run used
     notes: tuple[str, ...] = field(default_factory=tuple)  # fallbacks taken, and why
+    # The source fallen back to when the one asked for failed ("cache" or "sample"), else None.
+    fallback: str | None = None
     # A fresh download not yet in the cache: committed only once it passed validation.
     cache_pending: bool = False
 
@@ -161,4 +163,6 @@ def load_prices(ticker: str, cfg: DataConfig, today: dt.date | None = None,
         log.info("%s: using prices from source=%s (%s), %d rows", ticker, source, location,
                  len(frame))
     return PriceData(ticker, frame, source, location, kept, tuple(notes),
+                     # only ``auto`` falls back (to the cache, then the sample)
+                     fallback=source if cfg.source == "auto" and source != "yfinance" else None,
                      cache_pending=source == "yfinance")

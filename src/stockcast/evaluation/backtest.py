@@ -15,7 +15,7 @@ import pandas as pd
 
 from stockcast.config import ModelConfig, TrainConfig, WindowConfig
 from stockcast.errors import ConfigError
-from stockcast.evaluation.scoring import score_all, score_test_span
+from stockcast.evaluation.scorecard import score_all, score_test_span
 from stockcast.modeling.forecaster import Forecast
 from stockcast.modeling.recipe import fit_and_calibrate
 

@@ -8,16 +8,13 @@ get exactly the weights each would get alone.
 from __future__ import annotations
 
 import copy
-import functools
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +23,7 @@ from torch import nn
 
 from stockcast.config import ModelConfig, TrainConfig
 from stockcast.errors import TrainingError
+from stockcast.modeling.device import amp_dtype_for, resolve_device
 from stockcast.modeling.model import LSTMForecaster, split_output
 from stockcast.modeling.windows import Split
 
@@ -47,53 +45,6 @@ class TrainResult:
     seconds: float
     windows_per_second: float
     stopped_early: bool
-
-
-def resolve_device(requested: str) -> torch.device:
-    """``auto`` = CUDA if available, else MPS, else CPU; an unavailable explicit device fails."""
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device 'cuda' was requested but no CUDA GPU is available; "
-                            "use device: auto or cpu")
-    if requested == "mps" and not torch.backends.mps.is_available():
-        raise TrainingError("device 'mps' was requested but MPS is not available; use auto or cpu")
-    return torch.device(requested)
-
-
-NO_BF16_ENV = "STOCKCAST_NO_BF16"  # "1": behave as on a CPU without native bf16
-
-
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bf16 arithmetic (AVX512-BF16, AMX): oneDNN's LSTM then runs in
-    bf16 at several times the float32 speed. Elsewhere bf16 is emulated and slower (and
-    oneDNN refuses a bf16 LSTM outright on AVX2-only CPUs). ``STOCKCAST_NO_BF16=1`` forces
-    the float32 answer, so a bf16 machine can check what an AVX2-only one would do."""
-    if os.environ.get(NO_BF16_ENV, "").strip().lower() in {"1", "true", "yes"}:
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return ("avx512_bf16" in flags or "amx_bf16" in flags) and bool(
-        torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def amp_dtype_for(device: torch.device, enabled: bool) -> torch.dtype | None:
-    """Mixed precision: on CUDA bf16 where supported, else fp16 (with a grad scaler); on a CPU
-    with native bf16, bf16; otherwise None (float32)."""
-    if not enabled:
-        return None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and cpu_has_native_bf16():
-        return torch.bfloat16
-    return None
 
 
 def build_model(input_size: int, output_size: int, cfg: ModelConfig,

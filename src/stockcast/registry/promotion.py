@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from stockcast.config import PromotionConfig
 from stockcast.errors import RegistryError
-from stockcast.evaluation.scores import dm_test
+from stockcast.evaluation.significance import dm_test
 from stockcast.registry.store import MlflowStore, is_transient
 from stockcast.registry.versions import CHAMPION, champion_version
 

@@ -23,7 +23,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from stockcast.config import PipelineConfig
 from stockcast.data.schemas import ValidatedPrices
-from stockcast.evaluation.scoring import Evaluation
+from stockcast.evaluation.scorecard import Evaluation
 from stockcast.modeling.recipe import ServingFit, TickerFit
 from stockcast.modeling.trainer import TrainResult
 from stockcast.modeling.windows import PreparedData

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from stockcast.config import MonitorConfig
-from stockcast.evaluation.scores import dm_test, interval_score
+from stockcast.evaluation.interval_scores import interval_score
+from stockcast.evaluation.significance import dm_test
 from stockcast.runtime import path_inside
 
 LEDGER = "ledger.parquet"

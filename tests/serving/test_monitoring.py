@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from stockcast.config import MonitorConfig
-from stockcast.monitoring import live_report, record_forecast, score_ledger
+from stockcast.serving.monitoring import live_report, record_forecast, score_ledger
 
 
 def forecast(last_date, close, width=0.05, version="1"):

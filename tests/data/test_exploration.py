@@ -6,8 +6,8 @@ import pytest
 from helpers import make_prices
 
 from stockcast.config import WindowConfig
+from stockcast.data.exploration import autocorrelation, build_report
 from stockcast.data.files import read_price_file, sample_path
-from stockcast.evaluation.report import autocorrelation, build_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

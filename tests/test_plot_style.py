@@ -3,7 +3,7 @@ import time
 
 import matplotlib
 
-from stockcast.evaluation.plotting import serialized
+from stockcast.plot_style import serialized
 
 
 def test_plotting_functions_never_overlap_across_threads():

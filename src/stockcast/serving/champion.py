@@ -12,7 +12,7 @@ from mlflow.exceptions import MlflowException
 from pydantic import SecretStr
 
 from stockcast.errors import RegistryError
-from stockcast.evaluation.plotting import new_figure, save, serialized
+from stockcast.plot_style import new_figure, save, serialized
 from stockcast.registry.signing import verified_download
 from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import champion_version

@@ -1,8 +1,5 @@
-"""Scores for probabilistic forecasts and the significance test that compares two forecasters.
-
-- pinball (quantile) loss, the Winkler / Gneiting-Raftery interval score, coverage, width;
-- the Diebold-Mariano test with the Harvey-Leybourne-Newbold small-sample correction.
-"""
+"""Is one forecaster better than another? The one-sided Diebold-Mariano test with the
+Harvey-Leybourne-Newbold small-sample correction, on per-origin losses."""
 
 from __future__ import annotations
 
@@ -10,33 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
-
-
-def pinball_loss(quantiles: np.ndarray, actual: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
-    """Pinball loss per (origin, step) [W, h], averaged over the quantile levels (price units)."""
-    q = np.asarray(levels)[None, None, :]
-    diff = np.asarray(actual)[:, :, None] - quantiles  # [W, h, Q]
-    return np.mean(np.maximum(q * diff, (q - 1) * diff), axis=2)
-
-
-def interval_score(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray,
-                   coverage: float) -> np.ndarray:
-    """Interval score per (origin, step) [W, h] of the central ``coverage`` interval: its width
-    plus 2/alpha times how far the actual value falls outside (lower is better)."""
-    alpha = 1.0 - coverage
-    below = np.maximum(lower - actual, 0.0)
-    above = np.maximum(actual - upper, 0.0)
-    return (upper - lower) + (2.0 / alpha) * (below + above)
-
-
-def coverage_rate(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray) -> float:
-    """Share of actual values inside [lower, upper]."""
-    return float(np.mean((actual >= lower) & (actual <= upper)))
-
-
-def width_bp(lower: np.ndarray, upper: np.ndarray, last_close: np.ndarray) -> float:
-    """Mean interval width in basis points of the last close."""
-    return float(np.mean((upper - lower) / np.asarray(last_close)[:, None]) * 1e4)
 
 
 @dataclass(frozen=True)

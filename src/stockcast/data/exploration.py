@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from stockcast.config import WindowConfig
-from stockcast.evaluation.plotting import new_figure, save, serialized
-from stockcast.modeling.windows import split_bounds
+from stockcast.plot_style import new_figure, save, serialized
+from stockcast.splits import split_bounds
 
 TRADING_DAYS = 252
 

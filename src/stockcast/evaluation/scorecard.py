@@ -12,9 +12,10 @@ import pandas as pd
 
 from stockcast.errors import TrainingError
 from stockcast.evaluation.baselines import drift_forecast, ewma_band, naive_forecast, training_drift
-from stockcast.evaluation.metrics import score_forecasts
-from stockcast.evaluation.plots import plot_coverage, plot_fan, plot_losses, plot_residuals
-from stockcast.evaluation.scores import coverage_rate, dm_test, interval_score, pinball_loss, width_bp
+from stockcast.evaluation.figures import plot_coverage, plot_fan, plot_losses, plot_residuals
+from stockcast.evaluation.interval_scores import coverage_rate, interval_score, pinball_loss, width_bp
+from stockcast.evaluation.point_metrics import score_forecasts
+from stockcast.evaluation.significance import dm_test
 from stockcast.modeling.forecaster import Forecast
 from stockcast.modeling.intervals import central_interval
 from stockcast.modeling.recipe import TickerFit

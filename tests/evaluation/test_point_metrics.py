@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from stockcast.evaluation.metrics import naive_forecast, price_metrics, score_forecasts
+from stockcast.evaluation.point_metrics import naive_forecast, price_metrics, score_forecasts
 
 
 def test_metrics_against_hand_computed_values():
@@ -37,7 +37,7 @@ def test_non_finite_forecasts_are_divergence_and_register_nothing(tmp_path):
 
     from stockcast.config import ModelConfig, TrainConfig, WindowConfig
     from stockcast.errors import TrainingError
-    from stockcast.evaluation.scoring import evaluate_model
+    from stockcast.evaluation.scorecard import evaluate_model
     from stockcast.modeling.recipe import fit_and_calibrate
 
     fit = fit_and_calibrate(predictable_prices(),

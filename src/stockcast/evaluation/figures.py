@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from stockcast.evaluation.baselines import naive_forecast
-from stockcast.evaluation.plotting import new_figure, save, serialized
 from stockcast.modeling.intervals import central_interval
+from stockcast.plot_style import new_figure, save, serialized
 
 
 @serialized

@@ -1,0 +1,20 @@
+"""Prices ready to use: ingest one ticker from its configured source and validate it, the way
+the pipeline does (the commands that only look at data use this, not their own wiring)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from stockcast.config import DataConfig, ValidationConfig, WindowConfig
+from stockcast.data.schemas import ValidatedPrices, validate_prices
+from stockcast.data.sources import load_prices
+
+
+def load_validated(ticker: str, data: DataConfig, window: WindowConfig,
+                   validation: ValidationConfig, report_dir: Path | None = None,
+                   snapshot: bool = False, today: dt.date | None = None) -> ValidatedPrices:
+    """Load ``ticker`` from ``data.source`` and validate it; DataValidationError (with the
+    report) when the prices are unusable. A look at the data keeps no snapshot by default."""
+    prices = load_prices(ticker, data, today=today, snapshot=snapshot)
+    return validate_prices(prices, window, validation, report_dir)

@@ -1,0 +1,1 @@
+"""Serving the champion: load it, forecast the next days, and watch its live forecasts."""

@@ -1,0 +1,60 @@
+"""The package's dependencies point down: data knows nothing of models, and no module imports
+itself back through another (read from the source, not by importing it)."""
+
+import ast
+from pathlib import Path
+
+import stockcast
+
+PACKAGE = Path(stockcast.__file__).parent
+
+
+def module_imports() -> dict[str, set[str]]:
+    """Every stockcast module and the stockcast modules it imports (anywhere in the file)."""
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(("stockcast", *path.relative_to(PACKAGE).with_suffix("").parts))
+        name = name.removesuffix(".__init__")
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+                found.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+        out[name] = found
+    return {m: {i for i in deps if i in out and i != m} for m, deps in out.items()}
+
+
+def test_data_does_not_depend_on_modeling_evaluation_or_registry():
+    for module, deps in module_imports().items():
+        if module.startswith("stockcast.data"):
+            bad = {d for d in deps if d.startswith(("stockcast.modeling", "stockcast.evaluation",
+                                                    "stockcast.registry", "stockcast.serving"))}
+            assert not bad, f"{module} imports {sorted(bad)}"
+
+
+def test_there_are_no_import_circles():
+    graph = module_imports()
+    state: dict[str, int] = {}
+
+    def visit(node, path):
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if dep.startswith(node + "."):  # a package importing its own submodule
+                continue
+            if state.get(dep) == 1:
+                raise AssertionError("import circle: " + " -> ".join([*path, dep]))
+            if dep not in state:
+                visit(dep, [*path, dep])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_modules_are_read_in_one_sitting():
+    for path in PACKAGE.rglob("*.py"):
+        lines = len(path.read_text().splitlines())
+        assert lines <= 320, f"{path.relative_to(PACKAGE)} has {lines} lines"

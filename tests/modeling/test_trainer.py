@@ -9,7 +9,7 @@ from stockcast.errors import TrainingError
 from stockcast.modeling.device import resolve_device
 from stockcast.modeling.model import LSTMForecaster, split_output
 from stockcast.modeling.trainer import train_model
-from stockcast.modeling.windows import SeriesTransformer, Split
+from stockcast.modeling.windows import Split
 
 FAST = TrainConfig(epochs=3, batch_size=32, progress=False, threads=1, device="cpu")
 
@@ -112,14 +112,6 @@ def test_unavailable_device_is_refused(monkeypatch):
 def test_auto_device_prefers_cuda_when_there_is_one(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto").type == "cuda"
-
-
-def test_log_return_reconstruction_from_last_close():
-    t = SeriesTransformer(target="log_return", horizon=3)
-    t.scaler = type("Id", (), {"mean_": np.array([0.0]), "scale_": np.array([1.0])})()
-    returns = np.log(np.array([[1.1, 1.0, 0.5]]))
-    prices = t.to_prices(returns, np.array([100.0]))
-    np.testing.assert_allclose(prices, [[110.0, 110.0, 55.0]])
 
 
 @pytest.mark.gpu

@@ -16,7 +16,6 @@ from stockcast.modeling.intervals import (
     conformal_z,
     quantile_prices,
     target_distribution,
-    to_target_space,
 )
 from stockcast.modeling.model import LSTMForecaster
 from stockcast.modeling.trainer import predict
@@ -77,7 +76,7 @@ def _distribution(model: LSTMForecaster, transformer: SeriesTransformer, split: 
     """The model's location and scale of the future steps in target space (see intervals)."""
     loc, scale = predict(model, split)
     future = transformer.future_part
-    return target_distribution(transformer, future(loc), future(scale), last_close)
+    return target_distribution(transformer, future(loc), future(scale))
 
 
 def calibrate(model: LSTMForecaster, data: PreparedData) -> Forecaster:
@@ -85,5 +84,5 @@ def calibrate(model: LSTMForecaster, data: PreparedData) -> Forecaster:
     standardised residuals there become the forecaster's z."""
     last = data.last_close(data.val)
     loc, scale, log_space = _distribution(model, data.transformer, data.val, last)
-    realised = to_target_space(data.actual_prices(data.val), last, log_space)
+    realised = data.transformer.target.realised(data.actual_prices(data.val), last)
     return Forecaster(model, data.transformer, conformal_z((realised - loc) / scale))

@@ -82,39 +82,20 @@ def central_interval(quantiles: np.ndarray, levels: tuple[float, ...],
 def base_scale(transformer, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
     """The EWMA volatility at each origin expressed in the model's scaled output units
     [W, out]: the scale the model's head starts from (``transformer`` is a fitted
-    SeriesTransformer)."""
+    SeriesTransformer; its target says how a log-return volatility maps to its units)."""
     close = frame["Close"].to_numpy(dtype=np.float64)
     sigma = ewma_volatility(close)[origins][:, None]  # daily log-return sd   [W, 1]
-    h, t = transformer.horizon, transformer.target
-    steps = np.sqrt(np.arange(1, h + 1))[None, :]  # random-walk growth     [1, h]
-    if t == "log_return":  # per-step returns, standardised
-        base = np.repeat(sigma / transformer.close_scale, h, axis=1)
-    elif t == "residual":  # cumulative log return / residual_scale
-        base = sigma * steps / transformer.residual_scale
-    else:  # the price itself, scaled
-        base = close[origins][:, None] * sigma * steps / transformer.close_scale
+    base = transformer.target.base_scale(sigma, close[origins], transformer.horizon)
     if transformer.include_input:  # echoed inputs are known: any positive scale will do
         base = np.concatenate([np.ones((len(origins), transformer.sequence_length)), base], axis=1)
     return base.astype(np.float32)
 
 
-def target_distribution(transformer, loc: np.ndarray, scale: np.ndarray, last_close: np.ndarray
+def target_distribution(transformer, loc: np.ndarray, scale: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray, bool]:
     """The model's future outputs (scaled location and scale [W, h]) as the location and scale
     of the cumulative log return at each step (or of the price, for the ``price`` target).
     Returns (loc, scale, log_space)."""
-    loc, scale = np.asarray(loc, np.float64), np.asarray(scale, np.float64)
-    if transformer.target == "log_return":
-        step_loc = transformer.unscale_close(loc)
-        step_sd = scale * transformer.close_scale
-        return np.cumsum(step_loc, axis=1), np.sqrt(np.cumsum(step_sd**2, axis=1)), True
-    if transformer.target == "residual":
-        return loc * transformer.residual_scale, scale * transformer.residual_scale, True
-    return transformer.unscale_close(loc), scale * transformer.close_scale, False
-
-
-def to_target_space(prices: np.ndarray, last_close: np.ndarray, log_space: bool) -> np.ndarray:
-    """Realised prices [W, h] in the space ``target_distribution`` describes."""
-    if not log_space:
-        return np.asarray(prices, np.float64)
-    return np.log(np.asarray(prices, np.float64) / np.asarray(last_close, np.float64)[:, None])
+    target = transformer.target
+    loc, scale = target.distribution(np.asarray(loc, np.float64), np.asarray(scale, np.float64))
+    return loc, scale, target.log_space

@@ -25,6 +25,7 @@ from stockcast.config import ModelConfig, TrainConfig
 from stockcast.errors import TrainingError
 from stockcast.modeling.device import amp_dtype_for, resolve_device
 from stockcast.modeling.model import LSTMForecaster, split_output
+from stockcast.modeling.targets import TARGETS
 from stockcast.modeling.windows import Split
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def build_model(input_size: int, output_size: int, cfg: ModelConfig,
             dropout=cfg.dropout,
             bidirectional=cfg.bidirectional,
             horizon=output_size,
-            zero_init_head=cfg.target != "price",
+            zero_init_head=TARGETS[cfg.target].zero_init_head,
         )
     # Initialised on the CPU (where the generator lives), then moved.
     return model.to_empty(device="cpu").reset_parameters(generator).to(device)

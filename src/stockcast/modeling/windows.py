@@ -6,15 +6,8 @@ reach back into the previous split (that is the past, known at forecast time), n
 Row 0 is never an input, so return-based features (which need the previous close) and
 price features produce exactly the same windows, and formulations compare on the same days.
 
-Target formulations (``ModelConfig.target``), implemented by ``SeriesTransformer``, which is
-fitted on training rows only and travels with the model (pickled into the MLflow model):
-
-- ``log_return`` (default): per-row log returns relative to the previous close in, the next
-  log returns out; prices are rebuilt from the last observed close. Scale-free, so a history
-  that rises a hundredfold or leaves the training range does not break it.
-- ``residual``: log prices relative to the window's last close in, log(future / last close)
-  out; a zero prediction is exactly the persistence forecast.
-- ``price`` (the seed tutorials'): scaled prices in, the scaled next closes out.
+What rows become in model units, and how predictions map back to prices, is the target
+formulation's (``targets.py``, chosen by ``ModelConfig.target``).
 """
 
 from __future__ import annotations
@@ -25,13 +18,11 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.base import TransformerMixin
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from stockcast.config import ModelConfig, WindowConfig
 from stockcast.modeling.intervals import base_scale
+from stockcast.modeling.targets import LogReturnTarget, ResidualTarget, Target, make_target
 from stockcast.splits import SplitBounds, split_bounds, window_origins
-
-PRICE_LIKE = ("Open", "High", "Low", "Close")
 
 
 def make_windows(
@@ -62,31 +53,42 @@ def make_windows(
     return x, np.ascontiguousarray(y)
 
 
-# ---------------------------------------------------------------------------- target transform
-
-
-def _make_scaler(kind: str, target: str) -> TransformerMixin:
-    if kind == "auto":
-        kind = "minmax" if target == "price" else "standard"
-    if kind == "minmax":
-        return MinMaxScaler()
-    # Return targets are scaled, not centred: a zero output is then a zero return, so the
-    # zero-initialised head starts at persistence, not at the training span's mean drift.
-    return StandardScaler(with_mean=target == "price")
+# ---------------------------------------------------------------------------- the transform
 
 
 @dataclass
 class SeriesTransformer:
-    """Fit on training rows only; map price frames to windows and predictions back to prices."""
+    """Fit on training rows only; map price frames to windows and predictions back to prices.
+    What rows become in model units is the ``target``'s business (see ``targets``); this
+    class cuts windows and keeps the echoed-input option."""
 
-    target: str = "log_return"
-    features: tuple[str, ...] = ("Close",)
-    scaler_kind: str = "auto"
+    target: Target = field(default_factory=LogReturnTarget)
     sequence_length: int = 60
     horizon: int = 1
     include_input: bool = False
-    scaler: TransformerMixin | None = field(default=None, repr=False)
-    residual_scale: float = 1.0
+
+    def __setstate__(self, state: dict) -> None:
+        # Models registered before the target classes pickled the target as its name with
+        # the scaler beside it: rebuild the fitted target so their champions still load.
+        if isinstance(state.get("target"), str):
+            target = make_target(state.pop("target"), state.pop("features", ("Close",)),
+                                 state.pop("scaler_kind", "auto"))
+            target.scaler = state.pop("scaler", None)
+            if isinstance(target, ResidualTarget):
+                target.residual_scale = state.pop("residual_scale", 1.0)
+            state.pop("residual_scale", None)
+            state["target"] = target
+        self.__dict__.update(state)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The model's input features, in column order."""
+        return self.target.features
+
+    @property
+    def scaler(self) -> TransformerMixin | None:
+        """The target's scaler (fitted on training rows)."""
+        return self.target.scaler
 
     @property
     def input_columns(self) -> list[str]:
@@ -94,51 +96,12 @@ class SeriesTransformer:
         return [f for f in self.features if f != "LogReturn"] + (
             ["Close"] if "Close" not in self.features else [])
 
-    @property
-    def close_index(self) -> int:
-        """Column of Close in the feature matrix."""
-        return self.features.index("Close")
-
-    # ------------------------------------------------------------------ per-row features
-    def _row_features(self, frame: pd.DataFrame) -> np.ndarray:
-        """Unscaled per-row features [N, F]; row 0 of return features is undefined (NaN)."""
-        cols = []
-        close = frame["Close"].to_numpy(dtype=np.float64)
-        prev_close = np.r_[np.nan, close[:-1]]
-        for name in self.features:
-            if name == "LogReturn":  # the day's close-to-close log return, in any formulation
-                cols.append(np.log(close / prev_close))
-                continue
-            values = frame[name].to_numpy(dtype=np.float64)
-            if name == "Volume":
-                logv = np.log1p(values)
-                cols.append(logv if self.target == "price" else logv - np.r_[np.nan, logv[:-1]])
-            elif self.target == "log_return":
-                cols.append(np.log(values / prev_close))
-            elif self.target == "residual":
-                cols.append(np.log(values))  # made window-relative in `windows`
-            else:
-                cols.append(values)
-        return np.stack(cols, axis=1)
-
     def fit(self, frame: pd.DataFrame, train_end: int) -> SeriesTransformer:
-        """Fit the scaler on training rows ``[0, train_end)`` only (no look-ahead)."""
-        rows = self._row_features(frame.iloc[:train_end])[1:]  # row 0 has no previous close
-        self.scaler = _make_scaler(self.scaler_kind, self.target)
-        if self.target == "residual":
-            # One scale for every price feature: the spread of one-day log moves.
-            logc = rows[:, self.close_index]
-            self.residual_scale = float(np.std(np.diff(logc))) or 1.0
-            self.scaler.fit(np.where(self._is_price_col, 0.0, rows))
-        else:
-            self.scaler.fit(rows)
+        """Fit the target's scaling on training rows ``[0, train_end)`` only (no look-ahead)."""
+        rows = self.target.row_features(frame.iloc[:train_end])[1:]  # row 0: no previous close
+        self.target.fit(rows)
         return self
 
-    @property
-    def _is_price_col(self) -> np.ndarray:
-        return np.array([f in PRICE_LIKE for f in self.features])
-
-    # ------------------------------------------------------------------ windows
     def windows(self, frame: pd.DataFrame, origins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scaled windows X [W, L, F] (float32) and scaled targets y [W, h] for ``origins``."""
         return self.split_windows(frame, {"windows": origins})["windows"]
@@ -147,57 +110,20 @@ class SeriesTransformer:
         self, frame: pd.DataFrame, origins: dict[str, np.ndarray]
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """``windows`` for several origin sets (the splits), transforming the frame once."""
-        if self.scaler is None:
+        if self.target.scaler is None:
             raise RuntimeError("SeriesTransformer.fit must be called before windows()")
-        rows = self._row_features(frame)
-        ci = self.close_index
-        if self.target == "residual":
-            price_cols = self._is_price_col
-            inputs = rows.copy()
-            inputs[:, ~price_cols] = self.scaler.transform(np.where(price_cols, 0.0, rows))[
-                :, ~price_cols
-            ]
-            targets = rows[:, ci]  # log closes, made relative to each origin below
-        else:
-            inputs = self.scaler.transform(np.nan_to_num(rows, nan=0.0))
-            targets = inputs[:, ci]
+        inputs, targets = self.target.scale_rows(self.target.row_features(frame))
         out = {}
         for name, idx in origins.items():
             x, y = make_windows(inputs, targets, idx, self.sequence_length, self.horizon,
                                 self.include_input)
-            if self.target == "residual":
-                base = targets[idx]  # log close at each origin                 [W]
-                x[:, :, price_cols] = (x[:, :, price_cols] - base[:, None, None]) / self.residual_scale
-                y = (y - base[:, None]) / self.residual_scale
+            x, y = self.target.make_relative(x, y, targets[idx])
             out[name] = (x.astype(np.float32), y.astype(np.float32))
         return out
 
-    # ------------------------------------------------------------------ back to prices
-    @property
-    def close_scale(self) -> float:
-        """Unscaled units of the Close feature per scaled unit."""
-        if isinstance(self.scaler, MinMaxScaler):
-            return float(1.0 / self.scaler.scale_[self.close_index])
-        return float(self.scaler.scale_[self.close_index])
-
-    def unscale_close(self, values: np.ndarray) -> np.ndarray:
-        """Scaled Close-feature values back to their units (a price or a log return)."""
-        if isinstance(self.scaler, MinMaxScaler):
-            lo, scale = self.scaler.min_[self.close_index], self.scaler.scale_[self.close_index]
-            return (values - lo) / scale
-        mean = self.scaler.mean_[self.close_index] if getattr(self.scaler, "with_mean", True) else 0.0
-        return values * self.scaler.scale_[self.close_index] + mean
-
     def to_prices(self, y_scaled: np.ndarray, last_close: np.ndarray) -> np.ndarray:
         """Scaled model outputs [W, k] -> closes [W, k], given each window's last close [W]."""
-        y_scaled = np.asarray(y_scaled, dtype=np.float64)
-        last_close = np.asarray(last_close, dtype=np.float64)[:, None]
-        if self.target == "price":
-            return self.unscale_close(y_scaled)
-        if self.target == "log_return":
-            returns = self.unscale_close(y_scaled)
-            return last_close * np.exp(np.cumsum(returns, axis=1))
-        return last_close * np.exp(y_scaled * self.residual_scale)
+        return self.target.to_prices(y_scaled, last_close)
 
     def future_part(self, y: np.ndarray) -> np.ndarray:
         """Only the forecast steps of a target/prediction (drops the echoed inputs)."""
@@ -258,9 +184,7 @@ def prepare_windows(frame: pd.DataFrame, window: WindowConfig, model: ModelConfi
     bounds = split_bounds(len(frame), window)
     origins = window_origins(len(frame), window)
     transformer = SeriesTransformer(
-        target=model.target,
-        features=tuple(window.features),
-        scaler_kind=window.scaler,
+        target=make_target(model.target, tuple(window.features), window.scaler),
         sequence_length=window.sequence_length,
         horizon=window.horizon,
         include_input=window.include_input,

@@ -10,7 +10,7 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.notify import notify_failure, notify_url, send
+from flows.notify import configured_url, notify_failure, send
 from flows.observe import project_logs_in_prefect, publish_table, publish_warning
 from flows.tasks import ingest_task, validate_task
 from stockcast.config import PipelineConfig
@@ -66,7 +66,7 @@ def _on_drift(ticker: str, drift: str, cfg: PipelineConfig) -> None:
                     f"# stockcast: drift for {ticker}\n\n{drift}.\n\nRetrain "
                     "(`make run-flow`) and look at the live metrics in the MLflow experiment "
                     "`stockcast-forecasts`.")
-    url = notify_url({"config": cfg})
+    url = configured_url(cfg.notify.url)
     if url:
         send(url, f"stockcast: drift for {ticker}", drift)
     if cfg.monitor.retrain_deployment:

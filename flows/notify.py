@@ -15,13 +15,19 @@ from typing import Any
 log = logging.getLogger("stockcast.notify")
 
 
+def configured_url(url: str | None) -> str | None:
+    """``notify.url`` if set, else $STOCKCAST_NOTIFY_URL of this process, else None."""
+    return url or os.environ.get("STOCKCAST_NOTIFY_URL") or None
+
+
 def notify_url(parameters: dict[str, Any]) -> str | None:
-    """The configured notification URL of a flow run, if any."""
+    """The notification URL of a flow run from its parameters (a failure hook sees only
+    those: the ``config`` parameter, as a PipelineConfig or as the JSON a deployment sent)."""
     config = parameters.get("config") or {}
     if hasattr(config, "model_dump"):
         config = config.model_dump(mode="json")
     url = (config.get("notify") or {}).get("url") if isinstance(config, dict) else None
-    return url or os.environ.get("STOCKCAST_NOTIFY_URL") or None
+    return configured_url(url)
 
 
 def send(url: str, title: str, body: str) -> bool:

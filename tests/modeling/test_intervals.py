@@ -27,13 +27,30 @@ def test_ewma_volatility_is_causal_and_follows_the_recursion():
     close = heteroscedastic_prices(300)["Close"].to_numpy()
     sigma = ewma_volatility(close)
     r = np.diff(np.log(close))
-    var = r[0] ** 2
-    for t in range(1, 50):
+    # warm-up: the expanding mean of the first month's squared returns (row t: returns <= t)
+    assert sigma[10] == pytest.approx(np.sqrt(np.mean(r[:10] ** 2)))
+    var = np.mean(r[:21] ** 2)
+    assert sigma[21] == pytest.approx(np.sqrt(var))
+    for t in range(21, 50):
         var = 0.94 * var + 0.06 * r[t] ** 2
     assert sigma[50] == pytest.approx(np.sqrt(var))
     changed = close.copy()
     changed[200:] *= 1.5  # the future cannot change the past's volatility
     np.testing.assert_allclose(ewma_volatility(changed)[:200], sigma[:200])
+
+
+def test_a_short_history_starts_from_a_month_not_one_squared_return():
+    """What the served model sees (a window plus one close) agrees with the full history."""
+    close = heteroscedastic_prices(1500)["Close"].to_numpy()
+    full = ewma_volatility(close)[-1]
+    short = ewma_volatility(close[-61:])[-1]
+    lam = 0.94
+    r = np.diff(np.log(close[-61:]))
+    one_return = r[0] ** 2
+    for t in range(1, len(r)):  # the old start: the first squared return
+        one_return = lam * one_return + (1 - lam) * r[t] ** 2
+    assert abs(short - full) < abs(np.sqrt(one_return) - full)
+    assert short == pytest.approx(full, rel=0.05)
 
 
 def test_conformal_quantiles_restore_coverage_of_a_misscaled_forecaster():

@@ -12,6 +12,7 @@ from pathlib import Path
 import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from stockcast.config import WindowConfig
 from stockcast.plot_style import new_figure, save, serialized
@@ -109,7 +110,7 @@ def plot_return_distribution(frame: pd.DataFrame, ticker: str, path: Path) -> Pa
     density, _, _ = ax.hist(r, bins=80, density=True, color="tab:blue", alpha=0.6,
                             label="daily log returns")
     grid = np.linspace(r.min(), r.max(), 400)
-    pdf = np.exp(-0.5 * ((grid - mu) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+    pdf = norm.pdf(grid, loc=mu, scale=sigma)
     ax.plot(grid, pdf, color="tab:red", lw=1.5, label=f"normal fit (sd {sigma:.3%})")
     ax.set_yscale("log")
     ax.set_ylim(max(pdf.min(), 1e-3), max(density.max(), pdf.max()) * 2)

@@ -18,19 +18,27 @@ import pandas as pd
 from scipy.stats import norm
 
 EWMA_LAMBDA = 0.94
+EWMA_WARMUP_RETURNS = 21  # about a month of sessions seeds the recursion
 # Central 80 % and 95 % intervals plus the median.
 QUANTILES = (0.025, 0.1, 0.5, 0.9, 0.975)
 
 
-def ewma_volatility(close: np.ndarray, lam: float = EWMA_LAMBDA) -> np.ndarray:
+def ewma_volatility(close: np.ndarray, lam: float = EWMA_LAMBDA,
+                    warmup: int = EWMA_WARMUP_RETURNS) -> np.ndarray:
     """Causal EWMA standard deviation of daily log returns at each row [N] (row t uses returns
-    up to and including t). Row 0 has no return: it takes row 1's value."""
+    up to and including t). Warm-up: over the first ``warmup`` returns the variance is their
+    expanding mean (still causal); the RiskMetrics recursion then starts from the variance of
+    that first month, not from one squared return. Row 0 has no return: it takes row 1's."""
     close = np.asarray(close, dtype=np.float64)
-    r = np.diff(np.log(close))
-    if len(r) == 0:
+    sq = np.diff(np.log(close)) ** 2
+    if len(sq) == 0:
         return np.full(len(close), np.nan)
-    # Started at the variance of the first month, then the RiskMetrics recursion.
-    var = pd.Series(r**2).ewm(alpha=1 - lam, adjust=False).mean().to_numpy()
+    w = min(warmup, len(sq))
+    var = np.empty_like(sq)
+    var[:w] = np.cumsum(sq[:w]) / np.arange(1, w + 1)
+    if len(sq) > w:  # adjust=False: v_t = lam v_{t-1} + (1 - lam) r_t^2, from v_{w-1}
+        seeded = pd.Series(np.r_[var[w - 1], sq[w:]]).ewm(alpha=1 - lam, adjust=False).mean()
+        var[w:] = seeded.to_numpy()[1:]
     var = np.maximum(var, 1e-12)
     return np.sqrt(np.r_[var[0], var])
 

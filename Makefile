@@ -46,13 +46,13 @@ report: setup ## write the exploratory data report for the default ticker(s) to 
 test: setup ## run the whole test suite (unit, end-to-end, servers)
 	$(BIN)/python -m pytest $(ARGS)
 
-test-fast: setup ## unit tests only (no slow end-to-end tests)
+test-fast: setup ## fast tests only (no slow end-to-end or model-quality tests, no network)
 	$(BIN)/python -m pytest -m "not slow and not network" $(ARGS)
 
 lint: setup ## ruff
 	$(BIN)/ruff check src flows tests bench
 
-bench: setup ## benchmarks: trainer throughput, time to quality, per-stage timings
+bench: setup ## benchmarks (docs/benchmarks.md): throughput, time to quality, quality, stages, portfolio
 	$(BIN)/python bench/run.py $(ARGS)
 
 ui: setup ## MLflow UI on the embedded store at http://127.0.0.1:5000 (UI_PORT=...)

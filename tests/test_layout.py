@@ -58,3 +58,34 @@ def test_modules_are_read_in_one_sitting():
     for path in PACKAGE.rglob("*.py"):
         lines = len(path.read_text().splitlines())
         assert lines <= 320, f"{path.relative_to(PACKAGE)} has {lines} lines"
+
+
+def test_readme_and_docs_links_point_at_files_that_exist():
+    import re
+
+    root = PACKAGE.parents[1]
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    assert len(pages) >= 8
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#]+)\)", page.read_text()):
+            if "://" in target:
+                continue
+            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+def test_the_readme_stays_a_first_ten_minutes_page():
+    root = PACKAGE.parents[1]
+    text = (root / "README.md").read_text()
+    assert len(text.splitlines()) <= 220
+    assert text.index("make run-flow") < text.index("## Make targets")  # the two commands first
+
+
+def test_every_make_target_is_in_the_readme_and_no_other():
+    import re
+
+    root = PACKAGE.parents[1]
+    targets = set(re.findall(r"^([a-zA-Z_-]+):.*?## ", (root / "Makefile").read_text(), re.M))
+    readme = (root / "README.md").read_text()
+    table = readme[readme.index("## Make targets"):readme.index("## The command line")]
+    listed = set(re.findall(r"`make ([a-z-]+)`", table))
+    assert targets == listed

@@ -189,14 +189,12 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """`stockcast report`: the exploratory data report without training."""
     from stockcast.data.exploration import build_report
-    from stockcast.data.schemas import validate_prices
-    from stockcast.data.sources import load_prices
+    from stockcast.data.loading import load_validated
 
     cfg = resolve_config(args)
     out = Path(args.out_dir or project_root() / "reports")
     for ticker in cfg.tickers:
-        prices = load_prices(ticker, cfg.data, snapshot=False)
-        frame = validate_prices(prices, cfg.window, cfg.validation).frame
+        frame = load_validated(ticker, cfg.data, cfg.window, cfg.validation).frame
         report = build_report(frame, ticker, path_inside(out, ticker), cfg.window)
         print(f"{ticker}: report written to {report.directory}")
         print(report.summary_text())

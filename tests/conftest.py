@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,31 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 torch.set_num_threads(1)
 
 from helpers import FakeTicker, make_prices  # noqa: E402
+
+STRAY_STORE = Path.cwd() / "mlflow.db"  # MLflow 3's default store, were a call to go unpointed
+_stray: list[str] = []
+
+
+def _watch_for_the_default_store(event: str, args: tuple) -> None:
+    """Record who opens ./mlflow.db: every store of the project is named explicitly."""
+    if event == "sqlite3.connect" and args and Path(str(args[0])).name == "mlflow.db":
+        if Path(str(args[0])).resolve() == STRAY_STORE.resolve() and not _stray:
+            import traceback
+
+            _stray.append("".join(traceback.format_stack(limit=25)))
+
+
+def pytest_sessionstart(session):
+    session.config.stray_store_existed = STRAY_STORE.exists()
+    sys.addaudithook(_watch_for_the_default_store)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    created = STRAY_STORE.exists() and not session.config.stray_store_existed
+    if _stray or created:
+        session.exitstatus = 1
+        print(f"\nFAILED: something opened MLflow's default store {STRAY_STORE}:\n"
+              + (_stray[0] if _stray else "(from a subprocess)"), file=sys.stderr)
 
 
 def pytest_collection_modifyitems(config, items):

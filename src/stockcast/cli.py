@@ -139,14 +139,12 @@ def _print_forecasts(forecasts: dict) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """`stockcast validate`: print the validation report; 1 when invalid."""
-    from stockcast.data.schemas import check_prices
-    from stockcast.data.sources import load_prices
+    from stockcast.data.loading import load_checked
 
     cfg = resolve_config(args)
     status = 0
     for ticker in cfg.tickers:
-        prices = load_prices(ticker, cfg.data, snapshot=False)
-        report = check_prices(prices.frame, ticker, cfg.window, cfg.validation)
+        prices, report = load_checked(ticker, cfg.data, cfg.window, cfg.validation)
         print(f"source: {prices.source} ({prices.location})")
         print(report.to_text())
         status |= 0 if report.valid else 1

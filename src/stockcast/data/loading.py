@@ -7,8 +7,8 @@ import datetime as dt
 from pathlib import Path
 
 from stockcast.config import DataConfig, ValidationConfig, WindowConfig
-from stockcast.data.schemas import ValidatedPrices, validate_prices
-from stockcast.data.sources import load_prices
+from stockcast.data.schemas import ValidatedPrices, ValidationReport, check_prices, validate_prices
+from stockcast.data.sources import PriceData, load_prices
 
 
 def load_validated(ticker: str, data: DataConfig, window: WindowConfig,
@@ -18,3 +18,11 @@ def load_validated(ticker: str, data: DataConfig, window: WindowConfig,
     report) when the prices are unusable. A look at the data keeps no snapshot by default."""
     prices = load_prices(ticker, data, today=today, snapshot=snapshot)
     return validate_prices(prices, window, validation, report_dir)
+
+
+def load_checked(ticker: str, data: DataConfig, window: WindowConfig,
+                 validation: ValidationConfig) -> tuple[PriceData, ValidationReport]:
+    """Load ``ticker`` and judge it without raising: the prices and the full report, valid or
+    not (what ``stockcast validate`` prints)."""
+    prices = load_prices(ticker, data, snapshot=False)
+    return prices, check_prices(prices.frame, ticker, window, validation)

@@ -89,3 +89,12 @@ def test_every_make_target_is_in_the_readme_and_no_other():
     table = readme[readme.index("## Make targets"):readme.index("## The command line")]
     listed = set(re.findall(r"`make ([a-z-]+)`", table))
     assert targets == listed
+
+
+def test_functions_are_short():
+    root = PACKAGE.parents[1]
+    for path in [*PACKAGE.rglob("*.py"), *(root / "flows").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                assert lines <= 50, f"{path.name}:{node.lineno} {node.name} has {lines} lines"

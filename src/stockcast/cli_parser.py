@@ -48,13 +48,11 @@ def _tracking_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default stockcast)")
 
 
-def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
-    """The argument parser of every sub-command; ``commands`` maps each name to its function."""
-    parser = argparse.ArgumentParser(
-        prog="stockcast", description="Nightly-retrained LSTM price forecaster.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+Commands = dict[str, Callable[[argparse.Namespace], int]]
 
+
+def _pipeline_commands(sub, commands: Commands) -> None:
+    """`run` and `forecast`: the two flows."""
     p = sub.add_parser("run", help="run the training pipeline once (the Prefect flow)",
                        description="Ingest, validate, window, train, evaluate, track, register "
                        "and promote, per ticker.")
@@ -76,10 +74,9 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     p.add_argument("--out", type=Path, metavar="DIR", help="output directory (default forecasts/)")
     p.set_defaults(func=commands["forecast"])
 
-    p = sub.add_parser("validate", help="validate prices and print the report (exit 1 if invalid)")
-    _data_options(p)
-    p.set_defaults(func=commands["validate"])
 
+def _registry_commands(sub, commands: Commands) -> None:
+    """`models` and `promote`: reading and moving the registry."""
     p = sub.add_parser("models", help="list registered versions, aliases, metrics and decisions")
     p.add_argument("--ticker", action="append", metavar="T", help="only this ticker")
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
@@ -93,6 +90,15 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     _tracking_options(p)
     p.set_defaults(func=commands["promote"])
 
+
+def _validate_command(sub, commands: Commands) -> None:
+    p = sub.add_parser("validate", help="validate prices and print the report (exit 1 if invalid)")
+    _data_options(p)
+    p.set_defaults(func=commands["validate"])
+
+
+def _study_commands(sub, commands: Commands) -> None:
+    """`backtest` and `report`: looking at data and configurations, no registry."""
     p = sub.add_parser("backtest", help="walk-forward backtest: retrain at k rolling origins",
                        description="Retrain at each of k rolling origins over the test span "
                        "and score every block against persistence.")
@@ -106,4 +112,16 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     p.add_argument("--out", dest="out_dir", type=Path, metavar="DIR",
                    help="output directory (default reports/)")
     p.set_defaults(func=commands["report"])
+
+
+def build_parser(commands: Commands) -> argparse.ArgumentParser:
+    """The argument parser of every sub-command; ``commands`` maps each name to its function."""
+    parser = argparse.ArgumentParser(
+        prog="stockcast", description="Nightly-retrained LSTM price forecaster.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _pipeline_commands(sub, commands)
+    _validate_command(sub, commands)
+    _registry_commands(sub, commands)
+    _study_commands(sub, commands)
     return parser

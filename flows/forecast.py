@@ -52,10 +52,11 @@ def forecast_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore,
     log_task(ticker, paths, champion.version, store, f"{cfg.tracking.experiment}-forecasts",
              tags={"data.source": prices.source, "data.end": last_date,
                    "data.fallback": " | ".join(prices.notes) or "none",
-                   "monitor.drift": live.drift or "none"},
+                   "monitor.drift": live.drift or "none", "monitor.basel_zone": live.zone},
              metrics=live.metrics)
     return {"version": champion.version, "source": prices.source, "last_date": last_date,
             "path": str(paths["csv"]), "live": live.metrics, "drift": live.drift,
+            "zone": live.zone,
             "rows": [{"date": str(r.date.date()), **{c: float(getattr(r, c)) for c in BANDS}}
                      for r in result.itertuples()]}
 
@@ -124,4 +125,5 @@ def _row(ticker: str, item: dict | None, error: str | None) -> dict[str, Any]:
     return {"ticker": ticker, "status": "DRIFT" if item["drift"] else "ok",
             "champion": item["version"], "source": item["source"], "last_date": item["last_date"],
             "date": first["date"], "forecast": first["forecast"], "lower_95": first["lower_95"],
-            "upper_95": first["upper_95"], **item["live"], "reason": item["drift"] or ""}
+            "upper_95": first["upper_95"], **item["live"], "basel_zone": item["zone"],
+            "reason": item["drift"] or ""}

@@ -84,13 +84,14 @@ def register_task(logged: LoggedRun, ticker: str, cfg: PipelineConfig, store: Ml
 
 
 @task(name="promote", cache_policy=NO_CACHE)
-def promote_task(version: str | None, evaluation: Evaluation, ticker: str, cfg: PipelineConfig,
-                 store: MlflowStore, freshness: Freshness) -> Decision:
+def promote_task(version: str | None, evaluation: Evaluation, fit: TickerFit, ticker: str,
+                 cfg: PipelineConfig, store: MlflowStore, freshness: Freshness) -> Decision:
     """Move `champion` only on significant out-of-sample evidence; record why."""
     if version is None:
         return Decision(False, f"not registered: {freshness.reason}")
+    key = cfg.tracking.model_key.get_secret_value() if cfg.tracking.model_key else None
     return promote_if_better(version, model_name(cfg.tracking.model_name_prefix, ticker),
-                             evaluation.table, evaluation.metrics, cfg.promotion, store)
+                             evaluation, fit.data.frame, cfg.promotion, store, key)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: P
     serving = submit(refit_task, fit, cfg, wait_for=[evaluation])
     logged = submit(track_task, validated, fit, evaluation, eda, serving, cfg, store)
     version = submit(register_task, logged, ticker, cfg, store, freshness)
-    decision = submit(promote_task, version, evaluation, ticker, cfg, store, freshness)
+    decision = submit(promote_task, version, evaluation, fit, ticker, cfg, store, freshness)
     return TickerRun(prices=prices, validated=validated, freshness=freshness, cached=cached,
                      fit=fit, evaluation=evaluation, eda=eda, serving=serving, logged=logged,
                      version=version, decision=decision)

@@ -106,8 +106,9 @@ def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path
     logged = log_training_run(validated, fit, evaluation, None, serving, cfg, store)
     name = model_name(cfg.tracking.model_name_prefix, ticker)
     version = register_version(logged.model_uri, logged.run_id, name, store)
-    decision = promote_if_better(version, name, evaluation.table, evaluation.metrics,
-                                 cfg.promotion, store)
+    key = cfg.tracking.model_key.get_secret_value() if cfg.tracking.model_key else None
+    decision = promote_if_better(version, name, evaluation, fit.data.frame, cfg.promotion,
+                                 store, key)
     return {"cfg": cfg, "store": store, "version": version, "decision": decision,
-            "evaluation": evaluation, "logged": logged, "data": fit.data,
+            "evaluation": evaluation, "logged": logged, "data": fit.data, "fit": fit,
             "forecaster": fit.forecaster, "serving": serving}

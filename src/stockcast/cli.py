@@ -132,7 +132,10 @@ def _print_forecasts(forecasts: dict) -> None:
         if live.get("live_scored"):
             print(f"  live, last {live['live_scored']:.0f} forecast(s): RMSE {live['live_rmse']:.4f}"
                   f" vs persistence {live['live_naive_rmse']:.4f}, 95 % coverage "
-                  f"{live['live_coverage_95']:.2f}")
+                  f"{live['live_coverage_95']:.2f}; drift CUSUM {live['live_cusum']:.2f} "
+                  f"(threshold {live['live_cusum_threshold']:g}); 2.5 % quantile exceeded "
+                  f"{live['live_tail_exceedances']:.0f}/{live['live_tail_forecasts']:.0f} "
+                  f"(Kupiec p {live['live_kupiec_pvalue']:.2g}, {item['zone']} zone)")
         if item.get("drift"):
             print(f"  DRIFT: {item['drift']}")
 

@@ -194,12 +194,16 @@ class OrchestrationConfig(_Frozen):
 class MonitorConfig(_Frozen):
     """Live monitoring of each champion by the forecast flow."""
 
-    # Drift is judged over this many of the most recent forecasts whose dates have arrived.
+    # Live metrics (RMSE, coverage, interval score) over this many recent scored forecasts.
     window: int = Field(default=20, ge=2, le=10_000)
-    # Drift when live 95 % coverage falls below this ...
-    min_coverage_95: float = Field(default=0.85, gt=0, le=1)
-    # ... or the live point forecast is worse than persistence with DM p below this.
-    alpha: float = Field(default=0.05, gt=0, lt=1)
+    # Drift: Page's CUSUM of min(|z|, cap) - reference over every scored one-step forecast,
+    # |z| = the move over its 95 % interval's half-width / 1.96; drift above the threshold.
+    # Defaults measured in bench/drift.py (docs/operating.md: false alarms and delays).
+    cusum_reference: float = Field(default=1.6, gt=0, le=10)
+    cusum_cap: float = Field(default=4.0, gt=0, le=100)
+    cusum_threshold: float = Field(default=3.0, gt=0, le=1000)
+    # The 2.5 % quantile's backtests (Kupiec, Christoffersen, Basel zone) over this many.
+    tail_days: int = Field(default=250, ge=20, le=10_000)
     # On drift, also start the retraining deployment (needs a Prefect server).
     retrain_deployment: str | None = None
 

@@ -163,8 +163,9 @@ def test_live_monitoring_scores_yesterdays_forecast_and_flags_a_planted_drift(pr
         out = forecast_through(shocked)
     assert "DRIFT" in out.err + out.out
     runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])
-    assert "coverage" in runs[0].data.tags["monitor.drift"]
-    assert runs[0].data.metrics["live_coverage_95"] < 0.85
+    assert "CUSUM" in runs[0].data.tags["monitor.drift"]
+    assert runs[0].data.metrics["live_cusum"] > runs[0].data.metrics["live_cusum_threshold"]
+    assert runs[0].data.tags["monitor.basel_zone"] in {"green", "yellow", "red"}
 
 
 def test_the_champion_as_a_rest_service_takes_a_csv_frame(project):

@@ -45,7 +45,8 @@ def test_collapsing_coverage_is_flagged_as_drift(tmp_path):
     scored = score_ledger(pd.read_parquet(tmp_path / "T" / "ledger.parquet"), frame)
     report = live_report(scored, MonitorConfig(window=5))
     assert report.metrics["live_coverage_95"] == 0.0
-    assert report.drift and "coverage" in report.drift
+    assert report.drift and "CUSUM" in report.drift
+    assert report.metrics["live_cusum"] > report.metrics["live_cusum_threshold"]
 
 
 def test_a_calm_champion_is_not_flagged(tmp_path):
@@ -57,3 +58,32 @@ def test_a_calm_champion_is_not_flagged(tmp_path):
     scored = score_ledger(pd.read_parquet(tmp_path / "T" / "ledger.parquet"), frame)
     report = live_report(scored, MonitorConfig(window=20))
     assert report.metrics["live_coverage_95"] == 1.0 and report.drift is None
+
+
+def test_drift_is_judged_from_the_first_scored_forecast_of_the_current_champion(tmp_path):
+    closes = list(100 * 1.2 ** np.arange(6))  # jumps while v1 served
+    closes += [closes[-1]] * 6  # then flat under v2
+    frame = prices(closes)
+    for i in range(len(closes) - 1):
+        version = "1" if i < 5 else "2"
+        record_forecast(tmp_path, "T", forecast(frame["Date"].iloc[i], closes[i], version=version))
+    scored = score_ledger(pd.read_parquet(tmp_path / "T" / "ledger.parquet"), frame)
+    v1 = live_report(scored[scored["model_version"] == "1"], MonitorConfig(window=20))
+    assert v1.drift and v1.metrics["live_scored"] == 5  # two misses are enough: no wait for 20
+    now = live_report(scored, MonitorConfig(window=20))  # v2 is judged on its own forecasts
+    assert now.drift is None and now.metrics["live_scored"] == 6
+
+
+def test_the_lower_tail_is_backtested_with_the_basel_zone(tmp_path):
+    rng = np.random.default_rng(3)
+    # 60 days whose falls breach the 2.5 % quantile 12 times: red zone
+    moves = np.where(np.arange(60) % 5 == 0, -0.08, rng.normal(0, 0.003, 60))
+    closes = list(100 * np.exp(np.cumsum(np.r_[0, moves])))
+    frame = prices(closes)
+    for i in range(len(closes) - 1):
+        record_forecast(tmp_path, "T", forecast(frame["Date"].iloc[i], closes[i]))
+    scored = score_ledger(pd.read_parquet(tmp_path / "T" / "ledger.parquet"), frame)
+    report = live_report(scored, MonitorConfig(cusum_threshold=1000))  # the CUSUM looks away
+    assert report.metrics["live_tail_exceedances"] == 12 and report.zone == "red"
+    assert report.metrics["live_kupiec_pvalue"] < 1e-6
+    assert report.drift and "Basel red zone" in report.drift

@@ -17,7 +17,9 @@ from mlflow.tracking import MlflowClient
 
 from stockcast.config import PromotionConfig
 from stockcast.errors import RegistryError
+from stockcast.evaluation.scorecard import Evaluation
 from stockcast.evaluation.significance import dm_test
+from stockcast.registry.evaluation_fit import load_evaluation_fit, rescore
 from stockcast.registry.store import MlflowStore, is_transient
 from stockcast.registry.versions import CHAMPION, champion_version
 
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 
 TABLE_ARTIFACT = "forecasts/test_forecasts.parquet"
 TEST_NAME = "Diebold-Mariano, HLN-corrected, one-sided"
+RESCORED = "champion's evaluation fit re-scored on the candidate's test span"
+LOGGED = "champion's own logged test-span forecasts (an older stockcast)"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ class Decision:
     pairs: int = 0
     pvalue: float | None = None
     champion_version: str | None = None
+    evidence: str = ""  # where the champion's forecasts compared came from
+    span: str = ""  # first and last target date compared
+    margin: float = 0.0
 
 
 # ---------------------------------------------------------------------------- the decision
@@ -78,12 +85,13 @@ def sanity_gate(metrics: dict[str, float], cfg: PromotionConfig) -> str | None:
 
 
 def compare(candidate: pd.DataFrame, champion: pd.DataFrame, cfg: PromotionConfig,
-            champion_version: str) -> Decision:
+            champion_version: str, evidence: str = "") -> Decision:
     """One-sided DM test on the (date, step) pairs both forecast out of sample: promote when the
     candidate's loss is lower than (1 - margin) x the champion's with p < alpha."""
     common = ["date", "step"]
     h_cand, h_champ = int(candidate["step"].max()), int(champion["step"].max())
-    base = dict(loss=cfg.loss, champion_version=champion_version)
+    base = dict(loss=cfg.loss, champion_version=champion_version, evidence=evidence,
+                margin=cfg.margin)
     if h_cand < h_champ and not cfg.allow_horizon_change:
         return Decision(False, f"refused: the candidate forecasts {h_cand} step(s), champion "
                         f"v{champion_version} forecasts {h_champ}; set "
@@ -100,19 +108,22 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, cfg: PromotionConfi
     h = int(merged["step"].max())
     result = dm_test(by_date["loss_cand"], by_date["loss_champ"] * (1 - cfg.margin), h)
     cand, champ = float(merged["loss_cand"].mean()), float(merged["loss_champ"].mean())
-    evidence = dict(candidate_loss=cand, champion_loss=champ, pairs=pairs, pvalue=result.pvalue,
-                    **base)
+    span = f"{by_date.index[0].date()}..{by_date.index[-1].date()}"
+    found = dict(candidate_loss=cand, champion_loss=champ, pairs=pairs, pvalue=result.pvalue,
+                 span=span, **base)
     summary = (f"{cfg.loss} {cand:.5g} vs champion v{champion_version} {champ:.5g} on {pairs} "
-               f"common out-of-sample (date, step) pairs; {TEST_NAME} p = {result.pvalue:.3g}")
+               f"common out-of-sample (date, step) pairs {span}"
+               + (f", margin {cfg.margin:.3g}" if cfg.margin else "")
+               + f"; {TEST_NAME} p = {result.pvalue:.3g}")
     if result.pvalue < cfg.alpha:
-        return Decision(True, f"promoted: {summary} < alpha {cfg.alpha}", **evidence)
+        return Decision(True, f"promoted: {summary} < alpha {cfg.alpha}", **found)
     return Decision(False, f"refused: not significantly better: {summary} >= alpha {cfg.alpha}",
-                    **evidence)
+                    **found)
 
 
 def decide_promotion(candidate: pd.DataFrame, metrics: dict[str, float],
                      champion: pd.DataFrame | None, champion_version: str | None,
-                     cfg: PromotionConfig) -> Decision:
+                     cfg: PromotionConfig, evidence: str = "") -> Decision:
     """The whole rule: the sanity gate, then (when there is a champion) the significance test."""
     refused = sanity_gate(metrics, cfg)
     if refused:
@@ -124,7 +135,7 @@ def decide_promotion(candidate: pd.DataFrame, metrics: dict[str, float],
         return Decision(True, f"promoted: champion v{champion_version} has no out-of-sample "
                         "forecast table (made by an older stockcast) and the sanity gate "
                         "passed", loss=cfg.loss, champion_version=champion_version)
-    return compare(candidate, champion, cfg, champion_version)
+    return compare(candidate, champion, cfg, champion_version, evidence)
 
 
 # ---------------------------------------------------------------------------- the action
@@ -146,12 +157,26 @@ def champion_table(store: MlflowStore, name: str, version: str) -> pd.DataFrame 
         return None
 
 
-def promote_if_better(version: str, name: str, table: pd.DataFrame, metrics: dict[str, float],
-                      cfg: PromotionConfig, store: MlflowStore) -> Decision:
-    """Decide against the current champion's own out-of-sample forecasts, move the alias, and
-    record the decision on the version. One lock per store and model: whoever moves `champion`
-    (a pipeline or ``set_champion``) holds it, so the champion cannot change between reading
-    and moving. Every step is idempotent, so a retry is safe."""
+def champion_evidence(store: MlflowStore, name: str, version: str, frame: pd.DataFrame,
+                      origins: np.ndarray, key: str | None) -> tuple[pd.DataFrame | None, str]:
+    """The champion's out-of-sample forecasts to compare against, and where they came from:
+    its evaluation fit re-scored on the candidate's test span (``origins`` of ``frame``), or,
+    for a version of an older stockcast without one, its own logged test-span table."""
+    run_id = store.client.get_model_version(name, version).run_id
+    fit = load_evaluation_fit(store, run_id, key) if run_id else None
+    if fit is not None:
+        return rescore(fit, frame, origins), RESCORED
+    return champion_table(store, name, version), LOGGED
+
+
+def promote_if_better(version: str, name: str, evaluation: Evaluation, frame: pd.DataFrame,
+                      cfg: PromotionConfig, store: MlflowStore,
+                      model_key: str | None = None) -> Decision:
+    """Decide against the current champion on the candidate's test span (the champion's
+    evaluation fit re-scored there), move the alias, and record the decision on the version.
+    One lock per store and model: whoever moves `champion` (a pipeline or ``set_champion``)
+    holds it, so the champion cannot change between reading and moving. Every step is
+    idempotent, so a retry is safe."""
 
     decided: list[Decision] = []
 
@@ -160,8 +185,11 @@ def promote_if_better(version: str, name: str, table: pd.DataFrame, metrics: dic
         with store.lock(f"promotion|{name}"):
             current = champion_version(client, name)
             if not (decided and current == version):  # else: a retry after the alias moved
-                theirs = champion_table(store, name, current) if current else None
-                decided.append(decide_promotion(table, metrics, theirs, current, cfg))
+                theirs, source = (champion_evidence(store, name, current, frame,
+                                                    evaluation.origins, model_key)
+                                  if current else (None, ""))
+                decided.append(decide_promotion(evaluation.table, evaluation.metrics, theirs,
+                                                current, cfg, source))
             if decided[-1].promote:
                 client.set_registered_model_alias(name, CHAMPION, version)
         record_decision(client, name, version, decided[-1])

@@ -27,6 +27,7 @@ from stockcast.evaluation.scorecard import Evaluation
 from stockcast.modeling.recipe import ServingFit, TickerFit
 from stockcast.modeling.trainer import TrainResult
 from stockcast.modeling.windows import PreparedData
+from stockcast.registry.evaluation_fit import log_evaluation_fit
 from stockcast.registry.pyfunc import StockcastForecaster
 from stockcast.registry.signing import sign_logged_model
 from stockcast.registry.store import MlflowStore
@@ -199,9 +200,10 @@ def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Ev
             mlflow.log_artifact(str(table), artifact_path="forecasts")
             mlflow.log_artifact(str(table.with_suffix(".csv")), artifact_path="forecasts")
         model_uri = _log_model(data, serving, ticker)
-        if cfg.tracking.model_key is not None:
-            sign_logged_model(model_uri, run_id, cfg.tracking.model_key.get_secret_value(),
-                              store)
+        key = cfg.tracking.model_key.get_secret_value() if cfg.tracking.model_key else None
+        if key is not None:
+            sign_logged_model(model_uri, run_id, key, store)
+        log_evaluation_fit(fit, run_id, key, store)  # what promotion re-scores later
         return LoggedRun(run_id, model_uri)
 
 

@@ -1,7 +1,7 @@
 """Watching the champion after it ships: every forecast is kept in a ledger, and once its
-date has arrived it is scored against the realised close, beside persistence. Live metrics
-over the most recent forecasts flag drift (coverage collapsing, or a point forecast
-significantly worse than persistence)."""
+date has arrived it is scored against the realised close, beside persistence. Drift is a
+sequential test (a CUSUM, see ``drift``) and the lower tail is backtested the way risk
+managers do (Kupiec, Christoffersen, the Basel traffic light)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import pandas as pd
 from stockcast.config import MonitorConfig
 from stockcast.evaluation.interval_scores import interval_score
 from stockcast.evaluation.significance import dm_test
+from stockcast.evaluation.tail_backtests import tail_backtest
 from stockcast.runtime import path_inside
+from stockcast.serving.drift import cusum, standardised_moves
 
 LEDGER = "ledger.parquet"
 KEY = ["last_date", "step"]
@@ -48,43 +50,64 @@ def score_ledger(ledger: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     return scored.sort_values(["date", "step"]).reset_index(drop=True)
 
 
+ZONES = {"green": 0.0, "yellow": 1.0, "red": 2.0}
+
+
 @dataclass(frozen=True)
 class LiveReport:
-    """Live performance over the most recent scored forecasts, and the drift verdict."""
+    """Live performance of the current champion, the drift evidence and the verdict."""
 
     metrics: dict[str, float]
     drift: str | None  # why drift was flagged, or None
+    zone: str = "green"  # Basel traffic light of the 2.5 % quantile's exceedances
+
+
+def _window_metrics(recent: pd.DataFrame) -> dict[str, float]:
+    actual, point, last = (recent[c].to_numpy(float) for c in ("actual", "forecast", "last_close"))
+    lo95, hi95 = recent["lower_95"].to_numpy(float), recent["upper_95"].to_numpy(float)
+    # H1: persistence has the lower squared error (reported, not a drift rule: repeated daily,
+    # an uncorrected test raises false alarms).
+    worse = dm_test((last - actual) ** 2, (point - actual) ** 2, int(recent["step"].max()))
+    return {
+        "live_scored": float(len(recent)),
+        "live_rmse": float(np.sqrt(np.mean((point - actual) ** 2))),
+        "live_naive_rmse": float(np.sqrt(np.mean((last - actual) ** 2))),
+        "live_coverage_95": float(((actual >= lo95) & (actual <= hi95)).mean()),
+        "live_coverage_80": float(((actual >= recent["lower_80"]) &
+                                   (actual <= recent["upper_80"])).mean()),
+        "live_interval_score_95": float(interval_score(lo95, hi95, actual, 0.95).mean()),
+        "live_dm_pvalue_worse": worse.pvalue,
+    }
 
 
 def live_report(scored: pd.DataFrame, cfg: MonitorConfig) -> LiveReport:
-    """Live RMSE against persistence, coverage and interval score over the last ``cfg.window``
-    scored forecasts; drift when coverage or the point forecast leaves the configured bounds."""
-    recent = scored.tail(cfg.window)
-    n = len(recent)
-    if n == 0:
+    """Live metrics over the last ``cfg.window`` scored forecasts of the current champion;
+    drift from a CUSUM over all its scored one-step forecasts (from the first), and the
+    2.5 % quantile's backtests (Kupiec, Christoffersen, Basel zone) over the last
+    ``cfg.tail_days``."""
+    if len(scored) and "model_version" in scored:  # the champion forecasting now
+        scored = scored[scored["model_version"].astype(str)
+                        == str(scored["model_version"].iloc[-1])]
+    if len(scored) == 0:
         return LiveReport({"live_scored": 0.0}, None)
-    actual, point, last = (recent[c].to_numpy(float) for c in ("actual", "forecast", "last_close"))
-    inside = (actual >= recent["lower_95"]) & (actual <= recent["upper_95"])
-    metrics = {
-        "live_scored": float(n),
-        "live_rmse": float(np.sqrt(np.mean((point - actual) ** 2))),
-        "live_naive_rmse": float(np.sqrt(np.mean((last - actual) ** 2))),
-        "live_coverage_95": float(inside.mean()),
-        "live_coverage_80": float(((actual >= recent["lower_80"]) &
-                                   (actual <= recent["upper_80"])).mean()),
-        "live_interval_score_95": float(interval_score(
-            recent["lower_95"].to_numpy(float), recent["upper_95"].to_numpy(float), actual,
-            0.95).mean()),
-    }
-    # H1: persistence has the lower squared error (the live point forecast is worse).
-    worse = dm_test((last - actual) ** 2, (point - actual) ** 2, int(recent["step"].max()))
-    metrics["live_dm_pvalue_worse"] = worse.pvalue
-    if n < cfg.window:
-        return LiveReport(metrics, None)
-    if metrics["live_coverage_95"] < cfg.min_coverage_95:
-        return LiveReport(metrics, f"live 95 % coverage {metrics['live_coverage_95']:.2f} over "
-                          f"the last {n} forecasts is below {cfg.min_coverage_95}")
-    if worse.pvalue < cfg.alpha:
-        return LiveReport(metrics, f"the live point forecast is significantly worse than "
-                          f"persistence over the last {n} forecasts (DM p {worse.pvalue:.3g})")
-    return LiveReport(metrics, None)
+    metrics = _window_metrics(scored.tail(cfg.window))
+    daily = scored[scored["step"] == 1]
+    path = cusum(standardised_moves(daily), cfg.cusum_reference, cfg.cusum_cap,
+                 cfg.cusum_threshold)
+    tail = daily.tail(cfg.tail_days)
+    tests = tail_backtest(tail["actual"].to_numpy(float), tail["lower_95"].to_numpy(float), 0.025)
+    metrics |= {"live_cusum": path.statistic, "live_cusum_threshold": path.threshold,
+                "live_tail_forecasts": float(tests.n),
+                "live_tail_exceedances": float(tests.exceedances),
+                "live_kupiec_pvalue": tests.kupiec_pvalue,
+                "live_christoffersen_pvalue": tests.christoffersen_pvalue,
+                "live_basel_zone": ZONES[tests.zone]}
+    drift = None
+    if path.alarm:
+        drift = (f"the CUSUM of standardised misses is {path.statistic:.2f} > threshold "
+                 f"{path.threshold:g} over {len(daily)} scored one-step forecasts (intervals "
+                 "too narrow for the moves since)")
+    elif tests.zone == "red":
+        drift = (f"the 2.5 % quantile was exceeded {tests.exceedances} times in {tests.n} "
+                 f"forecasts: Basel red zone (Kupiec p {tests.kupiec_pvalue:.3g})")
+    return LiveReport(metrics, drift, tests.zone)

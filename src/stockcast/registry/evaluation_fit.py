@@ -1,0 +1,109 @@
+"""The evaluation fit kept beside every registered version, so promotion can re-score a
+champion on the candidate's (recent) test span.
+
+Every day after a fit's validation end is out of sample for it: its weights saw only training
+rows, early stopping and calibration only validation rows. So a champion of any age can be
+scored again on tonight's candidate's test span, and the two compare on the same, most recent
+days, which never shrink with the champion's age. The fit is a pickle (model, transform,
+conformal quantiles); with a model key it is signed when logged and verified before it is
+unpickled, like the served model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import pickle
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from stockcast.errors import RegistryError
+from stockcast.evaluation.scorecard import forecast_table
+from stockcast.modeling.forecaster import Forecaster
+from stockcast.modeling.recipe import TickerFit
+from stockcast.registry.store import MlflowStore
+
+log = logging.getLogger(__name__)
+
+ARTIFACT_DIR = "evaluation_fit"
+ARTIFACT = f"{ARTIFACT_DIR}/forecaster.pkl"
+SIGNATURE_TAG = "stockcast.eval_fit_hmac"
+VAL_END_TAG = "fit.val_end"
+
+
+def _hmac(data: bytes, key: str) -> str:
+    return hmac.new(key.encode(), hashlib.sha256(data).digest(), hashlib.sha256).hexdigest()
+
+
+def validation_end(fit: TickerFit) -> pd.Timestamp:
+    """The last date the fit's early stopping and calibration saw."""
+    return pd.Timestamp(fit.data.frame["Date"].iloc[fit.data.bounds.val_end - 1])
+
+
+def log_evaluation_fit(fit: TickerFit, run_id: str, key: str | None, store: MlflowStore) -> None:
+    """Inside a run: the evaluation fit as an artifact, its validation end as a tag, and (with
+    a key) its signature."""
+    data = pickle.dumps(fit.forecaster)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(ARTIFACT).name
+        path.write_bytes(data)
+        mlflow.log_artifact(str(path), artifact_path=ARTIFACT_DIR)
+    store.client.set_tag(run_id, VAL_END_TAG, str(validation_end(fit).date()))
+    if key:
+        store.client.set_tag(run_id, SIGNATURE_TAG, _hmac(data, key))
+
+
+@dataclass(frozen=True)
+class EvaluationFit:
+    """A version's evaluation fit and the last date it saw out of sample."""
+
+    forecaster: Forecaster
+    val_end: pd.Timestamp
+
+
+def load_evaluation_fit(store: MlflowStore, run_id: str, key: str | None) -> EvaluationFit | None:
+    """The evaluation fit logged with ``run_id``; None for runs of an older stockcast. With a
+    key, RegistryError unless its signature matches (checked before unpickling)."""
+    run = store.client.get_run(run_id)
+    val_end = run.data.tags.get(VAL_END_TAG)
+    if val_end is None:
+        return None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=ARTIFACT, dst_path=tmp,
+                tracking_uri=store.tracking_uri)
+            data = Path(path).read_bytes()
+    except (MlflowException, OSError) as exc:
+        if isinstance(exc, MlflowException) and "RESOURCE_DOES_NOT_EXIST" not in str(exc.error_code):
+            raise
+        log.info("run %s has no evaluation fit (%s)", run_id, exc)
+        return None
+    if key and not hmac.compare_digest(run.data.tags.get(SIGNATURE_TAG, ""), _hmac(data, key)):
+        raise RegistryError(
+            f"the evaluation fit of run {run_id} is not signed with this deployment's "
+            "STOCKCAST_MODEL_KEY: refusing to unpickle it, nothing was promoted")
+    return EvaluationFit(pickle.loads(data), pd.Timestamp(val_end))
+
+
+def rescore(fit: EvaluationFit, frame: pd.DataFrame, origins: np.ndarray) -> pd.DataFrame:
+    """The fit's forecast table at those of ``origins`` (rows of ``frame``) whose targets all
+    lie after its validation end: out of sample for it, whatever its age."""
+    frame = frame.reset_index(drop=True)
+    dates = pd.to_datetime(frame["Date"])
+    origins = np.asarray(origins, dtype=np.int64)
+    h = fit.forecaster.transformer.horizon
+    keep = origins[(dates.iloc[origins].to_numpy() >= np.datetime64(fit.val_end))
+                   & (origins + h < len(frame))]
+    forecast = fit.forecaster.forecast_at(frame, keep)
+    close = frame["Close"].to_numpy(dtype=np.float64)
+    actual = (np.stack([close[keep + k] for k in range(1, h + 1)], axis=1) if len(keep)
+              else np.empty((0, h)))
+    return forecast_table(dates, keep, forecast, actual)

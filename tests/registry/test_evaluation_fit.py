@@ -1,0 +1,73 @@
+"""Promotion's evidence never shrinks: a champion of any age is re-scored on the candidate's
+test span, out of sample for it, and its evaluation fit is verified before it is unpickled."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import predictable_prices, quality, run_stages
+
+from stockcast.config import PromotionConfig, build_config
+from stockcast.errors import RegistryError
+from stockcast.modeling.recipe import fit_and_calibrate
+from stockcast.registry.evaluation_fit import (
+    ARTIFACT,
+    EvaluationFit,
+    load_evaluation_fit,
+    rescore,
+    validation_end,
+)
+from stockcast.registry.promotion import RESCORED, compare
+from stockcast.splits import window_origins
+
+
+@pytest.fixture(scope="module")
+def champion():
+    cfg = build_config(quality(1))
+    frame = predictable_prices(1150)
+    fit = fit_and_calibrate(frame.iloc[:700], cfg.window, cfg.model, cfg.train)
+    return cfg, frame, EvaluationFit(fit.forecaster, validation_end(fit))
+
+
+def test_a_champion_400_nights_old_still_compares_on_recent_pairs(champion):
+    cfg, frame, fit = champion
+    promotion = PromotionConfig()
+    for nights in (0, 1, 100, 250, 400, 450):
+        tonight = frame.iloc[:700 + nights].reset_index(drop=True)
+        origins = window_origins(len(tonight), cfg.window)["test"]
+        theirs = rescore(fit, tonight, origins)
+        assert (theirs["origin_date"] >= fit.val_end).all()  # out of sample for the champion
+        assert theirs["date"].max() == tonight["Date"].iloc[-1]  # up to tonight
+        decision = compare(theirs.assign(point=theirs["actual"]), theirs, promotion, "1",
+                           RESCORED)
+        assert decision.pairs == len(origins) >= promotion.min_pairs
+        assert decision.span.endswith(str(tonight["Date"].iloc[-1].date()))
+
+
+def test_rescoring_drops_origins_the_champion_saw(champion):
+    cfg, frame, fit = champion
+    part = frame.iloc[:700].reset_index(drop=True)
+    every = np.arange(cfg.window.sequence_length, len(part) - 1)
+    table = rescore(fit, part, every)
+    first = pd.Timestamp(table["origin_date"].min())
+    assert first == fit.val_end  # the validation span's last day is the first origin kept
+    assert len(table) == int((part["Date"].iloc[every] >= fit.val_end).sum())
+
+
+def test_the_evaluation_fit_is_logged_and_verified_before_unpickling(tmp_path, tracking_uri,
+                                                                      monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("STOCKCAST_MODEL_KEY", "")
+    overrides = {**quality(1), "tracking": {"model_key": "s3cret"}}
+    out = run_stages(predictable_prices(), overrides, tracking_uri, tmp_path)
+    store, run_id = out["store"], out["logged"].run_id
+    loaded = load_evaluation_fit(store, run_id, "s3cret")
+    assert loaded is not None and loaded.val_end == validation_end(out["fit"])
+    with pytest.raises(RegistryError, match="not signed"):
+        load_evaluation_fit(store, run_id, "another key")
+    client = MlflowClient(tracking_uri)
+    assert client.get_run(run_id).data.tags["fit.val_end"] == str(loaded.val_end.date())
+    # An older version's run without one: promotion falls back to its logged table.
+    client.delete_tag(run_id, "fit.val_end")
+    assert load_evaluation_fit(store, run_id, None) is None
+    assert ARTIFACT.endswith(".pkl")

@@ -18,10 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from drift import markdown as drift_markdown
 from intervals import bench_intervals  # noqa: I001 (bench/ is on sys.path when run as a script)
 from intervals import markdown as intervals_markdown
 from portfolio import bench_portfolio
 from portfolio import markdown as portfolio_markdown
+from promotion import markdown as promotion_markdown
+from promotion import seed_spread
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -33,6 +36,7 @@ from stockcast.evaluation.point_metrics import score_forecasts
 from stockcast.modeling.device import amp_dtype_for
 from stockcast.modeling.recipe import fit_and_calibrate
 from stockcast.modeling.windows import prepare_windows
+from stockcast.serving.drift_simulation import simulate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED_MODEL = ModelConfig(hidden_size=50, num_layers=2, target="price")
@@ -258,6 +262,10 @@ def markdown(out: dict) -> str:
         lines += intervals_markdown(out["intervals"])
     if "portfolio" in out:
         lines += portfolio_markdown(out["portfolio"])
+    if "drift" in out:
+        lines += drift_markdown(out["drift"])
+    if "promotion" in out:
+        lines += promotion_markdown(out["promotion"])
     if "stages" in out:
         st = out["stages"]
         lines += ["**One `make run-flow`** (GOOG, defaults; the second of two runs, once "
@@ -282,7 +290,8 @@ def main() -> int:
                         default=sorted({1, os.cpu_count() or 1}),
                         help="thread counts for the throughput test (default: 1 and all cores)")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["throughput", "quality", "intervals", "stages", "portfolio"])
+                        choices=["throughput", "quality", "intervals", "stages", "portfolio",
+                                 "drift", "promotion"])
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     frame = read_price_file(sample_path("GOOG"))
@@ -318,6 +327,12 @@ def main() -> int:
     if "portfolio" not in args.skip:
         out["portfolio"] = bench_portfolio()
         print("\n" + "\n".join(portfolio_markdown(out["portfolio"])), flush=True)
+    if "drift" not in args.skip:
+        out["drift"] = simulate()
+        print("\n" + "\n".join(drift_markdown(out["drift"])), flush=True)
+    if "promotion" not in args.skip:
+        out["promotion"] = seed_spread()
+        print("\n" + "\n".join(promotion_markdown(out["promotion"])), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench.json").write_text(json.dumps(out, indent=2))
     (RESULTS / "bench.md").write_text(markdown(out))

@@ -165,13 +165,38 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not rows:
         print("no registered models yet; run `make run-flow` first")
         return 0
+    model = None
     for r in rows:
-        fmt = lambda v, spec=".4f": "-" if v is None else format(v, spec)  # noqa: E731
-        print(f"{r['model']:<22} v{r['version']:<3} {r['aliases'] or '-':<20} "
-              f"skill={fmt(r['skill_rmse_pct'], '+.2f')}% coverage_95={fmt(r['test_coverage_95'], '.3f')} "
-              f"interval_score={fmt(r['test_interval_score_95'])} "
-              f"(EWMA {fmt(r['ewma_interval_score_95'])})  {r['decision']}")
+        if r["model"] != model:
+            model = r["model"]
+            print(model)
+        _print_version(r)
     return 0
+
+
+def _fmt(value, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _print_version(r: dict) -> None:
+    """One version of `stockcast models`: test metrics, the decision, the live record."""
+    when = f"decided {r['decided_at'].replace('T', ' ')} by {r['decided_by']}" if r["decided_at"] else ""
+    print(f"  v{r['version']:<3} {r['aliases'] or '-':<20} {when}")
+    print(f"       test: skill {_fmt(r['skill_rmse_pct'], '+.2f')} %, coverage_95 "
+          f"{_fmt(r['test_coverage_95'], '.3f')}, interval score "
+          f"{_fmt(r['test_interval_score_95'])} (EWMA band {_fmt(r['ewma_interval_score_95'])}, "
+          "price units)")
+    print(f"       decision: {r['decision'] or '-'}")
+    live = r.get("live") or {}
+    if live.get("live_scored"):
+        print(f"       live: {live['live_scored']:.0f} scored, drift CUSUM "
+              f"{_fmt(live.get('live_cusum'), '.2f')} (threshold "
+              f"{_fmt(live.get('live_cusum_threshold'), 'g')}), 2.5 % quantile exceeded "
+              f"{_fmt(live.get('live_tail_exceedances'), '.0f')}/"
+              f"{_fmt(live.get('live_tail_forecasts'), '.0f')} (Kupiec p "
+              f"{_fmt(live.get('live_kupiec_pvalue'), '.2g')}, Christoffersen p "
+              f"{_fmt(live.get('live_christoffersen_pvalue'), '.2g')}, {live['zone'] or '-'} "
+              f"zone); drift: {live['drift'] or 'none'}")
 
 
 def cmd_promote(args: argparse.Namespace) -> int:

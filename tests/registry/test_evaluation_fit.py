@@ -71,3 +71,43 @@ def test_the_evaluation_fit_is_logged_and_verified_before_unpickling(tmp_path, t
     client.delete_tag(run_id, "fit.val_end")
     assert load_evaluation_fit(store, run_id, None) is None
     assert ARTIFACT.endswith(".pkl")
+
+
+def test_a_planted_better_model_promotes_over_a_champion_with_bands_too_wide(champion):
+    cfg, frame, fit = champion
+    z = fit.forecaster.z
+    wide = type(fit.forecaster)(fit.forecaster.model, fit.forecaster.transformer, z * 2.0)
+    stale = EvaluationFit(wide, fit.val_end)
+    tonight = frame.iloc[:900].reset_index(drop=True)
+    origins = window_origins(len(tonight), cfg.window)["test"]
+    decision = compare(rescore(fit, tonight, origins), rescore(stale, tonight, origins),
+                       PromotionConfig(), "1", RESCORED)
+    assert decision.promote and decision.pvalue < 0.05 and decision.margin == 0.025
+
+
+@pytest.mark.slow  # trains five small models: a model-behaviour test
+def test_reseeded_reruns_do_not_promote_but_would_without_the_margin():
+    from helpers import TINY, make_prices
+
+    from stockcast.config import merge
+    from stockcast.evaluation.scorecard import forecast_table, score_test_span
+
+    frame = make_prices(1500, seed=3)  # a random walk: nothing for a seed to find
+
+    def test_table(seed: int):
+        cfg = build_config(merge(TINY, {"window": {"sequence_length": 20},
+                                        "model": {"hidden_size": 8},
+                                        "train": {"epochs": 8, "patience": 3, "seed": seed}}))
+        fit = fit_and_calibrate(frame, cfg.window, cfg.model, cfg.train)
+        span = score_test_span(fit)
+        return forecast_table(fit.data.frame["Date"], fit.data.test.origins, span.forecast,
+                              span.actual)
+
+    champion_table = test_table(42)
+    reruns = [test_table(seed) for seed in (1, 3, 4, 5)]
+    default = [compare(t, champion_table, PromotionConfig(), "1", RESCORED) for t in reruns]
+    assert not any(d.promote for d in default)
+    # The DM test alone calls a reseed's tiny, consistent difference significant.
+    no_margin = [compare(t, champion_table, PromotionConfig(margin=0.0), "1", RESCORED)
+                 for t in reruns]
+    assert any(d.promote for d in no_margin)

@@ -18,3 +18,12 @@ def test_a_move_to_the_intervals_edge_is_1_96():
     row = pd.DataFrame({"actual": [110.0], "forecast": [100.0], "lower_95": [100 / 1.1],
                         "upper_95": [110.0]})
     assert standardised_moves(row)[0] == pytest.approx(Z95)
+
+
+def test_calm_years_rarely_alarm_and_a_stale_band_is_caught_within_a_week():
+    from stockcast.serving.drift_simulation import simulate
+
+    # Bootstrapped real errors of the bundled series (fat tails, clustering kept).
+    result = simulate(sequences=400, seed=7)
+    assert result["false_alarm_rate"] <= 0.07  # 5 % target, plus this sample's error
+    assert result["stale"]["median_delay"] <= 7 and result["stale"]["detected_within_20"] > 0.9

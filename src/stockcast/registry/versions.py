@@ -74,9 +74,39 @@ def register_version(model_uri: str, run_id: str, name: str, store: MlflowStore)
 
 
 def list_versions(prefix: str, ticker: str | None, store: MlflowStore) -> list[dict]:
-    """Every registered version with aliases, key metrics and its promotion decision."""
+    """Every registered version with aliases, key metrics, its promotion decision and, for a
+    version that has served, its latest live monitoring (drift CUSUM, tail backtests)."""
     store.open()
-    return store.call("listing", lambda: _list_versions(store.client, prefix, ticker))
+    rows = store.call("listing", lambda: _list_versions(store.client, prefix, ticker))
+    live = store.call("listing", lambda: _live_by_version(store, {r["model"] for r in rows},
+                                                          prefix))
+    return [{**r, "live": live.get((r["model"], str(r["version"])), {})} for r in rows]
+
+
+def _live_by_version(store: MlflowStore, names: set[str], prefix: str) -> dict:
+    """(model, version) -> the metrics and zone of the latest forecast run it made."""
+    exp = store.client.get_experiment_by_name(f"{store.experiment}-forecasts")
+    if exp is None or not names:
+        return {}
+    out: dict = {}
+    for name in names:
+        ticker = name.removeprefix(f"{prefix}-").replace("'", "")
+        runs = store.client.search_runs([exp.experiment_id], f"tags.ticker = '{ticker}'",
+                                        order_by=["attributes.start_time DESC"], max_results=500)
+        for run in runs:
+            key = (name, run.data.tags.get("champion_version", ""))
+            if key not in out:
+                out[key] = {**run.data.metrics,
+                            "zone": run.data.tags.get("monitor.basel_zone", ""),
+                            "drift": run.data.tags.get("monitor.drift", "")}
+    return out
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
 
 
 def _list_versions(client: MlflowClient, prefix: str, ticker: str | None) -> list[dict]:
@@ -108,6 +138,11 @@ def _list_versions(client: MlflowClient, prefix: str, ticker: str | None) -> lis
                 "test_interval_score_95": metrics.get("test_interval_score_95"),
                 "ewma_interval_score_95": metrics.get("ewma_interval_score_95"),
                 "decision": mv.tags.get("promotion.reason", ""),
+                "decided_at": mv.tags.get("promotion.decided_at", "")[:19],
+                "decided_by": mv.tags.get("promotion.decided_by", ""),
+                "promotion_p": _number(mv.tags.get("promotion.pvalue")),
+                "pairs": _number(mv.tags.get("promotion.pairs")),
+                "span": mv.tags.get("promotion.span", ""),
                 "run_id": mv.run_id,
             })
     return sorted(rows, key=lambda r: (r["model"], r["version"]))

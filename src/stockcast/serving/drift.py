@@ -8,7 +8,7 @@ so that a single crash day cannot raise the alarm alone:
 
     S_0 = 0,  S_t = max(0, S_{t-1} + min(|z_t|, cap) - reference),  drift while S_t > threshold
 
-The defaults (reference 1.6, cap 4, threshold 3) come from ``bench/drift.py``: calm sequences
+The defaults (reference 1.4, cap 4, threshold 3.5) come from ``bench/drift.py``: calm sequences
 are block-bootstrapped standardised errors of the bundled series' EWMA band, the shock
 triples the moves the band expects; see docs/operating.md for the measured rates.
 """

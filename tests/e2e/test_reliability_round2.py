@@ -257,6 +257,8 @@ def test_with_a_key_only_signed_champions_are_loaded(project, capsys, monkeypatc
     client = MlflowClient(store_uri(project))
     signed = max(client.search_model_versions("name='stockcast-GOOG'"), key=lambda v: int(v.version))
     assert client.get_run(signed.run_id).data.tags["stockcast.model_hmac"]
+    # The unsigned champion's evaluation fit was not unpickled: compared on its logged table.
+    assert "not signed" in signed.tags["promotion.evidence"]
     assert main(["promote", "--ticker", "GOOG", "--version", str(signed.version)]) == 0
     assert main(["forecast", "--source", "cache"]) == 0  # signed with this key: loads
     capsys.readouterr()

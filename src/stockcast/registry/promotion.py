@@ -29,6 +29,8 @@ TABLE_ARTIFACT = "forecasts/test_forecasts.parquet"
 TEST_NAME = "Diebold-Mariano, HLN-corrected, one-sided"
 RESCORED = "champion's evaluation fit re-scored on the candidate's test span"
 LOGGED = "champion's own logged test-span forecasts (an older stockcast)"
+UNVERIFIED = ("champion's own logged test-span forecasts (its evaluation fit is not signed "
+              "with this deployment's key, so it was not unpickled)")
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,11 @@ def champion_evidence(store: MlflowStore, name: str, version: str, frame: pd.Dat
     its evaluation fit re-scored on the candidate's test span (``origins`` of ``frame``), or,
     for a version of an older stockcast without one, its own logged test-span table."""
     run_id = store.client.get_model_version(name, version).run_id
-    fit = load_evaluation_fit(store, run_id, key) if run_id else None
+    try:
+        fit = load_evaluation_fit(store, run_id, key) if run_id else None
+    except RegistryError as exc:  # not signed with this key: never unpickled
+        log.warning("%s v%s: %s; comparing on its logged forecasts instead", name, version, exc)
+        return champion_table(store, name, version), UNVERIFIED
     if fit is not None:
         return rescore(fit, frame, origins), RESCORED
     return champion_table(store, name, version), LOGGED

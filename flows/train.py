@@ -139,7 +139,8 @@ def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: P
                        cfg.data.data_dir / "reports")
     freshness = submit(freshness_task, validated, cfg.data, scheduled)
     cached = submit(commit_cache_task, validated, cfg.data.data_dir)
-    fit = submit(fit_task, validated, cfg)
+    # Freshness is decided before any training: stale prices under on_stale: fail stop here.
+    fit = submit(fit_task, validated, cfg, wait_for=[freshness])
     out = path_inside(work_dir, ticker)
     evaluation = submit(evaluate_task, fit, ticker, out)
     # Plotting after training: on a small CPU, drawing while training slows both down.
@@ -205,6 +206,7 @@ def _summary(run: TickerRun) -> dict[str, Any]:
         "last_date": freshness.last_date,
         "fresh": not freshness.stale,
         "pvalue": decision.pvalue,
+        "champion_version": decision.champion_version,
         **{k: evaluation.metrics[k] for k in SUMMARY_METRICS},
         "train_seconds": result.seconds + serving.seconds,
     }

@@ -101,3 +101,19 @@ def test_tool_state_is_kept_under_the_project_home(tmp_path, monkeypatch):
     (tmp_path / "user" / ".prefect" / "profiles.toml").write_text("")
     apply_env_defaults(tmp_path / "project")
     assert "PREFECT_HOME" not in os.environ
+
+
+def test_the_run_summary_says_plainly_when_there_is_no_champion(capsys):
+    from stockcast.cli import _print_summary
+
+    base = {"version": "1", "source": "sample", "last_date": "2013-03-01", "pvalue": None,
+            "skill_rmse_pct": -0.1, "dm_pvalue_naive": 0.98, "test_coverage_95": 0.95,
+            "test_interval_score_95": 10.7, "ewma_interval_score_95": 10.8}
+    _print_summary({"IBM": {**base, "promoted": False, "champion_version": None,
+                            "reason": "refused by the sanity gate: ..."}})
+    first = capsys.readouterr().out
+    assert "no champion yet: this version was refused" in first and "kept" not in first
+    assert "H1: beats persistence" in first
+    _print_summary({"IBM": {**base, "version": "2", "promoted": False, "champion_version": "1",
+                            "pvalue": 0.4, "reason": "refused: not significantly better"}})
+    assert "kept champion v1 (promotion p 0.4" in capsys.readouterr().out

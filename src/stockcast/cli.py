@@ -101,12 +101,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _print_summary(summary: dict) -> None:
     for ticker, s in summary.items():
-        verdict = "CHAMPION" if s["promoted"] else "kept previous champion"
+        if s["promoted"]:
+            verdict = "CHAMPION"
+        elif s.get("champion_version"):
+            verdict = f"kept champion v{s['champion_version']}"
+        else:
+            verdict = "no champion yet: this version was refused"
         if s["pvalue"] is not None:
-            verdict += f" (promotion p {s['pvalue']:.3g})"
+            verdict += f" (promotion p {s['pvalue']:.3g}, H1: better than the champion)"
         registered = f"v{s['version']}" if s["version"] else "not registered"
         print(f"{ticker}: {registered} (data: {s['source']}, to {s['last_date']}) point skill "
-              f"{s['skill_rmse_pct']:+.2f} % vs persistence (DM p {s['dm_pvalue_naive']:.2f}), "
+              f"{s['skill_rmse_pct']:+.2f} % vs persistence (DM p {s['dm_pvalue_naive']:.2f}, "
+              "H1: beats persistence), "
               f"coverage_95 {s['test_coverage_95']:.3f}, interval score "
               f"{s['test_interval_score_95']:.3f} vs EWMA {s['ewma_interval_score_95']:.3f} "
               f"-> {verdict}\n  {s['reason']}")

@@ -64,9 +64,13 @@ def test_a_fallback_reaches_the_prefect_logs_and_the_summary_artifact(prefect_ap
 def test_a_stale_fallback_does_not_register_or_promote(project, capsys, fake_yf):
     fake_yf.error = ConnectionError("Could not resolve host: query2.finance.yahoo.com")
     stale = {"data": {"max_staleness_days": 3}}
-    # Yahoo down, the cache ends 2013: the ticker fails, nothing is registered.
+    # Yahoo down, the cache ends 2013: the ticker fails before training, nothing is registered.
+    log_file = project / "logs" / "stockcast.log"
+    seen = len(log_file.read_text()) if log_file.exists() else 0
     fails_cleanly(capsys, ["run", "--config", write_cfg(project, **stale)], project,
                   "trading sessions ago", "max_staleness_days")
+    logged = log_file.read_text()[seen:]  # this run's lines
+    assert "trading sessions ago" in logged and "epoch 1/" not in logged  # never trained
     # With on_stale: warn the run completes, trains, and still registers nothing.
     before = state(project)
     warn = {"data": {"max_staleness_days": 3, "on_stale": "warn"}}

@@ -9,10 +9,11 @@ from typing import Any
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import deployment
 
 from flows.notify import configured_url, notify_failure, send
 from flows.observe import project_logs_in_prefect, publish_table, publish_warning
-from flows.tasks import ingest_task, validate_task
+from flows.tasks import freshness_task, ingest_task, validate_task
 from stockcast.config import PipelineConfig
 from stockcast.errors import PipelineFailed
 from stockcast.registry.store import MlflowStore
@@ -37,12 +38,20 @@ def monitor_task(out_dir, ticker: str, forecast, frame, cfg: PipelineConfig) -> 
 
 
 def forecast_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore,
-                    days: int | None) -> dict[str, Any]:
-    """One ticker: champion -> ingest -> validate -> forecast -> write -> monitor -> log."""
+                    days: int | None, scheduled: bool = False) -> dict[str, Any]:
+    """One ticker: champion -> ingest -> validate -> freshness -> forecast -> write -> monitor
+    -> log. Stale prices fail the ticker (``data.on_stale: fail``) or are forecast from, and
+    flagged (``warn``, or historical data asked for explicitly), as in training."""
     champion = champion_task(model_name(cfg.tracking.model_name_prefix, ticker), store,
                              cfg.tracking.model_key)
     prices = ingest_task(ticker, cfg.data)
-    frame = validate_task(prices, cfg.window, cfg.validation).frame
+    validated = validate_task(prices, cfg.window, cfg.validation)
+    fresh = freshness_task(validated, cfg.data, scheduled)
+    stale = (f"forecast from stale prices: they end {fresh.last_date}, {fresh.sessions_behind} "
+             f"trading sessions ago ({fresh.reason})" if fresh.stale else None)
+    if stale:
+        get_run_logger().warning("%s: %s", ticker, stale)
+    frame = validated.frame
     result = predict_task(champion, frame, ticker)
     if days:
         result = result.head(days)
@@ -52,11 +61,13 @@ def forecast_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore,
     log_task(ticker, paths, champion.version, store, f"{cfg.tracking.experiment}-forecasts",
              tags={"data.source": prices.source, "data.end": last_date,
                    "data.fallback": " | ".join(prices.notes) or "none",
-                   "monitor.drift": live.drift or "none", "monitor.basel_zone": live.zone},
+                   "monitor.drift": live.drift or "none", "monitor.basel_zone": live.zone,
+                   "data.stale": str(fresh.stale),
+                   "data.sessions_behind": str(fresh.sessions_behind)},
              metrics=live.metrics)
     return {"version": champion.version, "source": prices.source, "last_date": last_date,
             "path": str(paths["csv"]), "live": live.metrics, "drift": live.drift,
-            "zone": live.zone,
+            "zone": live.zone, "stale": stale,
             "rows": [{"date": str(r.date.date()), **{c: float(getattr(r, c)) for c in BANDS}}
                      for r in result.itertuples()]}
 
@@ -94,9 +105,10 @@ def forecast_pipeline(
         logger = get_run_logger()
         forecasts: dict[str, Any] = {}
         failures: dict[str, str] = {}
+        scheduled = deployment.id is not None  # a deployment run (scheduled or triggered)
         for ticker in cfg.tickers:
             try:
-                item = forecasts[ticker] = forecast_ticker(ticker, cfg, store, days)
+                item = forecasts[ticker] = forecast_ticker(ticker, cfg, store, days, scheduled)
             except Exception as exc:  # reported per ticker; the flow fails at the end
                 failures[ticker] = f"{type(exc).__name__}: {exc}"
                 logger.error("%s: no forecast: %s", ticker, exc)
@@ -111,6 +123,10 @@ def forecast_pipeline(
         publish_table("forecast-summary", [_row(t, forecasts.get(t), failures.get(t))
                                            for t in cfg.tickers],
                       "stockcast forecasts: data used, the forecast, live metrics, drift")
+        stale = [f"- STALE: {t}: {item['stale']}" for t, item in forecasts.items() if item["stale"]]
+        if stale:
+            publish_warning("forecast-warnings", "\n".join(["# stockcast: forecast warnings",
+                                                            "", *stale]))
     if failures:
         detail = "\n".join(f"  - {t}: {msg}" for t, msg in failures.items())
         raise PipelineFailed(f"no forecast for {len(failures)} of {len(cfg.tickers)} "
@@ -122,8 +138,9 @@ def _row(ticker: str, item: dict | None, error: str | None) -> dict[str, Any]:
     if item is None:
         return {"ticker": ticker, "status": "FAILED", "reason": error}
     first = item["rows"][0]
-    return {"ticker": ticker, "status": "DRIFT" if item["drift"] else "ok",
+    status = "DRIFT" if item["drift"] else "STALE" if item["stale"] else "ok"
+    return {"ticker": ticker, "status": status,
             "champion": item["version"], "source": item["source"], "last_date": item["last_date"],
             "date": first["date"], "forecast": first["forecast"], "lower_95": first["lower_95"],
             "upper_95": first["upper_95"], **item["live"], "basel_zone": item["zone"],
-            "reason": item["drift"] or ""}
+            "reason": " | ".join(r for r in (item["drift"], item["stale"]) if r)}

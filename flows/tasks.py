@@ -10,12 +10,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from stockcast.data.cache import commit_to_cache
+from stockcast.data.freshness import check_freshness
 from stockcast.data.schemas import ValidatedPrices, validate_prices
 from stockcast.data.sources import load_prices
 
 # Every task is side-effecting or takes frames/models: never cache on inputs.
 ingest_task = task(load_prices, name="ingest", cache_policy=NO_CACHE)
 validate_task = task(validate_prices, name="validate", cache_policy=NO_CACHE)
+freshness_task = task(check_freshness, name="freshness", cache_policy=NO_CACHE)
 
 
 @task(name="commit-cache", cache_policy=NO_CACHE)

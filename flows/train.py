@@ -24,10 +24,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.notify import notify_failure
 from flows.observe import project_logs_in_prefect, publish_table, publish_warning
-from flows.tasks import commit_cache_task, ingest_task, validate_task
+from flows.tasks import commit_cache_task, freshness_task, ingest_task, validate_task
 from stockcast.config import PipelineConfig
 from stockcast.data.exploration import build_report
-from stockcast.data.freshness import Freshness, check_freshness
+from stockcast.data.freshness import Freshness
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.errors import PipelineFailed
 from stockcast.evaluation.scorecard import Evaluation, evaluate_model
@@ -43,7 +43,6 @@ SUMMARY_METRICS = ("test_rmse", "naive_rmse", "skill_rmse", "skill_rmse_pct", "d
 
 # Every task is side-effecting or takes frames/models: never cache on inputs.
 evaluate_task = task(evaluate_model, name="evaluate", cache_policy=NO_CACHE)
-freshness_task = task(check_freshness, name="freshness", cache_policy=NO_CACHE)
 track_task = task(log_training_run, name="track", cache_policy=NO_CACHE)
 
 

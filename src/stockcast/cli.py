@@ -142,6 +142,8 @@ def _print_forecasts(forecasts: dict) -> None:
                   f"(threshold {live['live_cusum_threshold']:g}); 2.5 % quantile exceeded "
                   f"{live['live_tail_exceedances']:.0f}/{live['live_tail_forecasts']:.0f} "
                   f"(Kupiec p {live['live_kupiec_pvalue']:.2g}, {item['zone']} zone)")
+        if item.get("stale"):
+            print(f"  STALE: {item['stale']}")
         if item.get("drift"):
             print(f"  DRIFT: {item['drift']}")
 

@@ -79,6 +79,21 @@ def test_a_stale_fallback_does_not_register_or_promote(project, capsys, fake_yf)
     assert state(project) == before
 
 
+def test_a_forecast_from_stale_prices_is_flagged_or_refused(project, capsys, fake_yf):
+    stale = write_cfg(project, data={"max_staleness_days": 3})
+    # Historical prices asked for explicitly: forecast, but flagged everywhere.
+    assert main(["forecast", "--config", stale, "--source", "sample"]) == 0
+    out = capsys.readouterr().out
+    assert "STALE: forecast from stale prices: they end 2013-03-01" in out
+    client = MlflowClient(store_uri(project))
+    exp = client.get_experiment_by_name("stockcast-forecasts")
+    run = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    assert run.data.tags["data.stale"] == "True" and int(run.data.tags["data.sessions_behind"]) > 3
+    # Yahoo down, the cache ends 2013: the freshness policy (fail) refuses the forecast.
+    fake_yf.error = ConnectionError("Could not resolve host: query2.finance.yahoo.com")
+    fails_cleanly(capsys, ["forecast", "--config", stale], project, "trading sessions ago")
+
+
 class _Receiver(BaseHTTPRequestHandler):
     bodies: list[bytes] = []
 

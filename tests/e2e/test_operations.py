@@ -197,7 +197,7 @@ def test_the_champion_as_a_rest_service_takes_a_csv_frame(project):
     import pandas as pd
     import requests
 
-    from stockcast.data.files import sample_path
+    from stockcast.data.files import read_price_file, sample_path
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -218,16 +218,29 @@ def test_the_champion_as_a_rest_service_takes_a_csv_frame(project):
                     break
             except requests.ConnectionError:
                 time.sleep(0.5)
-        frame = pd.read_csv(sample_path("GOOG")).tail(100)  # as users have it: Date is text
+        # As users have it: Date as text, unadjusted Close beside Adj Close (GOOG split 2:1).
+        frame = pd.read_csv(sample_path("GOOG")).tail(100)
+        # What `stockcast forecast --csv` feeds the same champion: the pipeline's reading.
+        import mlflow
+
+        mlflow.set_tracking_uri(store_uri(project))
+        champion = mlflow.pyfunc.load_model("models:/stockcast-GOOG@champion")
+        expected = champion.predict(read_price_file(sample_path("GOOG")).tail(100))
         for payload in (frame, frame.drop(columns=["Date"])):
             body = {"dataframe_split": payload.to_dict(orient="split")}
             answer = requests.post(f"{url}/invocations", json=body, timeout=30)
             assert answer.status_code == 200, answer.text
             row = answer.json()["predictions"][0]
-            last = float(frame["Close"].iloc[-1])
             assert row["lower_95"] < row["forecast"] < row["upper_95"]
-            assert abs(row["forecast"] / last - 1) < 0.1  # price units, near the last close
+            assert row["forecast"] == pytest.approx(expected["forecast"].iloc[0], rel=1e-9)
+            assert row["upper_95"] == pytest.approx(expected["upper_95"].iloc[0], rel=1e-9)
             assert ("date" in row) == ("Date" in payload.columns)
+        negative = frame.assign(Close=-frame["Close"], **{"Adj Close": -frame["Adj Close"]})
+        for bad in (negative, frame.iloc[::-1]):
+            body = {"dataframe_split": bad.to_dict(orient="split")}
+            answer = requests.post(f"{url}/invocations", json=body, timeout=30)
+            assert answer.status_code >= 400, answer.text[:300]
+            assert "Close" in answer.text or "Date" in answer.text
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(30)

@@ -85,3 +85,26 @@ def test_pyfunc_names_what_is_missing(tmp_path, tracking_uri):
     with pytest.raises(Exception, match="at least 11 rows"):
         model.predict(frame.head(5))
     assert len(model.predict(frame[["Date", "Open", "Close", "Volume"]])) == 1
+
+
+def test_the_served_model_reads_raw_rows_as_the_pipeline_does(tmp_path, tracking_uri):
+    import pandas as pd
+
+    from stockcast.data.files import normalize_prices
+
+    out = run_stages(predictable_prices(), quality(1), tracking_uri, tmp_path)
+    model = out["serving"].forecaster
+    from stockcast.registry.pyfunc import StockcastForecaster
+
+    served = StockcastForecaster(model, "TEST")
+    clean = out["data"].frame.tail(40).reset_index(drop=True)
+    # Raw as a user has it: unadjusted prices beside Adj Close, other spellings, text dates.
+    raw = clean.assign(**{"Adj Close": clean["Close"]})
+    raw[["Open", "High", "Low", "Close"]] *= 2.0  # a 2:1 split not yet applied
+    raw = raw.rename(columns={"Close": "close"}).assign(Date=clean["Date"].dt.strftime("%Y-%m-%d"))
+    pd.testing.assert_frame_equal(served.predict(None, raw), served.predict(None, clean))
+    assert normalize_prices(raw)["Close"].tolist() == pytest.approx(clean["Close"].tolist())
+    for bad in (clean.assign(Close=clean["Close"].where(clean.index != 30)),
+                clean.assign(Close=-clean["Close"]), clean.iloc[::-1]):
+        with pytest.raises(ValueError, match="Close|Date"):
+            served.predict(None, bad)

@@ -8,6 +8,8 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from stockcast.data.files import normalize_prices
+from stockcast.errors import DataSourceError
 from stockcast.market_calendar import next_trading_days
 from stockcast.modeling.forecaster import Forecaster
 
@@ -40,7 +42,10 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
         return self.transformer.sequence_length + 1
 
     def _clean(self, model_input: Any) -> pd.DataFrame:
-        frame = pd.DataFrame(model_input).reset_index(drop=True)
+        try:  # exactly the pipeline's reading: column spellings, Adj Close, number formats
+            frame = normalize_prices(pd.DataFrame(model_input).reset_index(drop=True))
+        except DataSourceError as exc:
+            raise ValueError(str(exc)) from None
         needed = self.transformer.input_columns
         missing = [c for c in needed if c not in frame.columns]
         if missing:
@@ -54,6 +59,7 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
             frame[col] = pd.to_numeric(frame[col], errors="raise").astype(np.float64)
         if "Date" in frame.columns:
             frame["Date"] = pd.to_datetime(frame["Date"].astype("string"), format="mixed")
+        _check(frame, needed)
         return frame
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None):
@@ -71,3 +77,20 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
         if "Date" in frame.columns:
             out.insert(0, "date", next_trading_days(frame["Date"].iloc[-1], h))
         return out
+
+
+def _check(frame: pd.DataFrame, needed: list[str]) -> None:
+    """The pipeline's rules for prices, on what the service is given: finite, positive
+    prices (volume >= 0), no missing values, dates strictly increasing."""
+    for col in needed:
+        values = frame[col].to_numpy(np.float64)
+        bad = ~np.isfinite(values) | ((values < 0) if col == "Volume" else (values <= 0))
+        if bad.any():
+            rows = np.flatnonzero(bad)[:5].tolist()
+            raise ValueError(f"column {col} has missing, infinite or non-positive values at "
+                             f"row(s) {rows}: send finite prices > 0, oldest row first")
+    if "Date" in frame.columns:
+        dates = frame["Date"]
+        if dates.isna().any() or not dates.is_monotonic_increasing or dates.duplicated().any():
+            raise ValueError("Date must be present on every row and strictly increasing "
+                             "(oldest row first, no duplicates)")

@@ -140,7 +140,9 @@ def _log_model(data: PreparedData, serving: ServingFit, ticker: str) -> str:
     columns = ["Date", *data.transformer.input_columns]
     input_frame = data.frame[columns].tail(python_model.min_rows + 5).reset_index(drop=True)
     inputs = Schema([ColSpec(AnyType(), "Date", required=False),
-                     *(ColSpec("double", c) for c in data.transformer.input_columns)])
+                     *(ColSpec("double", c) for c in data.transformer.input_columns),
+                     # raw rows as users have them: split-adjusted by the model like the pipeline
+                     ColSpec("double", "Adj Close", required=False)])
     outputs = infer_signature(input_frame, python_model.predict(None, input_frame)).outputs
     info = mlflow.pyfunc.log_model(
         name="forecaster", python_model=python_model,

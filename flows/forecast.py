@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
-import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment
@@ -20,7 +20,8 @@ from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import model_name
 from stockcast.runtime import resolve_runtime
 from stockcast.serving.champion import forecast_next, load_champion, log_forecast, write_forecast
-from stockcast.serving.monitoring import LiveReport, live_report, record_forecast, score_ledger
+from stockcast.serving.ledger import record_forecast, score_ledger
+from stockcast.serving.monitoring import LiveReport, live_report
 
 BANDS = ("forecast", "lower_80", "upper_80", "lower_95", "upper_95")
 
@@ -33,8 +34,9 @@ log_task = task(log_forecast, name="log-forecast", cache_policy=NO_CACHE)
 @task(name="monitor", cache_policy=NO_CACHE)
 def monitor_task(out_dir, ticker: str, forecast, frame, cfg: PipelineConfig) -> LiveReport:
     """Keep today's forecast in the ledger and score the ones whose dates have arrived."""
-    path = record_forecast(out_dir, ticker, forecast)
-    return live_report(score_ledger(pd.read_parquet(path), frame), cfg.monitor)
+    ledger = record_forecast(out_dir, ticker, forecast)
+    report = live_report(score_ledger(ledger.rows, frame), cfg.monitor)
+    return replace(report, notes=ledger.notes)
 
 
 def forecast_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore,
@@ -62,12 +64,13 @@ def forecast_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore,
              tags={"data.source": prices.source, "data.end": last_date,
                    "data.fallback": " | ".join(prices.notes) or "none",
                    "monitor.drift": live.drift or "none", "monitor.basel_zone": live.zone,
+                   "monitor.ledger": " | ".join(live.notes) or "ok",
                    "data.stale": str(fresh.stale),
                    "data.sessions_behind": str(fresh.sessions_behind)},
              metrics=live.metrics)
     return {"version": champion.version, "source": prices.source, "last_date": last_date,
             "path": str(paths["csv"]), "live": live.metrics, "drift": live.drift,
-            "zone": live.zone, "stale": stale,
+            "zone": live.zone, "stale": stale, "ledger": list(live.notes),
             "rows": [{"date": str(r.date.date()), **{c: float(getattr(r, c)) for c in BANDS}}
                      for r in result.itertuples()]}
 
@@ -124,6 +127,8 @@ def forecast_pipeline(
                                            for t in cfg.tickers],
                       "stockcast forecasts: data used, the forecast, live metrics, drift")
         stale = [f"- STALE: {t}: {item['stale']}" for t, item in forecasts.items() if item["stale"]]
+        stale += [f"- LEDGER: {t}: {note}" for t, item in forecasts.items()
+                  for note in item["ledger"]]
         if stale:
             publish_warning("forecast-warnings", "\n".join(["# stockcast: forecast warnings",
                                                             "", *stale]))
@@ -143,4 +148,4 @@ def _row(ticker: str, item: dict | None, error: str | None) -> dict[str, Any]:
             "champion": item["version"], "source": item["source"], "last_date": item["last_date"],
             "date": first["date"], "forecast": first["forecast"], "lower_95": first["lower_95"],
             "upper_95": first["upper_95"], **item["live"], "basel_zone": item["zone"],
-            "reason": " | ".join(r for r in (item["drift"], item["stale"]) if r)}
+            "reason": " | ".join(r for r in (item["drift"], item["stale"], *item["ledger"]) if r)}

@@ -144,6 +144,8 @@ def _print_forecasts(forecasts: dict) -> None:
                   f"(Kupiec p {live['live_kupiec_pvalue']:.2g}, {item['zone']} zone)")
         if item.get("stale"):
             print(f"  STALE: {item['stale']}")
+        for note in item.get("ledger") or []:
+            print(f"  LEDGER: {note}")
         if item.get("drift"):
             print(f"  DRIFT: {item['drift']}")
 

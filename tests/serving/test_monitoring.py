@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 
 from stockcast.config import MonitorConfig
-from stockcast.serving.monitoring import live_report, record_forecast, score_ledger
+from stockcast.serving.ledger import record_forecast, score_ledger
+from stockcast.serving.monitoring import live_report
 
 
 def forecast(last_date, close, width=0.05, version="1"):
@@ -23,7 +24,7 @@ def prices(closes, start="2024-01-01"):
 
 def test_a_forecast_made_on_day_t_is_scored_against_day_t_plus_1(tmp_path):
     frame = prices([100.0, 101.0])
-    path = record_forecast(tmp_path, "T", forecast(frame["Date"].iloc[0], 100.0))
+    path = record_forecast(tmp_path, "T", forecast(frame["Date"].iloc[0], 100.0)).path
     record_forecast(tmp_path, "T", forecast(frame["Date"].iloc[0], 100.0))  # a re-run replaces
     ledger = pd.read_parquet(path)
     assert len(ledger) == 1

@@ -1,12 +1,11 @@
-"""Watching the champion after it ships: every forecast is kept in a ledger, and once its
-date has arrived it is scored against the realised close, beside persistence. Drift is a
+"""Watching the champion after it ships: every forecast is kept in the ledger (``ledger``),
+and once its date has arrived it is scored against the realised close, beside persistence. Drift is a
 sequential test (a CUSUM, see ``drift``) and the lower tail is backtested the way risk
 managers do (Kupiec, Christoffersen, the Basel traffic light)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,40 +14,7 @@ from stockcast.config import MonitorConfig
 from stockcast.evaluation.interval_scores import interval_score
 from stockcast.evaluation.significance import dm_test
 from stockcast.evaluation.tail_backtests import tail_backtest
-from stockcast.runtime import path_inside
 from stockcast.serving.drift import cusum, standardised_moves
-
-LEDGER = "ledger.parquet"
-KEY = ["last_date", "step"]
-
-
-def ledger_path(out_dir: Path, ticker: str) -> Path:
-    """The ticker's forecast ledger (one row per forecast origin and step)."""
-    return path_inside(Path(out_dir), ticker, LEDGER)
-
-
-def record_forecast(out_dir: Path, ticker: str, forecast: pd.DataFrame) -> Path:
-    """Add a forecast to the ledger (a re-run for the same origin replaces its rows)."""
-    path = ledger_path(out_dir, ticker)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = forecast.drop(columns=[c for c in ("ticker", "model") if c in forecast])
-    if path.exists():
-        old = pd.read_parquet(path)
-        old = old.merge(rows[KEY], on=KEY, how="left", indicator=True)
-        old = old[old["_merge"] == "left_only"].drop(columns="_merge")
-        rows = pd.concat([old, rows], ignore_index=True)
-    tmp = path.with_suffix(".tmp")
-    rows.sort_values(KEY).to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return path
-
-
-def score_ledger(ledger: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    """The ledger's forecasts whose dates have arrived, with the realised close."""
-    closes = frame[["Date", "Close"]].rename(columns={"Date": "date", "Close": "actual"})
-    scored = ledger.merge(closes, on="date", how="inner")
-    return scored.sort_values(["date", "step"]).reset_index(drop=True)
-
 
 ZONES = {"green": 0.0, "yellow": 1.0, "red": 2.0}
 
@@ -60,6 +26,7 @@ class LiveReport:
     metrics: dict[str, float]
     drift: str | None  # why drift was flagged, or None
     zone: str = "green"  # Basel traffic light of the 2.5 % quantile's exceedances
+    notes: tuple[str, ...] = ()  # what the ledger had to set aside (corrupt, foreign rows)
 
 
 def _window_metrics(recent: pd.DataFrame) -> dict[str, float]:

@@ -138,10 +138,7 @@ def _print_forecasts(forecasts: dict) -> None:
         if live.get("live_scored"):
             print(f"  live, last {live['live_scored']:.0f} forecast(s): RMSE {live['live_rmse']:.4f}"
                   f" vs persistence {live['live_naive_rmse']:.4f}, 95 % coverage "
-                  f"{live['live_coverage_95']:.2f}; drift CUSUM {live['live_cusum']:.2f} "
-                  f"(threshold {live['live_cusum_threshold']:g}); 2.5 % quantile exceeded "
-                  f"{live['live_tail_exceedances']:.0f}/{live['live_tail_forecasts']:.0f} "
-                  f"(Kupiec p {live['live_kupiec_pvalue']:.2g}, {item['zone']} zone)")
+                  f"{live['live_coverage_95']:.2f}; {_live_tests(live, item['zone'])}")
         if item.get("stale"):
             print(f"  STALE: {item['stale']}")
         for note in item.get("ledger") or []:
@@ -199,14 +196,18 @@ def _print_version(r: dict) -> None:
     print(f"       decision: {r['decision'] or '-'}")
     live = r.get("live") or {}
     if live.get("live_scored"):
-        print(f"       live: {live['live_scored']:.0f} scored, drift CUSUM "
-              f"{_fmt(live.get('live_cusum'), '.2f')} (threshold "
-              f"{_fmt(live.get('live_cusum_threshold'), 'g')}), 2.5 % quantile exceeded "
-              f"{_fmt(live.get('live_tail_exceedances'), '.0f')}/"
-              f"{_fmt(live.get('live_tail_forecasts'), '.0f')} (Kupiec p "
-              f"{_fmt(live.get('live_kupiec_pvalue'), '.2g')}, Christoffersen p "
-              f"{_fmt(live.get('live_christoffersen_pvalue'), '.2g')}, {live['zone'] or '-'} "
-              f"zone); drift: {live['drift'] or 'none'}")
+        print(f"       live: {live['live_scored']:.0f} scored, {_live_tests(live, live['zone'])}; "
+              f"drift: {live['drift'] or 'none'}")
+
+
+def _live_tests(live: dict, zone: str) -> str:
+    """The drift CUSUM and the 2.5 % quantile's backtests, in one phrase."""
+    return (f"drift CUSUM {_fmt(live.get('live_cusum'), '.2f')} (threshold "
+            f"{_fmt(live.get('live_cusum_threshold'), 'g')}), 2.5 % quantile exceeded "
+            f"{_fmt(live.get('live_tail_exceedances'), '.0f')}/"
+            f"{_fmt(live.get('live_tail_forecasts'), '.0f')} (Kupiec p "
+            f"{_fmt(live.get('live_kupiec_pvalue'), '.2g')}, Christoffersen p "
+            f"{_fmt(live.get('live_christoffersen_pvalue'), '.2g')}, {zone or '-'} zone)")
 
 
 def cmd_promote(args: argparse.Namespace) -> int:

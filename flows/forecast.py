@@ -44,30 +44,32 @@ def forecast_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore,
     """One ticker: champion -> ingest -> validate -> freshness -> forecast -> write -> monitor
     -> log. Stale prices fail the ticker (``data.on_stale: fail``) or are forecast from, and
     flagged (``warn``, or historical data asked for explicitly), as in training."""
-    champion = champion_task(model_name(cfg.tracking.model_name_prefix, ticker), store,
-                             cfg.tracking.model_key)
-    prices = ingest_task(ticker, cfg.data)
-    validated = validate_task(prices, cfg.window, cfg.validation)
-    fresh = freshness_task(validated, cfg.data, scheduled)
+    def named(stage):  # task runs named <stage>-<TICKER>, as in the training flow
+        return stage.with_options(task_run_name=f"{stage.name}-{ticker}")
+
+    champion = named(champion_task)(model_name(cfg.tracking.model_name_prefix, ticker), store,
+                                    cfg.tracking.model_key)
+    prices = named(ingest_task)(ticker, cfg.data)
+    validated = named(validate_task)(prices, cfg.window, cfg.validation)
+    fresh = named(freshness_task)(validated, cfg.data, scheduled)
     stale = (f"forecast from stale prices: they end {fresh.last_date}, {fresh.sessions_behind} "
              f"trading sessions ago ({fresh.reason})" if fresh.stale else None)
     if stale:
         get_run_logger().warning("%s: %s", ticker, stale)
     frame = validated.frame
-    result = predict_task(champion, frame, ticker)
+    result = named(predict_task)(champion, frame, ticker)
     if days:
         result = result.head(days)
-    paths = write_task(result, frame, cfg.forecast.output_dir, ticker)
-    live = monitor_task(cfg.forecast.output_dir, ticker, result, frame, cfg)
+    paths = named(write_task)(result, frame, cfg.forecast.output_dir, ticker)
+    live = named(monitor_task)(cfg.forecast.output_dir, ticker, result, frame, cfg)
     last_date = str(frame["Date"].iloc[-1].date())
-    log_task(ticker, paths, champion.version, store, f"{cfg.tracking.experiment}-forecasts",
-             tags={"data.source": prices.source, "data.end": last_date,
-                   "data.fallback": " | ".join(prices.notes) or "none",
-                   "monitor.drift": live.drift or "none", "monitor.basel_zone": live.zone,
-                   "monitor.ledger": " | ".join(live.notes) or "ok",
-                   "data.stale": str(fresh.stale),
-                   "data.sessions_behind": str(fresh.sessions_behind)},
-             metrics=live.metrics)
+    tags = {"data.source": prices.source, "data.end": last_date,
+            "data.fallback": " | ".join(prices.notes) or "none",
+            "monitor.drift": live.drift or "none", "monitor.basel_zone": live.zone,
+            "monitor.ledger": " | ".join(live.notes) or "ok", "data.stale": str(fresh.stale),
+            "data.sessions_behind": str(fresh.sessions_behind)}
+    named(log_task)(ticker, paths, champion.version, store,
+                    f"{cfg.tracking.experiment}-forecasts", tags=tags, metrics=live.metrics)
     return {"version": champion.version, "source": prices.source, "last_date": last_date,
             "path": str(paths["csv"]), "live": live.metrics, "drift": live.drift,
             "zone": live.zone, "stale": stale, "ledger": list(live.notes),

@@ -30,7 +30,7 @@ def notify_url(parameters: dict[str, Any]) -> str | None:
     return configured_url(url)
 
 
-def send(url: str, title: str, body: str) -> bool:
+def send(url: str, title: str, body: str, failure: bool = True) -> bool:
     """Send one notification through Apprise; False (and a log line) when it could not."""
     import apprise
 
@@ -38,7 +38,9 @@ def send(url: str, title: str, body: str) -> bool:
     if not client.add(url):
         log.error("notification URL is not understood by Apprise (check notify.url)")
         return False
-    ok = bool(client.notify(title=title, body=body))
+    # Apprise's type sets the colour and icon a receiver shows: a failure or drift is not "info".
+    kind = apprise.NotifyType.FAILURE if failure else apprise.NotifyType.INFO
+    ok = bool(client.notify(title=title, body=body, notify_type=kind))
     if not ok:
         log.error("the failure notification could not be delivered")
     return ok

@@ -139,6 +139,7 @@ def test_a_failed_flow_run_notifies_a_webhook(prefect_api, tmp_path, tracking_ur
     assert len(_Receiver.bodies) == 1
     message = json.loads(_Receiver.bodies[0])
     assert "Failed" in message["title"] and "MSFT" in message["message"]
+    assert message["type"] == "failure"  # not "info"
 
 
 def test_the_mlflow_experiment_is_readable(prefect_api, tmp_path, tracking_uri):
@@ -259,3 +260,25 @@ def test_the_champion_as_a_rest_service_takes_a_csv_frame(project):
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(30)
+
+
+def test_forecast_task_runs_are_named_by_ticker(project, prefect_api):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from flows.forecast import forecast_pipeline
+
+    cfg = build_config(merge(TINY, {"data": {"source": "sample"}}))
+    state = forecast_pipeline(config=cfg, return_state=True)
+    flow_run_id = state.state_details.flow_run_id
+
+    async def names():
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+        async with get_client() as client:
+            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[flow_run_id])))
+            return {r.name for r in runs}
+
+    assert {"ingest-GOOG", "forecast-GOOG", "monitor-GOOG", "log-forecast-GOOG"} <= asyncio.run(names())

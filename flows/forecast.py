@@ -13,7 +13,7 @@ from prefect.runtime import deployment
 
 from flows.notify import configured_url, notify_failure, send
 from flows.observe import project_logs_in_prefect, publish_table, publish_warning
-from flows.tasks import freshness_task, ingest_task, validate_task
+from flows.tasks import for_ticker, freshness_task, ingest_task, validate_task
 from stockcast.config import PipelineConfig
 from stockcast.errors import PipelineFailed
 from stockcast.registry.store import MlflowStore
@@ -44,8 +44,8 @@ def forecast_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore,
     """One ticker: champion -> ingest -> validate -> freshness -> forecast -> write -> monitor
     -> log. Stale prices fail the ticker (``data.on_stale: fail``) or are forecast from, and
     flagged (``warn``, or historical data asked for explicitly), as in training."""
-    def named(stage):  # task runs named <stage>-<TICKER>, as in the training flow
-        return stage.with_options(task_run_name=f"{stage.name}-{ticker}")
+    def named(stage):
+        return for_ticker(stage, ticker)
 
     champion = named(champion_task)(model_name(cfg.tracking.model_name_prefix, ticker), store,
                                     cfg.tracking.model_key)

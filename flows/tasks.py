@@ -25,3 +25,8 @@ def commit_cache_task(validated: ValidatedPrices, data_dir: Path) -> Path | None
     """A validated fresh download becomes the ticker's cache (nothing else ever does)."""
     return commit_to_cache(validated.ticker, validated.frame, validated.prices.cache_pending,
                            data_dir)
+
+
+def for_ticker(stage, ticker: str):
+    """The task with its runs named ``<stage>-<TICKER>`` (how both flows name task runs)."""
+    return stage.with_options(task_run_name=f"{stage.name}-{ticker}")

@@ -24,7 +24,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.notify import notify_failure
 from flows.observe import project_logs_in_prefect, publish_table, publish_warning
-from flows.tasks import commit_cache_task, freshness_task, ingest_task, validate_task
+from flows.tasks import commit_cache_task, for_ticker, freshness_task, ingest_task, validate_task
 from stockcast.config import PipelineConfig
 from stockcast.data.exploration import build_report
 from stockcast.data.freshness import Freshness
@@ -131,7 +131,7 @@ def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: P
     """Submit one ticker's pipeline, stage by stage (task runs named ``<stage>-<TICKER>``)."""
 
     def submit(stage, *args, **kwargs) -> PrefectFuture:
-        return stage.with_options(task_run_name=f"{stage.name}-{ticker}").submit(*args, **kwargs)
+        return for_ticker(stage, ticker).submit(*args, **kwargs)
 
     prices = submit(ingest_task, ticker, cfg.data)
     validated = submit(validate_task, prices, cfg.window, cfg.validation,

@@ -11,9 +11,7 @@ unpickled, like the served model.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import logging
 import pickle
 import tempfile
 from dataclasses import dataclass
@@ -22,24 +20,18 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
 from stockcast.errors import RegistryError
 from stockcast.evaluation.scorecard import forecast_table
 from stockcast.modeling.forecaster import Forecaster
 from stockcast.modeling.recipe import TickerFit
+from stockcast.registry.signing import sign_bytes
 from stockcast.registry.store import MlflowStore
-
-log = logging.getLogger(__name__)
 
 ARTIFACT_DIR = "evaluation_fit"
 ARTIFACT = f"{ARTIFACT_DIR}/forecaster.pkl"
 SIGNATURE_TAG = "stockcast.eval_fit_hmac"
 VAL_END_TAG = "fit.val_end"
-
-
-def _hmac(data: bytes, key: str) -> str:
-    return hmac.new(key.encode(), hashlib.sha256(data).digest(), hashlib.sha256).hexdigest()
 
 
 def validation_end(fit: TickerFit) -> pd.Timestamp:
@@ -57,7 +49,7 @@ def log_evaluation_fit(fit: TickerFit, run_id: str, key: str | None, store: Mlfl
         mlflow.log_artifact(str(path), artifact_path=ARTIFACT_DIR)
     store.client.set_tag(run_id, VAL_END_TAG, str(validation_end(fit).date()))
     if key:
-        store.client.set_tag(run_id, SIGNATURE_TAG, _hmac(data, key))
+        store.client.set_tag(run_id, SIGNATURE_TAG, sign_bytes(data, key))
 
 
 @dataclass(frozen=True)
@@ -75,18 +67,10 @@ def load_evaluation_fit(store: MlflowStore, run_id: str, key: str | None) -> Eva
     val_end = run.data.tags.get(VAL_END_TAG)
     if val_end is None:
         return None
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=ARTIFACT, dst_path=tmp,
-                tracking_uri=store.tracking_uri)
-            data = Path(path).read_bytes()
-    except (MlflowException, OSError) as exc:
-        if isinstance(exc, MlflowException) and "RESOURCE_DOES_NOT_EXIST" not in str(exc.error_code):
-            raise
-        log.info("run %s has no evaluation fit (%s)", run_id, exc)
+    data = store.run_artifact(run_id, ARTIFACT)
+    if data is None:
         return None
-    if key and not hmac.compare_digest(run.data.tags.get(SIGNATURE_TAG, ""), _hmac(data, key)):
+    if key and not hmac.compare_digest(run.data.tags.get(SIGNATURE_TAG, ""), sign_bytes(data, key)):
         raise RegistryError(
             f"the evaluation fit of run {run_id} is not signed with this deployment's "
             "STOCKCAST_MODEL_KEY: refusing to unpickle it, nothing was promoted")

@@ -5,11 +5,10 @@ version (tags and description)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
-import tempfile
 from dataclasses import asdict, dataclass
 
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -146,17 +145,8 @@ def decide_promotion(candidate: pd.DataFrame, metrics: dict[str, float],
 def champion_table(store: MlflowStore, name: str, version: str) -> pd.DataFrame | None:
     """The out-of-sample forecast table logged with a version's run, or None (older runs)."""
     run_id = store.client.get_model_version(name, version).run_id
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=TABLE_ARTIFACT,
-                                                       dst_path=tmp,
-                                                       tracking_uri=store.tracking_uri)
-            return pd.read_parquet(path)
-    except (MlflowException, OSError) as exc:
-        if isinstance(exc, MlflowException) and "RESOURCE_DOES_NOT_EXIST" not in str(exc.error_code):
-            raise
-        log.info("%s v%s has no forecast table (%s)", name, version, exc)
-        return None
+    data = store.run_artifact(run_id, TABLE_ARTIFACT)
+    return None if data is None else pd.read_parquet(io.BytesIO(data))
 
 
 def champion_evidence(store: MlflowStore, name: str, version: str, frame: pd.DataFrame,

@@ -55,10 +55,8 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
             raise ValueError(f"need at least {self.min_rows} rows of prices, got {len(frame)}")
         keep = (["Date"] if "Date" in frame.columns else []) + needed
         frame = frame[keep].copy()
-        for col in needed:
-            frame[col] = pd.to_numeric(frame[col], errors="raise").astype(np.float64)
-        if "Date" in frame.columns:
-            frame["Date"] = pd.to_datetime(frame["Date"].astype("string"), format="mixed")
+        for col in needed:  # parsed by normalize_prices; plain floats for the windows
+            frame[col] = frame[col].astype(np.float64)
         _check(frame, needed)
         return frame
 

@@ -30,9 +30,19 @@ def digest_dir(path: Path) -> bytes:
     return h.digest()
 
 
+def sign_digest(digest: bytes, key: str) -> str:
+    """The HMAC-SHA256 (hex) of a SHA-256 digest under ``key``."""
+    return hmac.new(key.encode(), digest, hashlib.sha256).hexdigest()
+
+
 def sign(model_dir: Path, key: str) -> str:
     """The HMAC-SHA256 (hex) of a model directory under ``key``."""
-    return hmac.new(key.encode(), digest_dir(model_dir), hashlib.sha256).hexdigest()
+    return sign_digest(digest_dir(model_dir), key)
+
+
+def sign_bytes(data: bytes, key: str) -> str:
+    """The HMAC-SHA256 (hex) of one file's bytes under ``key``."""
+    return sign_digest(hashlib.sha256(data).digest(), key)
 
 
 def sign_logged_model(model_uri: str, run_id: str, key: str, store: MlflowStore) -> None:

@@ -274,6 +274,22 @@ class MlflowStore:
             client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp_id
 
+    def run_artifact(self, run_id: str, artifact_path: str) -> bytes | None:
+        """The bytes of one artifact of a run, or None when the run has no such artifact
+        (a run of an older stockcast); other failures raise."""
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=artifact_path, dst_path=tmp,
+                    tracking_uri=self.tracking_uri)
+                return Path(path).read_bytes()
+        except (MlflowException, OSError) as exc:
+            if isinstance(exc, MlflowException) and "RESOURCE_DOES_NOT_EXIST" not in str(
+                    exc.error_code):
+                raise
+            log.info("run %s has no %s (%s)", run_id, artifact_path, exc)
+            return None
+
     def log_run(self, what: str, run_name: str, body: Callable[[str], T],
                 experiment: str | None = None) -> T:
         """Run ``body(run_id)`` inside a new MLflow run, under the retry policy. A retry first

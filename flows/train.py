@@ -31,7 +31,12 @@ from stockcast.data.freshness import Freshness
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.errors import PipelineFailed
 from stockcast.evaluation.scorecard import Evaluation, evaluate_model
-from stockcast.modeling.recipe import ServingFit, TickerFit, fit_and_calibrate, fit_for_serving
+from stockcast.modeling.recipe import (
+    ServingFit,
+    TickerFit,
+    fit_and_calibrate,
+    fit_for_serving,
+)
 from stockcast.registry.promotion import Decision, promote_if_better
 from stockcast.registry.store import MlflowStore
 from stockcast.registry.tracking import LoggedRun, log_training_run
@@ -60,9 +65,13 @@ def fit_task(validated: ValidatedPrices, cfg: PipelineConfig) -> TickerFit:
 
 
 @task(name="refit", cache_policy=NO_CACHE)
-def refit_task(fit: TickerFit, cfg: PipelineConfig) -> ServingFit:
-    """The model to serve: refit through the last date (``train.refit``)."""
-    return fit_for_serving(fit, cfg.model, cfg.train)
+def refit_task(fit: TickerFit, evaluation: Evaluation, cfg: PipelineConfig) -> ServingFit:
+    """The forecaster to serve, refit through the last date (``train.refit``): the LSTM, or
+    the volatility baseline the evaluation found significantly better."""
+    if evaluation.choice.is_lstm:
+        return fit_for_serving(fit, cfg.model, cfg.train)
+    get_run_logger().warning("%s", evaluation.choice.reason)
+    return fit_for_serving(fit, cfg.model, cfg.train, evaluation.evaluated)
 
 
 @task(name="report", cache_policy=NO_CACHE)
@@ -141,10 +150,10 @@ def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: P
     # Freshness is decided before any training: stale prices under on_stale: fail stop here.
     fit = submit(fit_task, validated, cfg, wait_for=[freshness])
     out = path_inside(work_dir, ticker)
-    evaluation = submit(evaluate_task, fit, ticker, out)
+    evaluation = submit(evaluate_task, fit, ticker, out, cfg.promotion.alpha)
     # Plotting after training: on a small CPU, drawing while training slows both down.
     eda = submit(report_task, validated, out / "eda", cfg, wait_for=[fit])
-    serving = submit(refit_task, fit, cfg, wait_for=[evaluation])
+    serving = submit(refit_task, fit, evaluation, cfg)
     logged = submit(track_task, validated, fit, evaluation, eda, serving, cfg, store)
     version = submit(register_task, logged, ticker, cfg, store, freshness)
     decision = submit(promote_task, version, evaluation, fit, ticker, cfg, store, freshness)

@@ -82,9 +82,10 @@ def quality(epochs: int, target: str = "log_return") -> dict:
 
 
 def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path: Path,
-               ticker: str = "TEST"):
+               ticker: str = "TEST", after_fit=None):
     """The training flow's stages in order, without Prefect (for registry/tracking tests):
-    the same package functions the flow's tasks call."""
+    the same package functions the flow's tasks call. ``after_fit(fit)`` may plant a defect
+    in the fitted forecaster before it is evaluated."""
     from stockcast.config import build_config, merge
     from stockcast.data.schemas import validate_prices
     from stockcast.data.sources import PriceData
@@ -101,8 +102,11 @@ def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path
     prices = PriceData(ticker, frame, "csv", str(tmp_path / "prices.csv"))
     validated = validate_prices(prices, cfg.window, cfg.validation, tmp_path / "reports")
     fit = fit_and_calibrate(validated.frame, cfg.window, cfg.model, cfg.train)
-    evaluation = evaluate_model(fit, ticker, tmp_path / "plots")
-    serving = fit_for_serving(fit, cfg.model, cfg.train)
+    if after_fit is not None:
+        after_fit(fit)
+    evaluation = evaluate_model(fit, ticker, tmp_path / "plots", cfg.promotion.alpha)
+    serving = fit_for_serving(fit, cfg.model, cfg.train,
+                              None if evaluation.choice.is_lstm else evaluation.evaluated)
     logged = log_training_run(validated, fit, evaluation, None, serving, cfg, store)
     name = model_name(cfg.tracking.model_name_prefix, ticker)
     version = register_version(logged.model_uri, logged.run_id, name, store)

@@ -129,8 +129,12 @@ def test_models_prints_each_versions_decision_and_live_record(capsys):
     _print_version({"version": 3, "aliases": "champion", "decided_at": "2026-12-01T10:00:00.1",
                     "decided_by": "pipeline", "skill_rmse_pct": 0.1, "test_coverage_95": 0.95,
                     "test_interval_score_95": 28.9, "ewma_interval_score_95": 28.8,
+                    "garch_interval_score_95": 28.1, "dm_pvalue_is95_garch": 0.99,
+                    "forecaster": "garch_t", "forecaster_reason": "LSTM worse than GARCH(1,1)-t",
                     "decision": "promoted: interval_score ... p = 0.01", "live": live})
     out = capsys.readouterr().out
+    assert "serves garch_t" in out and "forecaster: LSTM worse than GARCH(1,1)-t" in out
+    assert "GARCH(1,1)-t 28.1000, LSTM better: DM p 0.99" in out
     assert "decided 2026-12-01 10:00:00.1 by pipeline" in out and "p = 0.01" in out
     assert "drift CUSUM 4.20 (threshold 3.5)" in out and "exceeded 2/12" in out
     assert "yellow zone" in out and "drift: the CUSUM" in out

@@ -188,11 +188,14 @@ def _fmt(value, spec: str = ".4f") -> str:
 def _print_version(r: dict) -> None:
     """One version of `stockcast models`: test metrics, the decision, the live record."""
     when = f"decided {r['decided_at'].replace('T', ' ')} by {r['decided_by']}" if r["decided_at"] else ""
-    print(f"  v{r['version']:<3} {r['aliases'] or '-':<20} {when}")
-    print(f"       test: skill {_fmt(r['skill_rmse_pct'], '+.2f')} %, coverage_95 "
+    print(f"  v{r['version']:<3} {r['aliases'] or '-':<20} serves {r['forecaster']:<9} {when}")
+    print(f"       test (LSTM): skill {_fmt(r['skill_rmse_pct'], '+.2f')} %, coverage_95 "
           f"{_fmt(r['test_coverage_95'], '.3f')}, interval score "
           f"{_fmt(r['test_interval_score_95'])} (EWMA band {_fmt(r['ewma_interval_score_95'])}, "
-          "price units)")
+          f"GARCH(1,1)-t {_fmt(r['garch_interval_score_95'])}, LSTM better: DM p "
+          f"{_fmt(r['dm_pvalue_is95_garch'], '.2f')}; price units)")
+    if r["forecaster"] != "lstm":
+        print(f"       forecaster: {r['forecaster_reason']}")
     print(f"       decision: {r['decision'] or '-'}")
     live = r.get("live") or {}
     if live.get("live_scored"):

@@ -25,7 +25,8 @@ from stockcast.errors import ConfigError
 from stockcast.tickers import clean_ticker
 
 Source = Literal["auto", "yfinance", "cache", "csv", "sample"]
-Feature = Literal["Open", "High", "Low", "Close", "Volume", "LogReturn"]
+Feature = Literal["Open", "High", "Low", "Close", "Volume", "LogReturn", "RangeVar", "Gap", "Body",
+                  "RelVolume"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 TaskRunner = Literal["threads", "dask"]
 
@@ -123,6 +124,10 @@ class ModelConfig(_Frozen):
     # residual: predict log(future / last close) from window-relative log prices.
     # price: the seed tutorials' scaled prices in, scaled prices out.
     target: Literal["log_return", "residual", "price"] = "log_return"
+    # The daily volatility the predictive scale starts from (the head learns a correction):
+    # range = EWMA of the range-based (gap + Garman-Klass) variance, har = a HAR regression of
+    # that variance fit on the training rows (one per step), close = close-to-close EWMA.
+    volatility: Literal["har", "range", "close"] = "range"
 
 
 class TrainConfig(_Frozen):

@@ -6,8 +6,9 @@ import pytest
 
 from stockcast.config import ModelConfig, TrainConfig, WindowConfig
 from stockcast.evaluation.baselines import ewma_band
-from stockcast.modeling.intervals import conformal_z, ewma_volatility
+from stockcast.modeling.intervals import conformal_z
 from stockcast.modeling.recipe import fit_and_calibrate
+from stockcast.modeling.volatility import ewma_volatility
 
 
 def heteroscedastic_prices(n=3000, seed=0):

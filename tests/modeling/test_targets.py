@@ -8,8 +8,9 @@ import pytest
 from helpers import make_prices
 
 from stockcast.config import ModelConfig, WindowConfig
-from stockcast.modeling.intervals import ewma_volatility, target_distribution
+from stockcast.modeling.intervals import target_distribution
 from stockcast.modeling.targets import TARGETS, LogReturnTarget, ResidualTarget
+from stockcast.modeling.volatility import ewma_volatility, range_volatility
 from stockcast.modeling.windows import SeriesTransformer, prepare_windows
 
 WINDOW = WindowConfig(sequence_length=10, horizon=3, min_windows_per_split=5,
@@ -34,12 +35,15 @@ def test_the_distribution_of_the_true_targets_is_the_realised_move(target):
     np.testing.assert_allclose(loc, realised, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("volatility", ["range", "close"])
 @pytest.mark.parametrize("target", sorted(TARGETS))
-def test_the_head_starts_at_the_ewma_band(target):
-    data = prepare_windows(make_prices(400), WINDOW, ModelConfig(target=target))
+def test_the_head_starts_at_the_ewma_band(target, volatility):
+    data = prepare_windows(make_prices(400), WINDOW,
+                           ModelConfig(target=target, volatility=volatility))
     test = data.test
     _, scale, log_space = target_distribution(data.transformer, test.y, test.base)
-    sigma = ewma_volatility(data.close)[test.origins]
+    daily = range_volatility(data.frame) if volatility == "range" else ewma_volatility(data.close)
+    sigma = daily[test.origins]
     one_day = sigma if log_space else sigma * data.last_close(test)
     np.testing.assert_allclose(scale[:, 0], one_day, rtol=1e-5)
     np.testing.assert_allclose(scale[:, 2], one_day * np.sqrt(3), rtol=1e-5)  # random walk

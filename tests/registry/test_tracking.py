@@ -84,7 +84,7 @@ def test_pyfunc_names_what_is_missing(tmp_path, tracking_uri):
         model.predict(frame[["Date", "Open", "Close"]])
     with pytest.raises(Exception, match="at least 11 rows"):
         model.predict(frame.head(5))
-    assert len(model.predict(frame[["Date", "Open", "Close", "Volume"]])) == 1
+    assert len(model.predict(frame[["Date", "Open", "High", "Low", "Close", "Volume"]])) == 1
 
 
 def test_the_served_model_reads_raw_rows_as_the_pipeline_does(tmp_path, tracking_uri):
@@ -108,3 +108,37 @@ def test_the_served_model_reads_raw_rows_as_the_pipeline_does(tmp_path, tracking
                 clean.assign(Close=-clean["Close"]), clean.iloc[::-1]):
         with pytest.raises(ValueError, match="Close|Date"):
             served.predict(None, bad)
+
+
+def test_an_lstm_worse_than_a_volatility_model_is_not_served(tmp_path, tracking_uri):
+    import numpy as np
+
+    from stockcast.modeling.volatility_forecasters import VolatilityForecaster
+
+    def widen(fit):  # plant intervals four times too wide: every calibrated baseline beats it
+        fit.forecaster.z = fit.forecaster.z * 4.0
+
+    out = run_stages(predictable_prices(), quality(2), tracking_uri, tmp_path, after_fit=widen)
+    evaluation, metrics = out["evaluation"], out["evaluation"].metrics
+    choice = evaluation.choice
+    assert not choice.is_lstm
+    assert metrics[f"{choice.prefix}_interval_score_95"] < metrics["test_interval_score_95"]
+    assert choice.pvalue < 0.05 and choice.reason.startswith("LSTM worse than")
+    tags = MlflowClient(tracking_uri).get_run(out["logged"].run_id).data.tags
+    assert tags["forecaster"] == choice.tag != "lstm"
+    assert tags["forecaster.reason"] == choice.reason
+    assert "model.torch_uri" not in tags  # no network is served
+    # The version serves the baseline refit through the last date, with its calibration, and
+    # the table promotion compares is the baseline's.
+    served = out["serving"].forecaster
+    assert isinstance(served, VolatilityForecaster) and served.kind == evaluation.evaluated.kind
+    np.testing.assert_array_equal(served.z, evaluation.evaluated.z)
+    frame = out["data"].frame
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/stockcast-TEST/{out['version']}")
+    forecast = model.predict(frame)
+    expected = served.forecast_at(frame, np.array([len(frame) - 1]))
+    assert forecast["forecast"].iloc[0] == pytest.approx(frame["Close"].iloc[-1])
+    assert forecast["upper_95"].iloc[0] == pytest.approx(expected.interval(0.95)[1][0, 0])
+    assert (evaluation.table["point"] == evaluation.table["origin_date"].map(
+        frame.set_index("Date")["Close"])).all()

@@ -69,12 +69,12 @@ def walk_forward(frame: pd.DataFrame, window: WindowConfig, model: ModelConfig,
             "best_epoch": fit.result.best_epoch,
             **span.metrics,
         })
-        parts.append((span.forecast, span.actual, span.last, span.drift, span.ewma_quantiles))
+        parts.append((span.forecast, span.actual, span.last, span.drift, span.bands))
     pooled_fc = Forecast(np.concatenate([p[0].point for p in parts]),
                          np.concatenate([p[0].quantiles for p in parts]), parts[0][0].levels)
     pooled = score_all(pooled_fc, *(np.concatenate([p[k] for p in parts]) for k in (1, 2)),
                        float(np.mean([p[3] for p in parts])),
-                       np.concatenate([p[4] for p in parts]))
+                       {k: np.concatenate([p[4][k] for p in parts]) for k in parts[0][4]})
     table = pd.DataFrame(rows)
     aggregate = {f"pooled_{k}": v for k, v in pooled.items() if not k.startswith("test_rmse_step")}
     aggregate["mean_skill_rmse"] = float(table["skill_rmse"].mean())

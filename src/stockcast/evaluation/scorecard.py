@@ -13,14 +13,19 @@ import pandas as pd
 from stockcast.errors import TrainingError
 from stockcast.evaluation.baselines import drift_forecast, ewma_band, naive_forecast, training_drift
 from stockcast.evaluation.figures import plot_coverage, plot_fan, plot_losses, plot_residuals
+from stockcast.evaluation.forecaster_choice import Choice, choose_forecaster, promotion_metrics
 from stockcast.evaluation.interval_scores import coverage_rate, interval_score, pinball_loss, width_bp
 from stockcast.evaluation.point_metrics import score_forecasts
 from stockcast.evaluation.significance import dm_test
-from stockcast.modeling.forecaster import Forecast
+from stockcast.modeling.forecaster import Forecast, Forecaster
 from stockcast.modeling.intervals import central_interval
 from stockcast.modeling.recipe import TickerFit
+from stockcast.modeling.volatility_forecasters import VolatilityForecaster, fit_baseline
 
 COVERAGES = (0.8, 0.95)
+# Metric prefix -> volatility model, each fit on the training rows and conformal-calibrated on
+# the validation span exactly like the LSTM (``ewma`` alone is also scored raw).
+CALIBRATED_BASELINES = {"ewmacal": "ewma", "rangevol": "rangevol", "har": "har", "garch": "garch"}
 
 
 @dataclass(frozen=True)
@@ -31,8 +36,16 @@ class Evaluation:
     forecast: Forecast
     actual: np.ndarray  # [W, horizon]
     origins: np.ndarray  # [W]
-    table: pd.DataFrame  # one row per (target date, step): point, quantiles, actual
+    table: pd.DataFrame  # the served forecaster's rows per (target date, step): promotion's
     plots: dict[str, Path] = field(default_factory=dict)
+    choice: Choice | None = None  # which forecaster is served, and why
+    evaluated: Forecaster | VolatilityForecaster | None = None  # it, as evaluated
+
+    @property
+    def decision_metrics(self) -> dict[str, float]:
+        """The metrics of the served forecaster, as the promotion sanity gate reads them."""
+        return self.metrics if self.choice is None else promotion_metrics(self.metrics,
+                                                                          self.choice)
 
 
 def interval_metrics(prefix: str, quantiles: np.ndarray, levels: tuple[float, ...],
@@ -61,10 +74,22 @@ def _returns_metrics(point: np.ndarray, actual: np.ndarray, last: np.ndarray) ->
     }
 
 
+def relative_interval_score(quantiles: np.ndarray, levels: tuple[float, ...],
+                            actual: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """The 95 % interval score per origin and step relative to the last close [W, h]: the loss
+    the DM tests between interval forecasters compare (scale-free, so a series that rose
+    tenfold over the span does not weigh its last year tenfold)."""
+    lo, hi = central_interval(quantiles, levels, 0.95)
+    return interval_score(lo, hi, actual, 0.95) / np.asarray(last)[:, None]
+
+
 def score_all(forecast: Forecast, actual: np.ndarray, last: np.ndarray, drift: float,
-              ewma_quantiles: np.ndarray) -> dict[str, float]:
+              bands: dict[str, np.ndarray]) -> dict[str, float]:
     """Every metric of a run: point metrics vs persistence and drift with DM p-values, return
-    metrics, and interval metrics for the model (``test_``) and the EWMA band (``ewma_``)."""
+    metrics, and interval metrics for the model (``test_``) and each volatility baseline's
+    quantiles in ``bands`` (``ewma_`` raw, the calibrated ``ewmacal_``, ``rangevol_``, ``har_``,
+    ``garch_``), with ``dm_pvalue_is95_<baseline>``: the one-sided DM p of "the model's 95 %
+    interval score is lower"."""
     h = actual.shape[1]
     point = forecast.point
     metrics = score_forecasts(point, actual, last)
@@ -76,7 +101,11 @@ def score_all(forecast: Forecast, actual: np.ndarray, last: np.ndarray, drift: f
     metrics["dm_pvalue_drift"] = dm_test(sq, (drift_pred - actual) ** 2, h).pvalue
     metrics |= _returns_metrics(point, actual, last)
     metrics |= interval_metrics("test", forecast.quantiles, forecast.levels, actual, last)
-    metrics |= interval_metrics("ewma", ewma_quantiles, forecast.levels, actual, last)
+    model_loss = relative_interval_score(forecast.quantiles, forecast.levels, actual, last)
+    for prefix, quantiles in bands.items():
+        metrics |= interval_metrics(prefix, quantiles, forecast.levels, actual, last)
+        band_loss = relative_interval_score(quantiles, forecast.levels, actual, last)
+        metrics[f"dm_pvalue_is95_{prefix}"] = dm_test(model_loss, band_loss, h).pvalue
     return metrics
 
 
@@ -108,8 +137,14 @@ class SpanScores:
     actual: np.ndarray  # [W, horizon]
     last: np.ndarray  # [W] the last close at each origin
     drift: float  # the training span's mean daily log return
-    ewma_quantiles: np.ndarray  # [W, horizon, Q] the EWMA band
+    bands: dict[str, np.ndarray]  # [W, horizon, Q] per volatility baseline (``score_all``)
+    baselines: dict[str, VolatilityForecaster]  # the calibrated ones, fitted as the model was
     metrics: dict[str, float]
+
+    @property
+    def ewma_quantiles(self) -> np.ndarray:
+        """The raw EWMA band [W, horizon, Q] (the fan chart's reference)."""
+        return self.bands["ewma"]
 
 
 def score_test_span(fit: TickerFit, ticker: str = "") -> SpanScores:
@@ -123,14 +158,19 @@ def score_test_span(fit: TickerFit, ticker: str = "") -> SpanScores:
             "training diverged. Lower train.lr or keep train.grad_clip set; no model was "
             "registered.")
     actual = data.actual_prices(test)
-    ewma_q = ewma_band(data.close, test.origins, actual.shape[1], forecast.levels)
+    h = actual.shape[1]
+    baselines = {prefix: fit_baseline(kind, data.frame, data.bounds.train_end, data.val.origins, h)
+                 for prefix, kind in CALIBRATED_BASELINES.items()}
+    bands = {"ewma": ewma_band(data.close, test.origins, h, forecast.levels)} | {
+        prefix: b.forecast_at(data.frame, test.origins).quantiles for prefix, b in baselines.items()}
     drift = training_drift(data.close, data.bounds.train_end)
-    return SpanScores(forecast, actual, last, drift, ewma_q,
-                      score_all(forecast, actual, last, drift, ewma_q))
+    return SpanScores(forecast, actual, last, drift, bands, baselines,
+                      score_all(forecast, actual, last, drift, bands))
 
 
-def evaluate_model(fit: TickerFit, ticker: str, out_dir: Path) -> Evaluation:
-    """Score the calibrated model on the test span against the baselines and draw the plots."""
+def evaluate_model(fit: TickerFit, ticker: str, out_dir: Path, alpha: float = 0.05) -> Evaluation:
+    """Score the calibrated model on the test span against the baselines, choose the forecaster
+    to serve (``choose_forecaster`` at ``alpha``) and draw the plots."""
     span = score_test_span(fit, ticker)
     data, result, test = fit.data, fit.result, fit.data.test
     forecast, actual, metrics, ewma_q = span.forecast, span.actual, span.metrics, span.ewma_quantiles
@@ -145,5 +185,8 @@ def evaluate_model(fit: TickerFit, ticker: str, out_dir: Path) -> Evaluation:
         "residuals": plot_residuals(forecast.point, actual, span.last, out_dir / "residuals.png",
                                     ticker),
     }
-    table = forecast_table(dates, test.origins, forecast, actual)
-    return Evaluation(metrics, forecast, actual, test.origins, table, plots)
+    choice = choose_forecaster(metrics, alpha)
+    evaluated = fit.forecaster if choice.is_lstm else span.baselines[choice.prefix]
+    served = forecast if choice.is_lstm else evaluated.forecast_at(data.frame, test.origins)
+    table = forecast_table(dates, test.origins, served, actual)
+    return Evaluation(metrics, forecast, actual, test.origins, table, plots, choice, evaluated)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+TEST_NAME = "Diebold-Mariano, HLN-corrected, one-sided"
+
 
 @dataclass(frozen=True)
 class DMResult:

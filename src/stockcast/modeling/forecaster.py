@@ -12,8 +12,8 @@ import pandas as pd
 from stockcast.modeling.intervals import (
     QUANTILES,
     base_scale,
+    calibrated_z,
     central_interval,
-    conformal_z,
     quantile_prices,
     target_distribution,
 )
@@ -49,6 +49,21 @@ class Forecaster:
     z: np.ndarray
     levels: tuple[float, ...] = QUANTILES
 
+    @property
+    def input_columns(self) -> list[str]:
+        """The raw price columns the forecaster reads."""
+        return self.transformer.input_columns
+
+    @property
+    def horizon(self) -> int:
+        """Future steps per forecast."""
+        return self.transformer.horizon
+
+    @property
+    def min_rows(self) -> int:
+        """Rows of prices a forecast needs: a window plus the close before it."""
+        return self.transformer.sequence_length + 1
+
     def forecast_split(self, split: Split, last_close: np.ndarray) -> Forecast:
         """Forecasts for a split's windows, given each window's last close [W]."""
         loc, scale, log_space = _distribution(self.model, self.transformer, split, last_close)
@@ -81,8 +96,8 @@ def _distribution(model: LSTMForecaster, transformer: SeriesTransformer, split: 
 
 def calibrate(model: LSTMForecaster, data: PreparedData) -> Forecaster:
     """Split-conformal calibration on the validation span: the empirical quantiles of the
-    standardised residuals there become the forecaster's z."""
+    standardised residuals there become the forecaster's z (``calibrated_z``)."""
     last = data.last_close(data.val)
     loc, scale, log_space = _distribution(model, data.transformer, data.val, last)
     realised = data.transformer.target.realised(data.actual_prices(data.val), last)
-    return Forecaster(model, data.transformer, conformal_z((realised - loc) / scale))
+    return Forecaster(model, data.transformer, calibrated_z((realised - loc) / scale))

@@ -17,30 +17,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-EWMA_LAMBDA = 0.94
-EWMA_WARMUP_RETURNS = 21  # about a month of sessions seeds the recursion
+from stockcast.modeling.volatility import ewma_volatility, har_step_sd, range_volatility
+
 # Central 80 % and 95 % intervals plus the median.
 QUANTILES = (0.025, 0.1, 0.5, 0.9, 0.975)
-
-
-def ewma_volatility(close: np.ndarray, lam: float = EWMA_LAMBDA,
-                    warmup: int = EWMA_WARMUP_RETURNS) -> np.ndarray:
-    """Causal EWMA standard deviation of daily log returns at each row [N] (row t uses returns
-    up to and including t). Warm-up: over the first ``warmup`` returns the variance is their
-    expanding mean (still causal); the RiskMetrics recursion then starts from the variance of
-    that first month, not from one squared return. Row 0 has no return: it takes row 1's."""
-    close = np.asarray(close, dtype=np.float64)
-    sq = np.diff(np.log(close)) ** 2
-    if len(sq) == 0:
-        return np.full(len(close), np.nan)
-    w = min(warmup, len(sq))
-    var = np.empty_like(sq)
-    var[:w] = np.cumsum(sq[:w]) / np.arange(1, w + 1)
-    if len(sq) > w:  # adjust=False: v_t = lam v_{t-1} + (1 - lam) r_t^2, from v_{w-1}
-        seeded = pd.Series(np.r_[var[w - 1], sq[w:]]).ewm(alpha=1 - lam, adjust=False).mean()
-        var[w:] = seeded.to_numpy()[1:]
-    var = np.maximum(var, 1e-12)
-    return np.sqrt(np.r_[var[0], var])
 
 
 def conformal_z(z: np.ndarray, levels: tuple[float, ...] = QUANTILES) -> np.ndarray:
@@ -60,6 +40,22 @@ def conformal_z(z: np.ndarray, levels: tuple[float, ...] = QUANTILES) -> np.ndar
         else:
             out[:, j] = np.quantile(z, 0.5, axis=0)
     return out
+
+
+def calibrated_z(z: np.ndarray, levels: tuple[float, ...] = QUANTILES) -> np.ndarray:
+    """Calibration quantiles [h, Q] from standardised validation residuals z [W, h]. One step:
+    exactly ``conformal_z``. Several: the steps share one shape, estimated on all W x h
+    residuals, and each step keeps its own level, the median |z| of that step relative to
+    all steps'; so the tails at steps 3-5 rest on every residual, not on a handful of jumps
+    per step, while a step the scale under- or over-states is still corrected."""
+    z = np.asarray(z, dtype=np.float64)
+    if z.shape[1] == 1:
+        return conformal_z(z, levels)
+    level = np.median(np.abs(z), axis=0)
+    level = level / np.median(np.abs(z)) if np.median(np.abs(z)) > 0 else np.ones_like(level)
+    level = np.where(level > 0, level, 1.0)
+    pooled = conformal_z((z / level[None, :]).reshape(-1, 1), levels)  # [1, Q]
+    return level[:, None] * pooled
 
 
 def gaussian_z(horizon: int, levels: tuple[float, ...] = QUANTILES) -> np.ndarray:
@@ -88,11 +84,18 @@ def central_interval(quantiles: np.ndarray, levels: tuple[float, ...],
 
 
 def base_scale(transformer, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
-    """The EWMA volatility at each origin expressed in the model's scaled output units
+    """The EWMA volatility (of the range-based daily variance, or of close-to-close returns
+    for models that chose ``volatility: close``, as every model before the range inputs did)
+    at each origin expressed in the model's scaled output units
     [W, out]: the scale the model's head starts from (``transformer`` is a fitted
     SeriesTransformer; its target says how a log-return volatility maps to its units)."""
     close = frame["Close"].to_numpy(dtype=np.float64)
-    sigma = ewma_volatility(close)[origins][:, None]  # daily log-return sd   [W, 1]
+    if transformer.volatility == "har":  # each step's own daily sd   [W, h]
+        sigma = har_step_sd(frame, origins, transformer.har_coefs)
+    elif transformer.volatility == "range":
+        sigma = range_volatility(frame)[origins][:, None]  # daily log-return sd   [W, 1]
+    else:
+        sigma = ewma_volatility(close)[origins][:, None]
     base = transformer.target.base_scale(sigma, close[origins], transformer.horizon)
     if transformer.include_input:  # echoed inputs are known: any positive scale will do
         base = np.concatenate([np.ones((len(origins), transformer.sequence_length)), base], axis=1)

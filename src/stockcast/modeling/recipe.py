@@ -4,6 +4,7 @@ these two functions, so they cannot drift apart."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +13,7 @@ import pandas as pd
 from stockcast.config import ModelConfig, TrainConfig, WindowConfig
 from stockcast.modeling.forecaster import Forecaster, calibrate
 from stockcast.modeling.trainer import EpochCallback, TrainResult, refit, train_model
+from stockcast.modeling.volatility_forecasters import VolatilityForecaster, refit_baseline
 from stockcast.modeling.windows import PreparedData, Split, prepare_windows
 
 
@@ -37,18 +39,23 @@ def fit_and_calibrate(frame: pd.DataFrame, window: WindowConfig, model: ModelCon
 class ServingFit:
     """The forecaster to register and serve, and the last dates each fit's weights saw."""
 
-    forecaster: Forecaster
+    forecaster: Forecaster | VolatilityForecaster
     eval_end: pd.Timestamp  # the evaluation fit trained on rows up to here
     serve_end: pd.Timestamp  # the served model trained on rows up to here
     refit: bool
     seconds: float
 
 
-def fit_for_serving(fit: TickerFit, model_cfg: ModelConfig, train_cfg: TrainConfig) -> ServingFit:
-    """Refit on every window through the last date, for the epoch count early stopping chose,
+def fit_for_serving(fit: TickerFit, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                    baseline: VolatilityForecaster | None = None) -> ServingFit:
+    """With ``baseline`` (the evaluation found it significantly better than the LSTM): that
+    volatility model, refit through the last date (``serve_baseline``). Otherwise: refit the
+    LSTM on every window through the last date, for the epoch count early stopping chose,
     so the served model knows the most recent prices. It keeps the evaluation fit's transform
     and conformal quantiles (there is no held-out span left to calibrate on). With ``refit``
     False the evaluation fit itself is served."""
+    if baseline is not None:
+        return serve_baseline(fit, baseline)
     data, forecaster = fit.data, fit.forecaster
     dates = data.frame["Date"]
     eval_end = dates.iloc[data.bounds.train_end - 1]
@@ -60,3 +67,13 @@ def fit_for_serving(fit: TickerFit, model_cfg: ModelConfig, train_cfg: TrainConf
     fitted = refit(every, max(1, fit.result.best_epoch), model_cfg, train_cfg)
     served = Forecaster(fitted.model, forecaster.transformer, forecaster.z, forecaster.levels)
     return ServingFit(served, eval_end, dates.iloc[-1], True, fitted.seconds)
+
+
+def serve_baseline(fit: TickerFit, baseline: VolatilityForecaster) -> ServingFit:
+    """The volatility baseline chosen in the LSTM's place, refit through the last date (it
+    keeps the calibration found on the validation span); no network is refit."""
+    start = time.perf_counter()
+    dates = fit.data.frame["Date"]
+    served = refit_baseline(baseline, fit.data.frame)
+    return ServingFit(served, dates.iloc[fit.data.bounds.train_end - 1], dates.iloc[-1], True,
+                      time.perf_counter() - start)

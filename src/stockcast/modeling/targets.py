@@ -25,7 +25,36 @@ import pandas as pd
 from sklearn.base import TransformerMixin
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+from stockcast.modeling.volatility import range_variance
+
 PRICE_LIKE = ("Open", "High", "Low", "Close")
+RELATIVE_VOLUME_DAYS = 20
+# The raw columns each derived feature is computed from (a raw column reads itself).
+FEATURE_COLUMNS = {
+    "LogReturn": ("Close",),
+    "RangeVar": ("Open", "High", "Low", "Close"),
+    "Gap": ("Open", "Close"),
+    "Body": ("Open", "Close"),
+    "RelVolume": ("Volume",),
+}
+
+
+def range_features(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A derived per-row feature that reads rows <= t only, identical in every formulation:
+    ``RangeVar`` the log of the day's range-based variance (gap + Garman-Klass, floored at
+    1e-8, i.e. a 1 bp move), ``Gap`` the overnight log return ln(O_t / C_{t-1}), ``Body`` the
+    open-to-close log return ln(C_t / O_t), ``RelVolume`` log volume minus its mean over the
+    previous 20 sessions. Undefined values (row 0) are NaN."""
+    close = frame["Close"].to_numpy(dtype=np.float64)
+    if name == "RangeVar":
+        return np.log(np.maximum(range_variance(frame), 1e-8))
+    if name == "Gap":
+        return np.log(frame["Open"].to_numpy(dtype=np.float64) / np.r_[np.nan, close[:-1]])
+    if name == "Body":
+        return np.log(close / frame["Open"].to_numpy(dtype=np.float64))
+    log_volume = pd.Series(np.log1p(frame["Volume"].to_numpy(dtype=np.float64)))
+    previous = log_volume.shift(1).rolling(RELATIVE_VOLUME_DAYS, min_periods=1).mean()
+    return (log_volume - previous).to_numpy()
 
 
 class Target:
@@ -55,6 +84,8 @@ class Target:
         for name in self.features:
             if name == "LogReturn":  # the day's close-to-close log return, in any formulation
                 cols.append(np.log(close / prev_close))
+            elif name in FEATURE_COLUMNS:
+                cols.append(range_features(frame, name))
             elif name == "Volume":
                 cols.append(self._volume(np.log1p(frame[name].to_numpy(dtype=np.float64))))
             else:
@@ -112,8 +143,9 @@ class Target:
         raise NotImplementedError
 
     def base_scale(self, sigma: np.ndarray, close: np.ndarray, horizon: int) -> np.ndarray:
-        """The daily log-return volatility at each origin, sigma [W, 1], in model output
-        units [W, h] (``close`` [W]: the close at each origin)."""
+        """The daily log-return volatility at each origin, sigma [W, 1] (the same every step)
+        or [W, h] (each step's own), in model output units [W, h] (``close`` [W]: the close
+        at each origin)."""
         raise NotImplementedError
 
     def distribution(self, loc: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,8 +161,11 @@ class Target:
         return np.log(prices / np.asarray(last_close, np.float64)[:, None])
 
 
-def _random_walk_steps(horizon: int) -> np.ndarray:
-    return np.sqrt(np.arange(1, horizon + 1))[None, :]  # [1, h]
+def _cumulative(sigma: np.ndarray, horizon: int) -> np.ndarray:
+    """Per-step daily sds [W, 1] (constant) or [W, h] -> the cumulative return's sd [W, h]."""
+    if sigma.shape[1] == 1:
+        return sigma * np.sqrt(np.arange(1, horizon + 1))[None, :]  # a random walk
+    return np.sqrt(np.cumsum(sigma**2, axis=1))
 
 
 class LogReturnTarget(Target):
@@ -146,7 +181,7 @@ class LogReturnTarget(Target):
         return np.asarray(last_close, np.float64)[:, None] * np.exp(np.cumsum(returns, axis=1))
 
     def base_scale(self, sigma, close, horizon):
-        return np.repeat(sigma / self.close_scale, horizon, axis=1)  # per-step returns
+        return np.broadcast_to(sigma, (len(sigma), horizon)) / self.close_scale  # per step
 
     def distribution(self, loc, scale):
         step_sd = scale * self.close_scale
@@ -191,7 +226,7 @@ class ResidualTarget(Target):
         return np.asarray(last_close, np.float64)[:, None] * np.exp(y * self.residual_scale)
 
     def base_scale(self, sigma, close, horizon):
-        return sigma * _random_walk_steps(horizon) / self.residual_scale  # cumulative
+        return _cumulative(sigma, horizon) / self.residual_scale
 
     def distribution(self, loc, scale):
         return loc * self.residual_scale, scale * self.residual_scale
@@ -215,7 +250,7 @@ class PriceTarget(Target):
         return self.unscale_close(np.asarray(y_scaled, np.float64))
 
     def base_scale(self, sigma, close, horizon):
-        return close[:, None] * sigma * _random_walk_steps(horizon) / self.close_scale
+        return close[:, None] * _cumulative(sigma, horizon) / self.close_scale
 
     def distribution(self, loc, scale):
         return self.unscale_close(loc), scale * self.close_scale

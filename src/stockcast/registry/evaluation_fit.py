@@ -25,6 +25,7 @@ from stockcast.errors import RegistryError
 from stockcast.evaluation.scorecard import forecast_table
 from stockcast.modeling.forecaster import Forecaster
 from stockcast.modeling.recipe import TickerFit
+from stockcast.modeling.volatility_forecasters import VolatilityForecaster
 from stockcast.registry.signing import sign_bytes
 from stockcast.registry.store import MlflowStore
 
@@ -39,10 +40,11 @@ def validation_end(fit: TickerFit) -> pd.Timestamp:
     return pd.Timestamp(fit.data.frame["Date"].iloc[fit.data.bounds.val_end - 1])
 
 
-def log_evaluation_fit(fit: TickerFit, run_id: str, key: str | None, store: MlflowStore) -> None:
-    """Inside a run: the evaluation fit as an artifact, its validation end as a tag, and (with
-    a key) its signature."""
-    data = pickle.dumps(fit.forecaster)
+def log_evaluation_fit(fit: TickerFit, run_id: str, key: str | None, store: MlflowStore,
+                       forecaster: Forecaster | VolatilityForecaster | None = None) -> None:
+    """Inside a run: the evaluated forecaster (the fit's LSTM, or the baseline served in its
+    place) as an artifact, the fit's validation end as a tag, and (with a key) its signature."""
+    data = pickle.dumps(forecaster if forecaster is not None else fit.forecaster)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(ARTIFACT).name
         path.write_bytes(data)
@@ -56,7 +58,7 @@ def log_evaluation_fit(fit: TickerFit, run_id: str, key: str | None, store: Mlfl
 class EvaluationFit:
     """A version's evaluation fit and the last date it saw out of sample."""
 
-    forecaster: Forecaster
+    forecaster: Forecaster | VolatilityForecaster
     val_end: pd.Timestamp
 
 
@@ -83,7 +85,7 @@ def rescore(fit: EvaluationFit, frame: pd.DataFrame, origins: np.ndarray) -> pd.
     frame = frame.reset_index(drop=True)
     dates = pd.to_datetime(frame["Date"])
     origins = np.asarray(origins, dtype=np.int64)
-    h = fit.forecaster.transformer.horizon
+    h = fit.forecaster.horizon
     keep = origins[(dates.iloc[origins].to_numpy() >= np.datetime64(fit.val_end))
                    & (origins + h < len(frame))]
     forecast = fit.forecaster.forecast_at(frame, keep)

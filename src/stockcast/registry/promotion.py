@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from stockcast.config import PromotionConfig
 from stockcast.errors import RegistryError
 from stockcast.evaluation.scorecard import Evaluation
-from stockcast.evaluation.significance import dm_test
+from stockcast.evaluation.significance import TEST_NAME, dm_test
 from stockcast.registry.evaluation_fit import load_evaluation_fit, rescore
 from stockcast.registry.store import MlflowStore, is_transient
 from stockcast.registry.versions import CHAMPION, champion_version
@@ -25,7 +25,6 @@ from stockcast.registry.versions import CHAMPION, champion_version
 log = logging.getLogger(__name__)
 
 TABLE_ARTIFACT = "forecasts/test_forecasts.parquet"
-TEST_NAME = "Diebold-Mariano, HLN-corrected, one-sided"
 RESCORED = "champion's evaluation fit re-scored on the candidate's test span"
 LOGGED = "champion's own logged test-span forecasts (an older stockcast)"
 UNVERIFIED = ("champion's own logged test-span forecasts (its evaluation fit is not signed "
@@ -184,7 +183,7 @@ def promote_if_better(version: str, name: str, evaluation: Evaluation, frame: pd
                 theirs, source = (champion_evidence(store, name, current, frame,
                                                     evaluation.origins, model_key)
                                   if current else (None, ""))
-                decided.append(decide_promotion(evaluation.table, evaluation.metrics, theirs,
+                decided.append(decide_promotion(evaluation.table, evaluation.decision_metrics, theirs,
                                                 current, cfg, source))
             if decided[-1].promote:
                 client.set_registered_model_alias(name, CHAMPION, version)

@@ -32,21 +32,17 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
         self.ticker = ticker
 
     @property
-    def transformer(self):
-        """The fitted SeriesTransformer."""
-        return self.forecaster.transformer
-
-    @property
     def min_rows(self) -> int:
-        """Rows of prices ``predict`` needs: a window plus the close before it."""
-        return self.transformer.sequence_length + 1
+        """Rows of prices ``predict`` needs (a window plus the close before it, or the
+        volatility model's warm-up)."""
+        return self.forecaster.min_rows
 
     def _clean(self, model_input: Any) -> pd.DataFrame:
         try:  # exactly the pipeline's reading: column spellings, Adj Close, number formats
             frame = normalize_prices(pd.DataFrame(model_input).reset_index(drop=True))
         except DataSourceError as exc:
             raise ValueError(str(exc)) from None
-        needed = self.transformer.input_columns
+        needed = self.forecaster.input_columns
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise ValueError(f"input lacks column(s) {missing}; the model needs {needed} "

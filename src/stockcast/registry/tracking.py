@@ -24,6 +24,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 from stockcast.config import PipelineConfig
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.evaluation.scorecard import Evaluation
+from stockcast.modeling.forecaster import Forecaster
 from stockcast.modeling.recipe import ServingFit, TickerFit
 from stockcast.modeling.trainer import TrainResult
 from stockcast.modeling.windows import PreparedData
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 
 # What the served model needs, at the versions installed here (read, not copied by hand):
 # explicit requirements also spare MLflow ~10 s of inferring them by importing the model.
-_REQUIRED = ("torch", "pandas", "numpy", "scikit-learn", "scipy", "mlflow", "exchange_calendars")
+_REQUIRED = ("torch", "pandas", "numpy", "scikit-learn", "scipy", "mlflow", "exchange_calendars",
+             "arch")
 
 
 def pip_requirements() -> list[str]:
@@ -108,7 +110,7 @@ def run_name(ticker: str, cfg: PipelineConfig, now: dt.datetime | None = None) -
 
 
 def run_description(ticker: str, metrics: dict[str, float], result: TrainResult,
-                    serving: ServingFit) -> str:
+                    serving: ServingFit, choice: str = "") -> str:
     """The paragraph the MLflow UI shows for a run: results against the baselines, units,
     and what MLflow's Duration does not show."""
     m = metrics
@@ -117,8 +119,12 @@ def run_description(ticker: str, metrics: dict[str, float], result: TrainResult,
         f"(one-sided DM p {m['dm_pvalue_naive']:.2f}; vs a constant drift p "
         f"{m['dm_pvalue_drift']:.2f}). 95 % interval coverage {m['test_coverage_95']:.3f} "
         f"(EWMA band {m['ewma_coverage_95']:.3f}), interval score "
-        f"{m['test_interval_score_95']:.4f} vs EWMA {m['ewma_interval_score_95']:.4f} "
-        f"(price units, lower is better). Units: `test_*`, `naive_*`, `drift_*`, `ewma_*` are "
+        f"{m['test_interval_score_95']:.4f} vs EWMA {m['ewma_interval_score_95']:.4f}, "
+        f"GARCH(1,1)-t {m['garch_interval_score_95']:.4f} (LSTM better: DM p "
+        f"{m['dm_pvalue_is95_garch']:.2f}), HAR {m['har_interval_score_95']:.4f} (p "
+        f"{m['dm_pvalue_is95_har']:.2f}) (price units, lower is better). "
+        + (f"**{choice}.** " if choice else "")
+        + "Units: `test_*`, `naive_*`, `drift_*`, `ewma*_`, `rangevol_*`, `har_*`, `garch_*` are "
         "price units on the test span; `val_*` and the losses are scaled model units. "
         f"Training took {result.seconds:.1f} s plus a {serving.seconds:.1f} s refit "
         "(`train_seconds`); MLflow's Duration covers only this logging step. Metrics are the "
@@ -133,14 +139,14 @@ def _data_source(location: str) -> str:
 
 def _log_model(data: PreparedData, serving: ServingFit, ticker: str) -> str:
     python_model = StockcastForecaster(serving.forecaster, ticker)
-    model = serving.forecaster.model
     requirements = pip_requirements()
     # The signature asks only for what the model reads: its raw price columns, and an optional
     # Date of any type (text from a CSV or JSON, or datetimes).
-    columns = ["Date", *data.transformer.input_columns]
-    input_frame = data.frame[columns].tail(python_model.min_rows + 5).reset_index(drop=True)
+    needed = serving.forecaster.input_columns
+    input_frame = data.frame[["Date", *needed]].tail(
+        python_model.min_rows + 5).reset_index(drop=True)
     inputs = Schema([ColSpec(AnyType(), "Date", required=False),
-                     *(ColSpec("double", c) for c in data.transformer.input_columns),
+                     *(ColSpec("double", c) for c in needed),
                      # raw rows as users have them: split-adjusted by the model like the pipeline
                      ColSpec("double", "Adj Close", required=False)])
     outputs = infer_signature(input_frame, python_model.predict(None, input_frame)).outputs
@@ -148,14 +154,38 @@ def _log_model(data: PreparedData, serving: ServingFit, ticker: str) -> str:
         name="forecaster", python_model=python_model,
         signature=ModelSignature(inputs=inputs, outputs=outputs),
         input_example=input_frame, pip_requirements=requirements)
-    example = data.test.x[:2]
-    torch_info = mlflow.pytorch.log_model(
-        model, name="lstm",
-        signature=infer_signature(example, model(torch.as_tensor(example)).detach().numpy()),
-        input_example=example, pip_requirements=requirements,
-        serialization_format="pickle")
-    mlflow.set_tags({"model.pyfunc_uri": info.model_uri, "model.torch_uri": torch_info.model_uri})
+    mlflow.set_tag("model.pyfunc_uri", info.model_uri)
+    if isinstance(serving.forecaster, Forecaster):  # the network itself, for torch users
+        model, example = serving.forecaster.model, data.test.x[:2]
+        torch_info = mlflow.pytorch.log_model(
+            model, name="lstm",
+            signature=infer_signature(example, model(torch.as_tensor(example)).detach().numpy()),
+            input_example=example, pip_requirements=requirements,
+            serialization_format="pickle")
+        mlflow.set_tag("model.torch_uri", torch_info.model_uri)
     return info.model_uri
+
+
+def choice_tags(evaluation: Evaluation) -> dict[str, str]:
+    """Which forecaster the run serves and why (``forecaster``: lstm, garch_t, ...)."""
+    choice = evaluation.choice
+    return {"forecaster": choice.tag, "forecaster.reason": choice.reason,
+            "forecaster.pvalue": f"{choice.pvalue:.4g}",
+            "forecaster.best_baseline": choice.best_baseline}
+
+
+def _log_tables(data: PreparedData, evaluation: Evaluation) -> None:
+    """The fitted transformer and the served forecaster's out-of-sample forecasts (what
+    promotion compares across versions), as parquet and CSV."""
+    with tempfile.TemporaryDirectory() as tmp:
+        scaler_path = Path(tmp) / "transformer.pkl"
+        scaler_path.write_bytes(pickle.dumps(data.transformer))
+        mlflow.log_artifact(str(scaler_path), artifact_path="scaler")
+        table = Path(tmp) / "test_forecasts.parquet"
+        evaluation.table.to_parquet(table, index=False)
+        evaluation.table.to_csv(table.with_suffix(".csv"), index=False)
+        mlflow.log_artifact(str(table), artifact_path="forecasts")
+        mlflow.log_artifact(str(table.with_suffix(".csv")), artifact_path="forecasts")
 
 
 def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Evaluation,
@@ -165,9 +195,11 @@ def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Ev
     with warnings.catch_warnings():
         # MLflow hints about integer columns and ambiguous local sources: noise here.
         warnings.simplefilter("ignore", UserWarning)
-        mlflow.set_tags(run_tags(validated, result, evaluation, serving, data.frame))
+        mlflow.set_tags(run_tags(validated, result, evaluation, serving, data.frame)
+                        | choice_tags(evaluation))
         mlflow.set_tag("mlflow.note.content",
-                       run_description(ticker, evaluation.metrics, result, serving))
+                       run_description(ticker, evaluation.metrics, result, serving,
+                                       evaluation.choice.reason))
         mlflow.log_params({k: ("" if v is None else v) for k, v in cfg.flat().items()})
         # Per-epoch step metrics in one batch call, not one round trip per value.
         now = int(time.time() * 1000)
@@ -191,21 +223,13 @@ def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Ev
             mlflow.log_artifacts(str(eda_dir), artifact_path="eda")
         mlflow.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
                         "config/config.yaml")
-        with tempfile.TemporaryDirectory() as tmp:
-            scaler_path = Path(tmp) / "transformer.pkl"
-            scaler_path.write_bytes(pickle.dumps(data.transformer))
-            mlflow.log_artifact(str(scaler_path), artifact_path="scaler")
-            # The out-of-sample forecasts promotion compares across versions.
-            table = Path(tmp) / "test_forecasts.parquet"
-            evaluation.table.to_parquet(table, index=False)
-            evaluation.table.to_csv(table.with_suffix(".csv"), index=False)
-            mlflow.log_artifact(str(table), artifact_path="forecasts")
-            mlflow.log_artifact(str(table.with_suffix(".csv")), artifact_path="forecasts")
+        _log_tables(data, evaluation)
         model_uri = _log_model(data, serving, ticker)
         key = cfg.tracking.model_key.get_secret_value() if cfg.tracking.model_key else None
         if key is not None:
             sign_logged_model(model_uri, run_id, key, store)
-        log_evaluation_fit(fit, run_id, key, store)  # what promotion re-scores later
+        # what promotion re-scores later: the forecaster evaluated (the LSTM or a baseline)
+        log_evaluation_fit(fit, run_id, key, store, evaluation.evaluated)
         return LoggedRun(run_id, model_uri)
 
 

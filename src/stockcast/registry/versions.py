@@ -125,7 +125,8 @@ def _list_versions(client: MlflowClient, prefix: str, ticker: str | None) -> lis
         for alias, v in aliases.items():
             by_version.setdefault(str(v), []).append(alias)
         for mv in client.search_model_versions(f"name='{name}'"):
-            metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+            run = client.get_run(mv.run_id).data if mv.run_id else None
+            metrics, tags = (run.metrics, run.tags) if run else ({}, {})
             rows.append({
                 "model": name,
                 "version": int(mv.version),
@@ -137,6 +138,11 @@ def _list_versions(client: MlflowClient, prefix: str, ticker: str | None) -> lis
                 "test_coverage_95": metrics.get("test_coverage_95"),
                 "test_interval_score_95": metrics.get("test_interval_score_95"),
                 "ewma_interval_score_95": metrics.get("ewma_interval_score_95"),
+                "garch_interval_score_95": metrics.get("garch_interval_score_95"),
+                "har_interval_score_95": metrics.get("har_interval_score_95"),
+                "dm_pvalue_is95_garch": metrics.get("dm_pvalue_is95_garch"),
+                "forecaster": tags.get("forecaster", "lstm"),
+                "forecaster_reason": tags.get("forecaster.reason", ""),
                 "decision": mv.tags.get("promotion.reason", ""),
                 "decided_at": mv.tags.get("promotion.decided_at", "")[:19],
                 "decided_by": mv.tags.get("promotion.decided_by", ""),

@@ -18,7 +18,7 @@ import numpy as np
 
 from stockcast.config import MonitorConfig
 from stockcast.data.files import SAMPLE_TICKERS, read_price_file, sample_path
-from stockcast.modeling.intervals import ewma_volatility
+from stockcast.modeling.volatility import ewma_volatility
 from stockcast.serving.drift import Z95, cusum
 
 WARMUP, DAYS, SHOCK_AT, BLOCK = 60, 250, 100, 20

@@ -1,0 +1,120 @@
+"""The volatility models a risk analyst tries first, as forecasters with the LSTM's contract:
+persistence as the point forecast, and quantiles of the cumulative log return from the model's
+causal volatility at the origin, split-conformal calibrated on the validation span exactly like
+the LSTM (``calibrated_z``). They are scored beside the LSTM on every run and served in its
+place when it is significantly worse (``registry.tracking``).
+
+- ``ewma``: the close-to-close EWMA (RiskMetrics, lambda 0.94), sd x sqrt(k) at step k;
+- ``rangevol``: the same EWMA of the range-based (gap + Garman-Klass) daily variance;
+- ``har``: direct HAR regressions of the log range variance, one per step (fit on training rows);
+- ``garch``: GARCH(1,1) with Student-t errors (``arch``), fit on training returns, analytic
+  multi-step variance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from stockcast.modeling.forecaster import Forecast
+from stockcast.modeling.intervals import QUANTILES, calibrated_z, gaussian_z, quantile_prices
+from stockcast.modeling.volatility import (
+    EWMA_WARMUP_RETURNS,
+    HAR_LAGS,
+    ewma_volatility,
+    fit_garch_t,
+    fit_har,
+    flat_steps,
+    garch_scale,
+    har_scale,
+    range_volatility,
+)
+
+BASELINE_NAMES = {
+    "ewma": "EWMA(0.94) close-to-close",
+    "rangevol": "EWMA(0.94) of the range variance",
+    "har": "HAR on the range variance",
+    "garch": "GARCH(1,1)-t",
+}
+# Rows a served baseline wants before the origin: enough for the EWMA to forget its start.
+SERVING_ROWS = 250
+
+
+@dataclass
+class VolatilityForecaster:
+    """A fitted volatility model and its calibration quantiles z [h, Q] (Gaussian when raw)."""
+
+    kind: str
+    horizon: int
+    params: np.ndarray = field(default_factory=lambda: np.empty(0))
+    z: np.ndarray | None = None
+    levels: tuple[float, ...] = QUANTILES
+
+    @property
+    def name(self) -> str:
+        """What the forecaster is, in words (tags, summaries)."""
+        return BASELINE_NAMES[self.kind]
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The raw price columns the model reads."""
+        return ["Close"] if self.kind in ("ewma", "garch") else ["Open", "High", "Low", "Close"]
+
+    @property
+    def min_rows(self) -> int:
+        """Fewest rows a forecast needs (the volatility's warm-up)."""
+        return max(EWMA_WARMUP_RETURNS, max(HAR_LAGS)) + 2
+
+    def fit(self, frame: pd.DataFrame, train_end: int) -> VolatilityForecaster:
+        """Fit the model's parameters on the training rows ``[0, train_end)`` only."""
+        if self.kind == "har":
+            self.params = fit_har(frame, train_end, self.horizon)
+        elif self.kind == "garch":
+            self.params = fit_garch_t(frame["Close"].to_numpy(np.float64), train_end)
+        return self
+
+    def scale(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+        """The sd of the cumulative log return at steps 1..h from each origin [W, h]."""
+        origins = np.asarray(origins, dtype=np.int64)
+        if self.kind == "har":
+            return har_scale(frame, origins, self.params)
+        if self.kind == "garch":
+            return garch_scale(frame["Close"].to_numpy(np.float64), origins, self.params,
+                               self.horizon)
+        daily = range_volatility(frame) if self.kind == "rangevol" else ewma_volatility(
+            frame["Close"].to_numpy(np.float64))
+        return flat_steps(daily[origins], self.horizon)
+
+    def calibrate(self, frame: pd.DataFrame, origins: np.ndarray) -> VolatilityForecaster:
+        """Split-conformal calibration on the validation origins (their targets known)."""
+        origins = np.asarray(origins, dtype=np.int64)
+        close = frame["Close"].to_numpy(np.float64)
+        realised = np.log(np.stack([close[origins + k] for k in range(1, self.horizon + 1)],
+                                   axis=1) / close[origins][:, None])
+        self.z = calibrated_z(realised / self.scale(frame, origins), self.levels)
+        return self
+
+    def forecast_at(self, frame: pd.DataFrame, origins: np.ndarray) -> Forecast:
+        """Forecasts made at each origin row (only rows <= origin are read)."""
+        origins = np.asarray(origins, dtype=np.int64)
+        close = frame["Close"].to_numpy(np.float64)[origins]
+        scale = self.scale(frame, origins)
+        z = self.z if self.z is not None else gaussian_z(self.horizon, self.levels)
+        point = np.repeat(close[:, None], self.horizon, axis=1)
+        return Forecast(point, quantile_prices(np.zeros_like(scale), scale, z, close),
+                        self.levels)
+
+
+def fit_baseline(kind: str, frame: pd.DataFrame, train_end: int, val_origins: np.ndarray,
+                 horizon: int) -> VolatilityForecaster:
+    """A volatility model fit on the training rows and calibrated on the validation origins."""
+    return VolatilityForecaster(kind, horizon).fit(frame, train_end).calibrate(frame, val_origins)
+
+
+def refit_baseline(fitted: VolatilityForecaster, frame: pd.DataFrame) -> VolatilityForecaster:
+    """The same model refit through the last row for serving; it keeps the calibration
+    quantiles found on the validation span (the EWMA has no parameters to refit)."""
+    served = VolatilityForecaster(fitted.kind, fitted.horizon, z=fitted.z, levels=fitted.levels)
+    return served.fit(frame, len(frame))

@@ -1,0 +1,148 @@
+"""The volatility estimates every scale starts from and the baselines are built on: exact on hand
+computations, causal (rows after an origin change nothing), fitted on training rows only."""
+
+import numpy as np
+import pytest
+from helpers import make_prices
+
+from stockcast.modeling.intervals import calibrated_z, conformal_z
+from stockcast.modeling.targets import FEATURE_COLUMNS, make_target
+from stockcast.modeling.volatility import (
+    ewma_variance,
+    fit_garch_t,
+    fit_har,
+    garch_scale,
+    har_scale,
+    range_variance,
+    range_volatility,
+    squared_returns,
+)
+from stockcast.modeling.volatility_forecasters import VolatilityForecaster, fit_baseline
+
+
+def _perturb_after(frame, row, seed=1):
+    """The same frame with every price after ``row`` replaced by another random walk's."""
+    other = make_prices(len(frame), seed=seed, vol=0.05)
+    changed = frame.copy()
+    for col in ("Open", "High", "Low", "Close", "Volume"):
+        changed.loc[row + 1:, col] = other.loc[row + 1:, col].to_numpy()
+    return changed
+
+
+def test_range_variance_by_hand_and_on_a_flat_day():
+    frame = make_prices(5)
+    o, h, lo, c = (frame[k].to_numpy() for k in ("Open", "High", "Low", "Close"))
+    t = 3
+    expected = (np.log(o[t] / c[t - 1]) ** 2 + 0.5 * np.log(h[t] / lo[t]) ** 2
+                - (2 * np.log(2) - 1) * np.log(c[t] / o[t]) ** 2)
+    assert range_variance(frame)[t] == pytest.approx(expected, rel=1e-12)
+    # A day that opens, trades and closes at one price: the squared close-to-close return.
+    flat = frame.copy()
+    for col in ("Open", "High", "Low"):
+        flat[col] = flat["Close"]
+    np.testing.assert_allclose(range_variance(flat)[1:], squared_returns(flat["Close"])[1:],
+                               rtol=1e-12)
+
+
+def test_ewma_of_a_variance_follows_the_recursion_after_the_warm_up():
+    x = np.r_[np.nan, np.random.default_rng(0).gamma(2.0, 1e-4, 200)]
+    var = ewma_variance(x, lam=0.9, warmup=10)
+    assert var[10] == pytest.approx(np.mean(x[1:11]))
+    assert var[50] == pytest.approx(0.9 * var[49] + 0.1 * x[50])
+    assert var[0] == var[1]
+
+
+@pytest.mark.parametrize("kind", ["ewma", "rangevol", "har", "garch"])
+def test_every_baseline_is_causal(kind):
+    frame = make_prices(600)
+    origin = 450
+    model = VolatilityForecaster(kind, horizon=3).fit(frame, 400)
+    changed = _perturb_after(frame, origin)
+    origins = np.arange(300, origin + 1)
+    np.testing.assert_allclose(model.scale(changed, origins), model.scale(frame, origins),
+                               rtol=1e-10)
+    # And the parameters read the training rows only.
+    refit = VolatilityForecaster(kind, horizon=3).fit(_perturb_after(frame, 399), 400)
+    np.testing.assert_allclose(refit.params, model.params, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(FEATURE_COLUMNS))
+def test_every_derived_feature_is_causal(name):
+    frame = make_prices(300)
+    target = make_target("log_return", ("Close", name))
+    rows = target.row_features(frame)[:, 1]
+    changed = target.row_features(_perturb_after(frame, 200))[:, 1]
+    np.testing.assert_allclose(changed[:201], rows[:201], equal_nan=True)
+    assert not np.allclose(changed[202:], rows[202:])
+    assert np.isfinite(rows[1:]).all()
+
+
+def test_garch_forecasts_follow_the_garch_recursion():
+    frame = make_prices(800, vol=0.015)
+    close = frame["Close"].to_numpy()
+    params = fit_garch_t(close, 600)
+    omega, alpha, beta, nu = params
+    assert 0 < alpha < 1 and 0 < beta < 1 and alpha + beta < 1 and nu > 2
+    origins = np.arange(650, 700)
+    one = (100 * garch_scale(close, origins, params, horizon=1)[:, 0]) ** 2
+    returns = 100 * np.diff(np.log(close))
+    # From origin t+1: omega + alpha r_{t+1}^2 + beta x (the forecast from origin t).
+    np.testing.assert_allclose(one[1:], omega + alpha * returns[origins[1:] - 1] ** 2
+                               + beta * one[:-1], rtol=1e-8)
+    # Several steps: the variance mean-reverts towards omega / (1 - alpha - beta).
+    two = (100 * garch_scale(close, origins, params, horizon=2)) ** 2
+    np.testing.assert_allclose(two[:, 1] - two[:, 0], omega + (alpha + beta) * one, rtol=1e-8)
+
+
+def test_har_recovers_a_planted_persistent_variance():
+    rng = np.random.default_rng(3)
+    n = 1500
+    log_var = np.empty(n)
+    log_var[0] = np.log(1e-4)
+    for t in range(1, n):  # persistent log variance, mean log(1e-4)
+        log_var[t] = np.log(1e-4) + 0.97 * (log_var[t - 1] - np.log(1e-4)) + rng.normal(0, 0.2)
+    r = rng.standard_normal(n) * np.exp(log_var / 2)
+    close = 100 * np.exp(np.cumsum(r))
+    frame = make_prices(n).assign(Close=close, Open=np.r_[100, close[:-1]])
+    frame["High"] = frame[["Open", "Close"]].max(axis=1) * 1.0001
+    frame["Low"] = frame[["Open", "Close"]].min(axis=1) * 0.9999
+    coefs = fit_har(frame, 1200, horizon=5)
+    assert coefs.shape == (5, 4)
+    assert 0.2 < coefs[0, 1:].sum() < 1.0  # persistent, attenuated by the noisy daily proxy
+    origins = np.arange(1200, 1490)
+    scale = har_scale(frame, origins, coefs)
+    assert (np.diff(scale, axis=1) > 0).all()  # cumulative sd grows with the step
+    # Out of sample it tracks the planted variance of the next day.
+    assert np.corrcoef(np.log(scale[:, 0] ** 2), log_var[origins + 1])[0, 1] > 0.6
+
+
+def test_one_step_calibration_is_exactly_split_conformal():
+    z = np.random.default_rng(0).standard_t(4, size=(300, 1))
+    np.testing.assert_array_equal(calibrated_z(z), conformal_z(z))
+
+
+def test_several_steps_share_the_tails_and_keep_their_own_level():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((400, 5)) * np.array([1.0, 1.0, 1.2, 1.2, 1.5])
+    z[:3, 4] = 40.0  # three jumps at step 5 must not set its 97.5 % quantile alone
+    q = calibrated_z(z)
+    per_step = conformal_z(z)
+    assert q[4, -1] < per_step[4, -1] * 0.9 or per_step[4, -1] > 5
+    np.testing.assert_allclose(q[:, -1] / q[0, -1], [1, 1, 1.2, 1.2, 1.5], rtol=0.12)
+
+
+def test_a_calibrated_baseline_covers_on_new_data():
+    frame = make_prices(2000, vol=0.015)
+    model = fit_baseline("rangevol", frame, 1200, np.arange(1200, 1500), horizon=1)
+    origins = np.arange(1500, 1999)
+    fc = model.forecast_at(frame, origins)
+    lo, hi = fc.interval(0.95)
+    actual = frame["Close"].to_numpy()[origins + 1]
+    assert 0.92 < np.mean((actual >= lo[:, 0]) & (actual <= hi[:, 0])) < 0.98
+    np.testing.assert_array_equal(fc.point[:, 0], frame["Close"].to_numpy()[origins])
+
+
+def test_the_range_volatility_is_what_the_lstm_starts_from():
+    frame = make_prices(200)
+    assert range_volatility(frame)[50] == pytest.approx(np.sqrt(ewma_variance(
+        range_variance(frame))[50]))

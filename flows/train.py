@@ -3,6 +3,9 @@
     ingest -> validate -> freshness -> commit cache -> fit (window, train, calibrate)
     -> evaluate -> report -> refit -> track -> register -> promote
 
+With ``model.scope: global`` one ``fit-global`` task trains a network for all tickers (after
+every ticker's data stages), and each ticker's ``fit`` / ``refit`` pick its share.
+
 Tickers run concurrently; one ticker's failure does not stop the others, and the flow ends
 Failed naming every ticker that failed and the stage where it did. Each task calls one plain
 function of the package; ``run_ticker`` wires them in pipeline order.
@@ -28,9 +31,11 @@ from flows.tasks import commit_cache_task, for_ticker, freshness_task, ingest_ta
 from stockcast.config import PipelineConfig
 from stockcast.data.exploration import build_report
 from stockcast.data.freshness import Freshness
+from stockcast.data.loading import bundled_samples
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.errors import PipelineFailed
 from stockcast.evaluation.scorecard import Evaluation, evaluate_model
+from stockcast.modeling.global_fit import fit_global, refit_global
 from stockcast.modeling.recipe import (
     ServingFit,
     TickerFit,
@@ -135,31 +140,99 @@ class TickerRun:
         return "did not complete (see the Prefect run logs)"
 
 
+@dataclass(frozen=True)
+class Shared:
+    """A global model's futures: the evaluation fits and the serving refits, per ticker."""
+
+    fits: PrefectFuture
+    refits: PrefectFuture
+
+
+@task(name="fit-global", cache_policy=NO_CACHE)
+def fit_global_task(validated: dict[str, ValidatedPrices], cfg: PipelineConfig
+                    ) -> dict[str, TickerFit]:
+    """One network on the windows of every ticker and bundled sample; per-ticker calibration."""
+    extra = bundled_samples(cfg.window, cfg.validation, skip=tuple(validated))
+    get_run_logger().info("global model: training on %s", ", ".join([*validated, *extra]))
+    return fit_global({t: v.frame for t, v in validated.items()},
+                      {t: v.frame for t, v in extra.items()}, cfg.window, cfg.model, cfg.train)
+
+
+@task(name="refit-global", cache_policy=NO_CACHE)
+def refit_global_task(fits: dict[str, TickerFit], cfg: PipelineConfig) -> dict[str, ServingFit]:
+    """The global network refit through the last date of every ticker (``train.refit``)."""
+    return refit_global(fits, cfg.model, cfg.train)
+
+
+@task(name="fit", cache_policy=NO_CACHE)
+def pick_fit_task(fits: dict[str, TickerFit], ticker: str) -> TickerFit:
+    """This ticker's calibrated view of the global model."""
+    return fits[ticker]
+
+
+@task(name="refit", cache_policy=NO_CACHE)
+def serve_shared_task(fit: TickerFit, evaluation: Evaluation, refits: dict[str, ServingFit],
+                      ticker: str, cfg: PipelineConfig) -> ServingFit:
+    """The ticker's served forecaster: the refit global network, or the better baseline."""
+    if evaluation.choice.is_lstm:
+        return refits[ticker]
+    get_run_logger().warning("%s", evaluation.choice.reason)
+    return fit_for_serving(fit, cfg.model, cfg.train, evaluation.evaluated)
+
+
+@dataclass(frozen=True)
+class Front:
+    """A ticker's data stages (what a global model waits for)."""
+
+    prices: PrefectFuture
+    validated: PrefectFuture
+    freshness: PrefectFuture
+    cached: PrefectFuture
+
+
+def submit_front(ticker: str, cfg: PipelineConfig, scheduled: bool) -> Front:
+    """Ingest, validate, decide freshness and commit the cache (task runs ``<stage>-<T>``)."""
+    prices = for_ticker(ingest_task, ticker).submit(ticker, cfg.data)
+    validated = for_ticker(validate_task, ticker).submit(
+        prices, cfg.window, cfg.validation, cfg.data.data_dir / "reports")
+    freshness = for_ticker(freshness_task, ticker).submit(validated, cfg.data, scheduled)
+    cached = for_ticker(commit_cache_task, ticker).submit(validated, cfg.data.data_dir)
+    return Front(prices, validated, freshness, cached)
+
+
+def submit_shared(fronts: dict[str, Front], cfg: PipelineConfig) -> Shared:
+    """``model.scope: global``: one fit over the tickers whose data passed (a ticker that
+    failed validation or freshness fails alone, as per ticker)."""
+    wait([f for front in fronts.values() for f in (front.validated, front.freshness)])
+    usable = {t: front.validated for t, front in fronts.items()
+              if front.validated.state.is_completed() and front.freshness.state.is_completed()}
+    fits = fit_global_task.submit(usable, cfg)
+    return Shared(fits, refit_global_task.submit(fits, cfg))
+
+
 def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: Path,
-               scheduled: bool) -> TickerRun:
-    """Submit one ticker's pipeline, stage by stage (task runs named ``<stage>-<TICKER>``)."""
+               front: Front, shared: Shared | None = None) -> TickerRun:
+    """Submit one ticker's model stages after its data stages, in pipeline order."""
 
     def submit(stage, *args, **kwargs) -> PrefectFuture:
         return for_ticker(stage, ticker).submit(*args, **kwargs)
 
-    prices = submit(ingest_task, ticker, cfg.data)
-    validated = submit(validate_task, prices, cfg.window, cfg.validation,
-                       cfg.data.data_dir / "reports")
-    freshness = submit(freshness_task, validated, cfg.data, scheduled)
-    cached = submit(commit_cache_task, validated, cfg.data.data_dir)
+    validated, freshness = front.validated, front.freshness
     # Freshness is decided before any training: stale prices under on_stale: fail stop here.
-    fit = submit(fit_task, validated, cfg, wait_for=[freshness])
+    fit = (submit(fit_task, validated, cfg, wait_for=[freshness]) if shared is None else
+           submit(pick_fit_task, shared.fits, ticker, wait_for=[validated, freshness]))
     out = path_inside(work_dir, ticker)
     evaluation = submit(evaluate_task, fit, ticker, out, cfg.promotion.alpha)
     # Plotting after training: on a small CPU, drawing while training slows both down.
     eda = submit(report_task, validated, out / "eda", cfg, wait_for=[fit])
-    serving = submit(refit_task, fit, evaluation, cfg)
+    serving = (submit(refit_task, fit, evaluation, cfg) if shared is None else
+               submit(serve_shared_task, fit, evaluation, shared.refits, ticker, cfg))
     logged = submit(track_task, validated, fit, evaluation, eda, serving, cfg, store)
     version = submit(register_task, logged, ticker, cfg, store, freshness)
     decision = submit(promote_task, version, evaluation, fit, ticker, cfg, store, freshness)
-    return TickerRun(prices=prices, validated=validated, freshness=freshness, cached=cached,
-                     fit=fit, evaluation=evaluation, eda=eda, serving=serving, logged=logged,
-                     version=version, decision=decision)
+    return TickerRun(prices=front.prices, validated=validated, freshness=freshness,
+                     cached=front.cached, fit=fit, evaluation=evaluation, eda=eda,
+                     serving=serving, logged=logged, version=version, decision=decision)
 
 
 def task_runner_for(cfg: PipelineConfig) -> Any:
@@ -254,7 +327,9 @@ def _train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
     failures: dict[str, str] = {}
     scheduled = deployment.id is not None  # a deployment run (scheduled or triggered)
     with tempfile.TemporaryDirectory(prefix="stockcast-") as tmp:
-        runs = {t: run_ticker(t, cfg, store, Path(tmp), scheduled) for t in cfg.tickers}
+        fronts = {t: submit_front(t, cfg, scheduled) for t in cfg.tickers}
+        shared = submit_shared(fronts, cfg) if cfg.model.scope == "global" else None
+        runs = {t: run_ticker(t, cfg, store, Path(tmp), fronts[t], shared) for t in cfg.tickers}
         wait([f for run in runs.values() for f in run.all()])
         for ticker, run in runs.items():
             if not run.decision.state.is_completed():

@@ -128,6 +128,10 @@ class ModelConfig(_Frozen):
     # range = EWMA of the range-based (gap + Garman-Klass) variance, har = a HAR regression of
     # that variance fit on the training rows (one per step), close = close-to-close EWMA.
     volatility: Literal["har", "range", "close"] = "range"
+    # ticker: one network per ticker (trained concurrently). global: one network trained on the
+    # windows of every ticker of the run plus the bundled samples, each series scaled on its
+    # own training rows, then calibrated, evaluated, registered and promoted per ticker.
+    scope: Literal["ticker", "global"] = "ticker"
 
 
 class TrainConfig(_Frozen):

@@ -113,3 +113,20 @@ def test_reseeding_the_same_data_does_not_churn_the_registry(prefect_api, tmp_pa
         tags = client.get_model_version("stockcast-GOOG", version).tags
         assert float(tags["promotion.pvalue"]) >= 0.05
         assert int(tags["promotion.pairs"]) >= 30
+
+
+def test_a_global_model_trains_once_for_every_ticker(prefect_api, tmp_path, tracking_uri):
+    from flows.train import train_pipeline
+
+    # MSFT has no sample: it fails at ingest alone; GOOG trains on the global network with the
+    # other bundled samples, and is calibrated, registered and promoted on its own.
+    cfg = config(tmp_path, tracking_uri, tickers=["GOOG", "MSFT"], model={"scope": "global"})
+    with pytest.raises(PipelineFailed) as err:
+        train_pipeline(config=cfg)
+    assert list(err.value.failures) == ["MSFT"] and "no bundled sample" in err.value.failures["MSFT"]
+    client = MlflowClient(tracking_uri)
+    mv = client.get_model_version_by_alias("stockcast-GOOG", "champion")
+    run = client.get_run(mv.run_id)
+    assert run.data.tags["fit.trained_on"] == "GOOG,AAPL,IBM"
+    assert run.data.params["model.scope"] == "global"
+    assert "garch_interval_score_95" in run.data.metrics

@@ -50,6 +50,15 @@ def test_the_served_model_is_refit_through_the_last_date(tmp_path, tracking_uri)
     assert tags["fit.refit"] == "True"
     served, evaluated = out["serving"].forecaster.model, out["forecaster"].model
     assert not torch.equal(served.head.weight, evaluated.head.weight)
+    # What is served is what was evaluated: on the test windows the refit's 95 % intervals
+    # are as wide as the evaluated ones (median), and the raw ratio is recorded.
+    import numpy as np
+
+    test, last = data.test, data.last_close(data.test)
+    widths = [np.subtract(*f.forecast_split(test, last).interval(0.95)[::-1])
+              for f in (out["serving"].forecaster, out["forecaster"])]
+    assert np.median(widths[0] / widths[1]) == pytest.approx(1.0, abs=0.02)
+    assert tags["fit.width_ratio"] == " ".join(f"{r:.3f}" for r in out["serving"].width_ratio)
 
     # The pyfunc champion forecasts from raw prices: point, intervals and quantiles, ordered.
     mlflow.set_tracking_uri(tracking_uri)

@@ -26,3 +26,24 @@ def load_checked(ticker: str, data: DataConfig, window: WindowConfig,
     not (what ``stockcast validate`` prints)."""
     prices = load_prices(ticker, data, snapshot=False)
     return prices, check_prices(prices.frame, ticker, window, validation)
+
+
+def bundled_samples(window: WindowConfig, validation: ValidationConfig,
+                    skip: tuple[str, ...] = ()) -> dict[str, ValidatedPrices]:
+    """The bundled sample series (real daily prices), validated for this window, except
+    ``skip``: extra training series for a global model. A sample this config cannot use
+    (e.g. a window longer than its history) is left out, not an error."""
+    from stockcast.data.files import SAMPLE_TICKERS, read_price_file, sample_path
+    from stockcast.errors import DataValidationError
+
+    out = {}
+    for ticker in SAMPLE_TICKERS:
+        if ticker in skip:
+            continue
+        path = sample_path(ticker)
+        try:
+            out[ticker] = validate_prices(PriceData(ticker, read_price_file(path), "sample",
+                                                    str(path)), window, validation)
+        except DataValidationError:
+            continue
+    return out

@@ -64,6 +64,12 @@ class Forecaster:
         """Rows of prices a forecast needs: a window plus the close before it."""
         return self.transformer.sequence_length + 1
 
+    def distribution(self, split: Split, last_close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The location and scale [W, h] of the cumulative log return (of the price for the
+        ``price`` target) at each window, before calibration."""
+        loc, scale, _ = _distribution(self.model, self.transformer, split, last_close)
+        return loc, scale
+
     def forecast_split(self, split: Split, last_close: np.ndarray) -> Forecast:
         """Forecasts for a split's windows, given each window's last close [W]."""
         loc, scale, log_space = _distribution(self.model, self.transformer, split, last_close)

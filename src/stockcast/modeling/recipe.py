@@ -24,6 +24,7 @@ class TickerFit:
     data: PreparedData
     result: TrainResult
     forecaster: Forecaster
+    trained_on: tuple[str, ...] = ()  # a global model's series; empty: this ticker's alone
 
 
 def fit_and_calibrate(frame: pd.DataFrame, window: WindowConfig, model: ModelConfig,
@@ -44,6 +45,9 @@ class ServingFit:
     serve_end: pd.Timestamp  # the served model trained on rows up to here
     refit: bool
     seconds: float
+    # The refit's predictive scale over the evaluation fit's on the test windows, per step,
+    # before alignment (1.0 where the evaluated forecaster is served as it is).
+    width_ratio: tuple[float, ...] = (1.0,)
 
 
 def fit_for_serving(fit: TickerFit, model_cfg: ModelConfig, train_cfg: TrainConfig,
@@ -56,17 +60,44 @@ def fit_for_serving(fit: TickerFit, model_cfg: ModelConfig, train_cfg: TrainConf
     False the evaluation fit itself is served."""
     if baseline is not None:
         return serve_baseline(fit, baseline)
+    if not train_cfg.refit:
+        return serve_refit(fit, None)
+    return serve_refit(fit, refit(every_window(fit.data), max(1, fit.result.best_epoch),
+                                  model_cfg, train_cfg))
+
+
+def every_window(data: PreparedData) -> Split:
+    """Every window of every split, through the last date."""
+    splits = (data.train, data.val, data.test)
+    return Split(*(np.concatenate([getattr(s, f) for s in splits])
+                   for f in ("x", "y", "origins", "base")))
+
+
+def serve_refit(fit: TickerFit, fitted: TrainResult | None) -> ServingFit:
+    """The ticker's served LSTM: the ``fitted`` refit with the evaluation fit's transform and
+    calibration, or (None) the evaluation fit itself. What is served is what was evaluated:
+    the conformal quantiles were found for the evaluation fit's scale, so the refit's are
+    rescaled to give the same widths on the most recent windows (the refit's own residuals
+    there are in sample: no honest recalibration is possible)."""
     data, forecaster = fit.data, fit.forecaster
     dates = data.frame["Date"]
     eval_end = dates.iloc[data.bounds.train_end - 1]
-    if not train_cfg.refit:
+    if fitted is None:
         return ServingFit(forecaster, eval_end, eval_end, False, 0.0)
-    splits = (data.train, data.val, data.test)
-    every = Split(*(np.concatenate([getattr(s, f) for s in splits])
-                    for f in ("x", "y", "origins", "base")))
-    fitted = refit(every, max(1, fit.result.best_epoch), model_cfg, train_cfg)
-    served = Forecaster(fitted.model, forecaster.transformer, forecaster.z, forecaster.levels)
-    return ServingFit(served, eval_end, dates.iloc[-1], True, fitted.seconds)
+    ratio = scale_ratio(fitted.model, forecaster, data)
+    served = Forecaster(fitted.model, forecaster.transformer, forecaster.z / ratio[:, None],
+                        forecaster.levels)
+    return ServingFit(served, eval_end, dates.iloc[-1], True, fitted.seconds,
+                      tuple(float(r) for r in ratio))
+
+
+def scale_ratio(model, evaluated: Forecaster, data: PreparedData) -> np.ndarray:
+    """Per step [h]: the median over the test windows of ``model``'s predictive scale of the
+    cumulative log return over the evaluated forecaster's."""
+    last = data.last_close(data.test)
+    _, theirs = evaluated.distribution(data.test, last)
+    _, ours = Forecaster(model, evaluated.transformer, evaluated.z).distribution(data.test, last)
+    return np.median(ours / theirs, axis=0)
 
 
 def serve_baseline(fit: TickerFit, baseline: VolatilityForecaster) -> ServingFit:

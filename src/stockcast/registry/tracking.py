@@ -91,6 +91,9 @@ def run_tags(validated: ValidatedPrices, result: TrainResult, evaluation: Evalua
         "fit.eval_end": str(serving.eval_end.date()),
         "fit.serve_end": str(serving.serve_end.date()),
         "fit.refit": str(serving.refit),
+        # The refit's scale over the evaluated fit's on the test windows, per step, before its
+        # quantiles were rescaled to serve the evaluated widths.
+        "fit.width_ratio": " ".join(f"{r:.3f}" for r in serving.width_ratio),
     }
 
 
@@ -166,6 +169,11 @@ def _log_model(data: PreparedData, serving: ServingFit, ticker: str) -> str:
     return info.model_uri
 
 
+def fit_tags(fit: TickerFit) -> dict[str, str]:
+    """What the network was trained on: this ticker alone, or (global) every series."""
+    return {"fit.trained_on": ",".join(fit.trained_on) or "this ticker"}
+
+
 def choice_tags(evaluation: Evaluation) -> dict[str, str]:
     """Which forecaster the run serves and why (``forecaster``: lstm, garch_t, ...)."""
     choice = evaluation.choice
@@ -196,7 +204,7 @@ def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Ev
         # MLflow hints about integer columns and ambiguous local sources: noise here.
         warnings.simplefilter("ignore", UserWarning)
         mlflow.set_tags(run_tags(validated, result, evaluation, serving, data.frame)
-                        | choice_tags(evaluation))
+                        | choice_tags(evaluation) | fit_tags(fit))
         mlflow.set_tag("mlflow.note.content",
                        run_description(ticker, evaluation.metrics, result, serving,
                                        evaluation.choice.reason))

@@ -16,8 +16,8 @@ from stockcast.data.files import SAMPLE_TICKERS, read_price_file, sample_path
 from stockcast.data.schemas import validate_prices
 from stockcast.data.sources import PriceData
 from stockcast.evaluation.backtest import walk_forward
-from stockcast.evaluation.scorecard import COVERAGES, score_test_span
 from stockcast.evaluation.interval_scores import coverage_rate, interval_score
+from stockcast.evaluation.scorecard import COVERAGES, score_test_span
 from stockcast.modeling.intervals import central_interval
 from stockcast.modeling.recipe import fit_and_calibrate
 

@@ -101,7 +101,8 @@ def markdown(result: dict) -> list[str]:
               "| series | step | coverage 80 | coverage 95 | interval score 95 |",
               "|---|---:|---:|---:|---:|"]
     for ticker, r in result.items():
-        for k, (ours, ewma) in enumerate(zip(r["steps"]["LSTM"], r["steps"]["EWMA"]), start=1):
+        pairs = zip(r["steps"]["LSTM"], r["steps"]["EWMA"], strict=True)
+        for k, (ours, ewma) in enumerate(pairs, start=1):
             lines.append(f"| {ticker} | {k} | {ours['coverage_80']:.3f} / {ewma['coverage_80']:.3f}"
                          f" | {ours['coverage_95']:.3f} / {ewma['coverage_95']:.3f} | "
                          f"{ours['interval_score_95']:.3f} / {ewma['interval_score_95']:.3f} |")

@@ -49,7 +49,9 @@ from stockcast.registry.versions import model_name, register_version
 from stockcast.runtime import path_inside, resolve_runtime, threads_per_training
 
 SUMMARY_METRICS = ("test_rmse", "naive_rmse", "skill_rmse", "skill_rmse_pct", "dm_pvalue_naive",
-                   "test_coverage_95", "test_interval_score_95", "ewma_interval_score_95")
+                   "test_coverage_95", "test_interval_score_95", "ewma_interval_score_95",
+                   "garch_interval_score_95", "dm_pvalue_is95_garch", "har_interval_score_95",
+                   "dm_pvalue_is95_har")
 
 # Every task is side-effecting or takes frames/models: never cache on inputs.
 evaluate_task = task(evaluate_model, name="evaluate", cache_policy=NO_CACHE)
@@ -290,6 +292,8 @@ def _summary(run: TickerRun) -> dict[str, Any]:
         "champion_version": decision.champion_version,
         **{k: evaluation.metrics[k] for k in SUMMARY_METRICS},
         "train_seconds": result.seconds + serving.seconds,
+        "forecaster": evaluation.choice.tag,
+        "forecaster_reason": evaluation.choice.reason,
     }
 
 
@@ -302,6 +306,8 @@ def _artifact_row(ticker: str, s: dict[str, Any] | None, error: str | None) -> d
             "dm_p_vs_persistence": s["dm_pvalue_naive"], "coverage_95": s["test_coverage_95"],
             "interval_score_95": s["test_interval_score_95"],
             "ewma_interval_score_95": s["ewma_interval_score_95"],
+            "garch_interval_score_95": s["garch_interval_score_95"],
+            "dm_p_vs_garch": s["dm_pvalue_is95_garch"], "serves": s["forecaster"],
             "promotion_p": s["pvalue"], "reason": s["reason"]}
 
 

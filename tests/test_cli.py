@@ -108,7 +108,8 @@ def test_the_run_summary_says_plainly_when_there_is_no_champion(capsys):
 
     base = {"version": "1", "source": "sample", "last_date": "2013-03-01", "pvalue": None,
             "skill_rmse_pct": -0.1, "dm_pvalue_naive": 0.98, "test_coverage_95": 0.95,
-            "test_interval_score_95": 10.7, "ewma_interval_score_95": 10.8}
+            "test_interval_score_95": 10.7, "ewma_interval_score_95": 10.8,
+            "garch_interval_score_95": 10.9, "dm_pvalue_is95_garch": 0.03}
     _print_summary({"IBM": {**base, "promoted": False, "champion_version": None,
                             "reason": "refused by the sanity gate: ..."}})
     first = capsys.readouterr().out
@@ -117,6 +118,12 @@ def test_the_run_summary_says_plainly_when_there_is_no_champion(capsys):
     _print_summary({"IBM": {**base, "version": "2", "promoted": False, "champion_version": "1",
                             "pvalue": 0.4, "reason": "refused: not significantly better"}})
     assert "kept champion v1 (promotion p 0.4" in capsys.readouterr().out
+    _print_summary({"IBM": {**base, "promoted": True, "champion_version": None,
+                            "reason": "promoted: no champion yet", "forecaster": "garch_t",
+                            "forecaster_reason": "LSTM worse than GARCH(1,1)-t (...)"}})
+    out = capsys.readouterr().out
+    assert "GARCH(1,1)-t 10.900 (DM p 0.03, H1: beats GARCH)" in out
+    assert "\n  LSTM worse than GARCH(1,1)-t (...)" in out
 
 
 def test_models_prints_each_versions_decision_and_live_record(capsys):

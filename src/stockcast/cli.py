@@ -114,8 +114,11 @@ def _print_summary(summary: dict) -> None:
               f"{s['skill_rmse_pct']:+.2f} % vs persistence (DM p {s['dm_pvalue_naive']:.2f}, "
               "H1: beats persistence), "
               f"coverage_95 {s['test_coverage_95']:.3f}, interval score "
-              f"{s['test_interval_score_95']:.3f} vs EWMA {s['ewma_interval_score_95']:.3f} "
-              f"-> {verdict}\n  {s['reason']}")
+              f"{s['test_interval_score_95']:.3f} vs EWMA {s['ewma_interval_score_95']:.3f}, "
+              f"GARCH(1,1)-t {s['garch_interval_score_95']:.3f} (DM p "
+              f"{s['dm_pvalue_is95_garch']:.2g}, H1: beats GARCH) "
+              f"-> {verdict}\n  {s['reason']}"
+              + ("" if s.get("forecaster", "lstm") == "lstm" else f"\n  {s['forecaster_reason']}"))
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:

@@ -89,7 +89,13 @@ class WindowConfig(_Frozen):
     train_fraction: float = Field(default=0.70, gt=0, lt=1)
     val_fraction: float = Field(default=0.15, gt=0, lt=1)
     test_fraction: float = Field(default=0.15, gt=0, lt=1)
-    features: tuple[Feature, ...] = ("Close",)
+    # The model's inputs per row (chosen on the walk-forward folds of the bundled series, see
+    # docs/benchmarks.md): OHLCV (as returns relative to the previous close for the return
+    # targets), the close-to-close return, and the range-based inputs volatility models use:
+    # the log gap + Garman-Klass variance, the overnight gap, the open-to-close return and
+    # volume relative to its 20-day mean.
+    features: tuple[Feature, ...] = ("Close", "High", "Low", "Open", "Volume", "LogReturn",
+                                     "RangeVar", "Gap", "Body", "RelVolume")
     # "auto": MinMax for the `price` target (the seed's choice), Standard for return targets,
     # which are centred on zero.
     scaler: Literal["auto", "minmax", "standard"] = "auto"

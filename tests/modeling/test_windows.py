@@ -67,7 +67,7 @@ def test_windows_are_float32_for_long_histories():
     frame = make_prices(20_000, seed=2)
     data = prepare_windows(frame, WindowConfig(), ModelConfig())
     assert data.train.x.dtype == np.float32
-    assert data.train.x.shape[1:] == (60, 1)
+    assert data.train.x.shape[1:] == (60, len(WindowConfig().features))
 
 
 @pytest.mark.parametrize("target", ["price", "log_return", "residual"])

@@ -15,7 +15,7 @@ from flows.notify import configured_url, notify_failure, send
 from flows.observe import project_logs_in_prefect, publish_table, publish_warning
 from flows.tasks import for_ticker, freshness_task, ingest_task, validate_task
 from stockcast.config import PipelineConfig
-from stockcast.errors import PipelineFailed
+from stockcast.errors import ConfigError, PipelineFailed
 from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import model_name
 from stockcast.runtime import resolve_runtime
@@ -104,6 +104,9 @@ def forecast_pipeline(
     """Forecast every ticker with its champion and score the champion's earlier forecasts; a
     ticker without a champion is reported, not fatal to the others, and the flow fails at the
     end if any ticker failed."""
+    if days is not None and (isinstance(days, bool) or days < 1):  # the CLI's bound
+        raise ConfigError(f"days must be a whole number of at least 1 (the forecast days to "
+                          f"keep), got {days}")
     cfg = resolve_runtime((config or PipelineConfig()).with_tickers(tickers), tracking_uri)
     store = MlflowStore.from_config(cfg.tracking)
     with project_logs_in_prefect():

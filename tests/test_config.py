@@ -68,3 +68,36 @@ def test_the_shipped_config_files_are_true():
     assert load_config(root / "configs" / "example.yaml") == PipelineConfig()
     tiny = load_config(root / "configs" / "tiny.yaml")
     assert tiny.train.epochs <= 3 and tiny.model.hidden_size < PipelineConfig().model.hidden_size
+
+
+def test_the_same_ticker_twice_runs_once_in_order():
+    assert PipelineConfig(tickers=["goog", "IBM", "GOOG", "ibm", "AAPL"]).tickers == (
+        "GOOG", "IBM", "AAPL")
+
+
+@pytest.mark.parametrize("value, message", [("", "set but empty"), ("   ", "set but empty"),
+                                            ("k\udcff", "not valid UTF-8")])
+def test_a_model_key_that_would_fail_open_is_refused(monkeypatch, value, message):
+    from stockcast.errors import ConfigError
+    from stockcast.runtime import resolve_runtime
+
+    monkeypatch.setenv("STOCKCAST_MODEL_KEY", value)
+    with pytest.raises(ConfigError, match=message):
+        resolve_runtime(PipelineConfig(), "sqlite:////tmp/x.db")
+
+
+def test_a_model_key_of_any_text_is_used(monkeypatch):
+    from stockcast.runtime import resolve_runtime
+
+    monkeypatch.setenv("STOCKCAST_MODEL_KEY", "clé-ü-🔑")
+    key = resolve_runtime(PipelineConfig(), "sqlite:////tmp/x.db").tracking.model_key
+    assert key.get_secret_value() == "clé-ü-🔑"
+
+
+@pytest.mark.parametrize("days", [-5, 0])
+def test_flow_parameters_are_bounded_like_the_cli(days):
+    from flows.forecast import forecast_pipeline
+    from stockcast.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="days must be a whole number of at least 1"):
+        forecast_pipeline.fn(days=days)

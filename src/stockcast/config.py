@@ -74,6 +74,9 @@ class ValidationConfig(_Frozen):
 
     max_gap_days: int = Field(default=7, ge=1, le=3650)
     max_daily_move: float = Field(default=0.5, gt=0)
+    # A one-day change of the close beyond x10 or /10 is an error (an unadjusted 1:1000 reverse
+    # split, prices in cents): null accepts such data as intended.
+    max_move_factor: float | None = Field(default=10.0, gt=1)
     # Longest history accepted (about 200 years of trading days); longer is refused up front.
     max_rows: int = Field(default=50_000, ge=100, le=1_000_000)
     # Dates up to this many days after today pass with a warning (clocks, time zones);
@@ -261,7 +264,8 @@ class PipelineConfig(_Frozen):
             raise ValueError("tickers must name at least one ticker")
         if len(tickers) > 1000:
             raise ValueError(f"at most 1000 tickers per run, got {len(tickers)}")
-        return tuple(clean_ticker(t) for t in tickers)
+        # The same ticker twice would train and register twice: keep the first, in order.
+        return tuple(dict.fromkeys(clean_ticker(t) for t in tickers))
 
     def with_tickers(self, tickers: list[str] | tuple[str, ...] | None) -> PipelineConfig:
         """This config for other tickers (validated and cleaned like the field); unchanged

@@ -69,7 +69,22 @@ def resolve_runtime(cfg: PipelineConfig, tracking_uri: str | None = None) -> Pip
 
 
 def _secret(value: str | None) -> SecretStr | None:
-    return SecretStr(value) if value else None
+    """The model key from the environment: unset is no key; set but empty (or blank) would
+    silently turn verification off, so it is refused. Any other text works: it is used as
+    UTF-8 bytes, and text that cannot be encoded (undecodable bytes in the environment) is
+    refused with a message."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise ConfigError("STOCKCAST_MODEL_KEY is set but empty: that would turn model "
+                          "signing and verification off. Unset it to run without signatures, "
+                          "or set the deployment's key.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError("STOCKCAST_MODEL_KEY holds bytes that are not valid UTF-8 text: "
+                          "set it to printable text (e.g. `openssl rand -hex 32`).") from None
+    return SecretStr(value)
 
 
 def threads_per_training(cfg: PipelineConfig) -> PipelineConfig:

@@ -83,3 +83,16 @@ def test_suspicious_but_legal_data_is_a_warning(prices):
     assert report.valid
     assert any("one-day move of -50%" in w for w in report.warnings)
     assert any("calendar gap" in w for w in report.warnings)
+
+
+def test_a_move_no_stock_makes_in_a_day_is_an_error_unless_accepted(prices):
+    reverse = prices.copy()
+    reverse.loc[150:, ["Open", "High", "Low", "Close"]] *= 1000  # an unadjusted 1:1000 reverse split
+    with pytest.raises(DataValidationError, match=r"one-day move beyond x10 or /10") as err:
+        validate_prices(as_prices(reverse), WIN, VAL)
+    failed = err.value.report.failures
+    assert failed["row"].tolist() == [150] and failed["column"].tolist() == ["Close"]
+    assert "max_move_factor: null" in str(err.value)
+    # The user says the data are as intended: a warning, as for ordinary jumps.
+    report = validate_prices(as_prices(reverse), WIN, ValidationConfig(max_move_factor=None)).report
+    assert report.valid and any("one-day move of +99" in w for w in report.warnings)

@@ -28,10 +28,19 @@ def _strictly_increasing(s: pd.Series) -> pd.Series:
     return pd.Series(ok, index=s.index)
 
 
+def _plausible_moves(limit: float):
+    def check(close: pd.Series) -> pd.Series:
+        ratio = close / close.shift()
+        return ratio.isna() | ((ratio <= limit) & (ratio >= 1.0 / limit))
+    return check
+
+
 def price_schema(required_rows: int = 1, max_rows: int = 50_000,
-                 last_date: pd.Timestamp | None = None) -> pa.DataFrameSchema:
+                 last_date: pd.Timestamp | None = None,
+                 max_move_factor: float | None = None) -> pa.DataFrameSchema:
     """Schema of a normalised price frame; ``required_rows`` is the history the windows need,
-    ``max_rows`` the most it takes, ``last_date`` the latest date it accepts."""
+    ``max_rows`` the most it takes, ``last_date`` the latest date it accepts,
+    ``max_move_factor`` the largest one-day change of the close (x or /) it accepts."""
     date_checks = [pa.Check(_strictly_increasing, error="dates must be strictly increasing "
                             "(sorted, no duplicates)")]
     if last_date is not None:
@@ -54,7 +63,13 @@ def price_schema(required_rows: int = 1, max_rows: int = 50_000,
             "Open": price("Open"),
             "High": price("High"),
             "Low": price("Low"),
-            "Close": price("Close"),
+            "Close": price("Close") if max_move_factor is None else pa.Column(
+                float, [pa.Check.gt(0, error="Close must be > 0"), pa.Check(
+                    _plausible_moves(max_move_factor), error=(
+                        f"one-day move beyond x{max_move_factor:g} or /{max_move_factor:g}: no "
+                        "real stock moves so in a day; an unadjusted split or a unit change? "
+                        "Fix the source, or set validation.max_move_factor: null if the data "
+                        "are as intended"))], nullable=False, coerce=True),
             "Volume": pa.Column(float, pa.Check.ge(0, error="Volume must be >= 0"),
                                 nullable=False, coerce=True),
         },
@@ -173,7 +188,8 @@ def check_prices(frame: pd.DataFrame, ticker: str, window: WindowConfig,
     today = pd.Timestamp(today or dt.date.today())
     last_date = today + pd.Timedelta(days=cfg.max_future_days)
     try:
-        clean = price_schema(required, cfg.max_rows, last_date).validate(frame, lazy=True)
+        clean = price_schema(required, cfg.max_rows, last_date,
+                             cfg.max_move_factor).validate(frame, lazy=True)
     except (SchemaErrors, SchemaError) as exc:
         return ValidationReport(ticker, len(frame), required, _failure_table(frame, exc))
     clean = clean.reset_index(drop=True)

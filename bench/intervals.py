@@ -26,6 +26,7 @@ FORECASTERS = {"test": "LSTM", "ewma": "EWMA close-to-close, raw",
                "ewmacal": "EWMA close-to-close, calibrated", "rangevol": "EWMA range, calibrated",
                "har": "HAR range, calibrated", "garch": "GARCH(1,1)-t, calibrated"}
 COLUMNS = ("coverage_80", "coverage_95", "width_95_bp", "interval_score_95", "pinball")
+POINT = ("skill_rmse_pct", "dm_pvalue_naive", "dm_pvalue_drift")
 
 
 def _row(metrics: dict, prefix: str) -> dict:
@@ -68,6 +69,8 @@ def bench_intervals(folds: int = 4, horizon: int = 5) -> dict:
         out[ticker] = {
             "test": {p: _row(span.metrics, p) for p in FORECASTERS},
             "backtest": {p: _row(pooled, p) for p in FORECASTERS},
+            "point": {"test": {k: span.metrics[k] for k in POINT},
+                      "backtest": {k: pooled[k] for k in POINT}},
             "horizon": horizon, "steps": _per_step(multi), "folds": folds,
             "windows": int(len(span.actual)),
         }
@@ -96,6 +99,15 @@ def markdown(result: dict) -> list[str]:
                     f"{m['coverage_95']:.3f} | {m['width_95_bp']:.0f} | "
                     f"{m['interval_score_95']:.3f} | {m['pinball']:.4f} | "
                     f"{_fmt(m['dm_p_lstm_better'], '.3f')} |")
+    lines += ["", "**The point forecast** (the LSTM's; skill = 100 x (1 - RMSE / persistence's); "
+              "one-sided DM p of \"beats persistence\" / \"beats a constant drift\"):", "",
+              "| series | span | point skill % | DM p vs persistence | DM p vs drift |",
+              "|---|---|---:|---:|---:|"]
+    for ticker, r in result.items():
+        for span in ("test", "backtest"):
+            m = r["point"][span]
+            lines.append(f"| {ticker} | {span} | {m['skill_rmse_pct']:+.2f} | "
+                         f"{m['dm_pvalue_naive']:.2f} | {m['dm_pvalue_drift']:.2f} |")
     lines += ["", f"**Horizon {next(iter(result.values()))['horizon']}, per step** (test span; "
               "LSTM / EWMA band raw):", "",
               "| series | step | coverage 80 | coverage 95 | interval score 95 |",

@@ -237,6 +237,36 @@ def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: P
                      serving=serving, logged=logged, version=version, decision=decision)
 
 
+def waves(tickers: tuple[str, ...], size: int) -> list[tuple[str, ...]]:
+    """The tickers in consecutive groups of ``size``: what is in flight stays bounded (300
+    tickers submitted at once held thousands of threads)."""
+    return [tickers[i:i + size] for i in range(0, len(tickers), size)]
+
+
+def submit_all(cfg: PipelineConfig, store: MlflowStore, work_dir: Path,
+               scheduled: bool) -> dict[str, TickerRun]:
+    """Every ticker's pipeline, in waves of four times ``orchestration.max_workers`` tickers
+    (enough to keep the task runner busy, few enough to bound what is in flight; a global
+    model: every ticker's data stages in waves, then one fit), all finished."""
+    size = 4 * max(1, cfg.orchestration.max_workers)
+    runs: dict[str, TickerRun] = {}
+    if cfg.model.scope == "global":
+        fronts = {}
+        for wave in waves(cfg.tickers, size):
+            fronts |= {t: submit_front(t, cfg, scheduled) for t in wave}
+            wait([f for t in wave for f in (fronts[t].validated, fronts[t].freshness)])
+        shared = submit_shared(fronts, cfg)
+        runs = {t: run_ticker(t, cfg, store, work_dir, fronts[t], shared) for t in cfg.tickers}
+        wait([f for run in runs.values() for f in run.all()])
+        return runs
+    for wave in waves(cfg.tickers, size):
+        batch = {t: run_ticker(t, cfg, store, work_dir, submit_front(t, cfg, scheduled))
+                 for t in wave}
+        wait([f for run in batch.values() for f in run.all()])
+        runs |= batch
+    return runs
+
+
 def task_runner_for(cfg: PipelineConfig) -> Any:
     """Threads by default; Dask (an existing cluster or a local one) to scale out."""
     orch = cfg.orchestration
@@ -333,10 +363,7 @@ def _train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
     failures: dict[str, str] = {}
     scheduled = deployment.id is not None  # a deployment run (scheduled or triggered)
     with tempfile.TemporaryDirectory(prefix="stockcast-") as tmp:
-        fronts = {t: submit_front(t, cfg, scheduled) for t in cfg.tickers}
-        shared = submit_shared(fronts, cfg) if cfg.model.scope == "global" else None
-        runs = {t: run_ticker(t, cfg, store, Path(tmp), fronts[t], shared) for t in cfg.tickers}
-        wait([f for run in runs.values() for f in run.all()])
+        runs = submit_all(cfg, store, Path(tmp), scheduled)
         for ticker, run in runs.items():
             if not run.decision.state.is_completed():
                 failures[ticker] = run.root_cause()

@@ -96,3 +96,29 @@ def test_a_move_no_stock_makes_in_a_day_is_an_error_unless_accepted(prices):
     # The user says the data are as intended: a warning, as for ordinary jumps.
     report = validate_prices(as_prices(reverse), WIN, ValidationConfig(max_move_factor=None)).report
     assert report.valid and any("one-day move of +99" in w for w in report.warnings)
+
+
+def test_a_flat_series_is_refused_with_its_reason(prices):
+    flat = prices.copy()
+    for col in ("Open", "High", "Low", "Close"):
+        flat[col] = 12.5
+    with pytest.raises(DataValidationError, match="a flat series has nothing to forecast"):
+        validate_prices(as_prices(flat), WIN, VAL)
+
+
+@pytest.mark.parametrize("kind, message", [("dir", "is a directory"),
+                                           ("fifo", "is not a regular file"),
+                                           ("missing", "does not exist")])
+def test_a_csv_path_that_is_not_a_file_says_what_it_is(tmp_path, kind, message):
+    import os
+
+    from stockcast.data.files import read_price_file
+    from stockcast.errors import DataSourceError
+
+    path = tmp_path / "prices.csv"
+    if kind == "dir":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(DataSourceError, match=message):
+        read_price_file(path)

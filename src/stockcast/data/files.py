@@ -88,7 +88,9 @@ def read_price_file(path: Path, decimal: str | None = None,
     """Read a user's OHLCV file (CSV in any column order and delimiter, or Parquet), normalised."""
     path = Path(path)
     if not path.is_file():
-        raise DataSourceError(f"price file {path} does not exist; pass an existing CSV with --csv")
+        what = ("is a directory" if path.is_dir() else "is not a regular file (a FIFO, socket "
+                "or device)" if path.exists() else "does not exist")
+        raise DataSourceError(f"price file {path} {what}; pass a CSV or Parquet file with --csv")
     if path.stat().st_size == 0:
         raise DataSourceError(f"price file {path} is empty; expected a header row and prices")
     try:

@@ -78,6 +78,10 @@ def price_schema(required_rows: int = 1, max_rows: int = 50_000,
                      error="Low must be <= min(Open, Close)", name="low_le_open_close"),
             pa.Check(lambda df: df["High"] >= df[["Open", "Close"]].max(axis=1) * (1 - 1e-9),
                      error="High must be >= max(Open, Close)", name="high_ge_open_close"),
+            pa.Check(lambda df: len(df) < 2 or df["Close"].nunique() > 1,
+                     error="every Close is the same value: a flat series has nothing to "
+                     "forecast (a placeholder or a halted listing? check the source)",
+                     name="not_flat"),
             pa.Check(lambda df: len(df) >= required_rows,
                      error=f"need at least {required_rows} rows of history", name="enough_history"),
             # Refused before any work: 200,000 rows would train for a quarter of an hour per

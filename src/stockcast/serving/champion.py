@@ -42,6 +42,11 @@ def load_champion(name: str, store: MlflowStore, model_key: SecretStr | None = N
     key = model_key.get_secret_value() if model_key is not None else None
     with tempfile.TemporaryDirectory() as tmp:
         local = verified_download(name, version, key, store, Path(tmp))
+        if not (Path(local) / "MLmodel").is_file():
+            raise RegistryError(
+                f"{name} v{version} (the champion) has no model files (no MLmodel in its "
+                "artifacts; registered by hand?): promote a version the pipeline logged "
+                f"(`stockcast promote --ticker ... --version N`), or run `make run-flow`")
         return Champion(name, version, mlflow.pyfunc.load_model(str(local)))
 
 

@@ -19,13 +19,29 @@ def project_root() -> Path:
 
 
 def path_inside(base: Path, *parts: str) -> Path:
-    """``base / parts...``, refusing any result outside ``base`` (the one way paths are built
-    from tickers and other names that come from users)."""
+    """``base / parts...``, refusing any name that is not a plain file or folder name (the one
+    way paths are built from tickers and other names that come from users). The check is on
+    the names, not on links: reading follows a link the user made; writing through one that
+    leaves the home is refused by ``check_writable``."""
     base = Path(base)
-    path = base.joinpath(*parts)
-    if not path.resolve().is_relative_to(base.resolve()):
-        raise ConfigError(f"refusing to write outside {base}: {'/'.join(parts)!r} is not a "
-                          "plain name")
+    for part in parts:
+        if part in ("", ".", "..") or "/" in part or "\\" in part or Path(part).is_absolute():
+            raise ConfigError(f"refusing to write outside {base}: {'/'.join(parts)!r} is not a "
+                              "plain name")
+    return base.joinpath(*parts)
+
+
+def check_writable(path: Path, home: Path) -> Path:
+    """``path`` unless writing it would go through a link that leads outside ``home`` (its
+    folder resolves elsewhere); a link at ``path`` itself is replaced, never written through.
+    ConfigError naming the link otherwise."""
+    path, home = Path(path), Path(home)
+    folder = path.parent.resolve()
+    if not folder.is_relative_to(home.resolve()):
+        raise ConfigError(f"refusing to write {path}: {path.parent} is a link that leads "
+                          f"outside {home} (to {folder}). Reads follow links, writes never "
+                          "leave the home: remove the link, or point data.data_dir at the "
+                          "place you want written")
     return path
 
 

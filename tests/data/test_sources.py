@@ -230,3 +230,32 @@ def test_a_repeated_latest_bar_from_yahoo_keeps_the_latest_copy(fake_yf, caplog)
     assert len(df) == 30 and df["Date"].is_unique
     assert df["Close"].iloc[-1] == pytest.approx(last["Close"].iloc[0])
     assert "repeated bar" in caplog.text
+
+
+def test_links_are_followed_for_reads_and_never_written_through(tmp_path, fake_yf):
+    """One policy: a link the user made is read through; a write never goes through a link
+    that leaves the home (a link at the file itself is replaced inside the home)."""
+    from stockcast.errors import ConfigError
+
+    home, outside = tmp_path / "home", tmp_path / "outside"
+    outside.mkdir()
+    # A cache file linked out of the home is read, and auto mode uses it when Yahoo is down.
+    cache.write_cache(outside, "GOOG", make_prices(200))
+    (home / "cache").mkdir(parents=True)
+    (home / "cache" / "GOOG.parquet").symlink_to(outside / "cache" / "GOOG.parquet")
+    fake_yf.error = ConnectionError("Could not resolve host")
+    out = sources.load_prices("GOOG", cfg(home, source="auto", start=None))
+    assert out.source == "cache" and len(out.frame) == 200
+    # Replacing that cache writes a file in the home; the file outside is untouched.
+    before = (outside / "cache" / "GOOG.parquet").read_bytes()
+    cache.write_cache(home, "GOOG", make_prices(150))
+    assert not (home / "cache" / "GOOG.parquet").is_symlink()
+    assert (outside / "cache" / "GOOG.parquet").read_bytes() == before
+    # A snapshot folder linked out of the home is refused before anything is written.
+    import shutil
+
+    shutil.rmtree(home / "raw", ignore_errors=True)
+    (home / "raw").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ConfigError, match=r"is a link that leads outside .*Reads follow links"):
+        cache.write_snapshot(home, "GOOG", make_prices(50), "yfinance")
+    assert not (outside / "GOOG").exists()

@@ -10,7 +10,7 @@ import pandas as pd
 
 from stockcast.data.files import COLUMNS
 from stockcast.errors import CacheCorruptError
-from stockcast.runtime import path_inside, utc_stamp
+from stockcast.runtime import check_writable, path_inside, utc_stamp
 
 
 def cache_path(data_dir: Path, ticker: str) -> Path:
@@ -39,8 +39,10 @@ def read_cache(data_dir: Path, ticker: str) -> pd.DataFrame | None:
     return frame[COLUMNS]
 
 
-def _atomic_write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """Write via a temporary file and rename, so a killed run never leaves half a file."""
+def _atomic_write_parquet(frame: pd.DataFrame, path: Path, home: Path) -> None:
+    """Write via a temporary file and rename, so a killed run never leaves half a file; never
+    through a link that leaves ``home`` (a link at ``path`` itself is replaced)."""
+    check_writable(path, home)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     frame.to_parquet(tmp, index=False)
@@ -50,7 +52,7 @@ def _atomic_write_parquet(frame: pd.DataFrame, path: Path) -> None:
 def write_cache(data_dir: Path, ticker: str, frame: pd.DataFrame) -> Path:
     """Replace the ticker's cache atomically."""
     path = cache_path(data_dir, ticker)
-    _atomic_write_parquet(frame[COLUMNS], path)
+    _atomic_write_parquet(frame[COLUMNS], path, Path(data_dir))
     return path
 
 
@@ -62,7 +64,7 @@ def write_snapshot(data_dir: Path, ticker: str, frame: pd.DataFrame, source: str
     for col in kept.columns:
         if kept[col].dtype == object:
             kept[col] = kept[col].astype("string")
-    _atomic_write_parquet(kept, path)
+    _atomic_write_parquet(kept, path, Path(data_dir))
     os.chmod(path, 0o444)
     return path
 

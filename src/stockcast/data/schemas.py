@@ -35,6 +35,37 @@ def _plausible_moves(limit: float):
     return check
 
 
+def _close_column(max_move_factor: float | None) -> pa.Column:
+    checks = [pa.Check.gt(0, error="Close must be > 0")]
+    if max_move_factor is not None:
+        checks.append(pa.Check(_plausible_moves(max_move_factor), error=(
+            f"one-day move beyond x{max_move_factor:g} or /{max_move_factor:g}: no real stock "
+            "moves so in a day; an unadjusted split or a unit change? Fix the source, or set "
+            "validation.max_move_factor: null if the data are as intended")))
+    return pa.Column(float, checks, nullable=False, coerce=True)
+
+
+def _frame_checks(required_rows: int, max_rows: int) -> list[pa.Check]:
+    """Checks across columns and of the frame's length."""
+    return [
+        pa.Check(lambda df: df["Low"] <= df[["Open", "Close"]].min(axis=1) * (1 + 1e-9),
+                 error="Low must be <= min(Open, Close)", name="low_le_open_close"),
+        pa.Check(lambda df: df["High"] >= df[["Open", "Close"]].max(axis=1) * (1 - 1e-9),
+                 error="High must be >= max(Open, Close)", name="high_ge_open_close"),
+        pa.Check(lambda df: len(df) < 2 or df["Close"].nunique() > 1,
+                 error="every Close is the same value: a flat series has nothing to "
+                 "forecast (a placeholder or a halted listing? check the source)",
+                 name="not_flat"),
+        pa.Check(lambda df: len(df) >= required_rows,
+                 error=f"need at least {required_rows} rows of history", name="enough_history"),
+        # Refused before any work: 200,000 rows would train for a quarter of an hour per
+        # epoch budget and draw reports of no use; --start shortens a long history.
+        pa.Check(lambda df: len(df) <= max_rows,
+                 error=f"more than validation.max_rows = {max_rows} rows of history (pass "
+                 "--start to use a shorter span, or raise the limit)", name="at_most_max_rows"),
+    ]
+
+
 def price_schema(required_rows: int = 1, max_rows: int = 50_000,
                  last_date: pd.Timestamp | None = None,
                  max_move_factor: float | None = None) -> pa.DataFrameSchema:
@@ -63,33 +94,11 @@ def price_schema(required_rows: int = 1, max_rows: int = 50_000,
             "Open": price("Open"),
             "High": price("High"),
             "Low": price("Low"),
-            "Close": price("Close") if max_move_factor is None else pa.Column(
-                float, [pa.Check.gt(0, error="Close must be > 0"), pa.Check(
-                    _plausible_moves(max_move_factor), error=(
-                        f"one-day move beyond x{max_move_factor:g} or /{max_move_factor:g}: no "
-                        "real stock moves so in a day; an unadjusted split or a unit change? "
-                        "Fix the source, or set validation.max_move_factor: null if the data "
-                        "are as intended"))], nullable=False, coerce=True),
+            "Close": _close_column(max_move_factor),
             "Volume": pa.Column(float, pa.Check.ge(0, error="Volume must be >= 0"),
                                 nullable=False, coerce=True),
         },
-        checks=[
-            pa.Check(lambda df: df["Low"] <= df[["Open", "Close"]].min(axis=1) * (1 + 1e-9),
-                     error="Low must be <= min(Open, Close)", name="low_le_open_close"),
-            pa.Check(lambda df: df["High"] >= df[["Open", "Close"]].max(axis=1) * (1 - 1e-9),
-                     error="High must be >= max(Open, Close)", name="high_ge_open_close"),
-            pa.Check(lambda df: len(df) < 2 or df["Close"].nunique() > 1,
-                     error="every Close is the same value: a flat series has nothing to "
-                     "forecast (a placeholder or a halted listing? check the source)",
-                     name="not_flat"),
-            pa.Check(lambda df: len(df) >= required_rows,
-                     error=f"need at least {required_rows} rows of history", name="enough_history"),
-            # Refused before any work: 200,000 rows would train for a quarter of an hour per
-            # epoch budget and draw reports of no use; --start shortens a long history.
-            pa.Check(lambda df: len(df) <= max_rows,
-                     error=f"more than validation.max_rows = {max_rows} rows of history (pass "
-                     "--start to use a shorter span, or raise the limit)", name="at_most_max_rows"),
-        ],
+        checks=_frame_checks(required_rows, max_rows),
         strict="filter",
         ordered=False,
     )

@@ -23,3 +23,8 @@ def test_one_off_closures_are_known():
     assert next_trading_days(pd.Timestamp("2018-12-04"), 1)[0] == pd.Timestamp("2018-12-06")
     # Hurricane Sandy closed NYSE on 29 and 30 October 2012
     assert next_trading_days(pd.Timestamp("2012-10-26"), 1)[0] == pd.Timestamp("2012-10-31")
+
+
+def test_forecasts_from_old_histories_skip_the_holidays_of_their_time():
+    days = next_trading_days(pd.Timestamp("1987-12-24"), 2)
+    assert [d.date().isoformat() for d in days] == ["1987-12-28", "1987-12-29"]

@@ -14,7 +14,9 @@ def _nyse():
     import exchange_calendars as xcals
 
     # exchange_calendars knows sessions up to one year ahead of today by default.
-    return xcals.get_calendar("XNYS", start="1990-01-01")
+    # From 1885 (its earliest rules; a 1987 history's forecasts skip that Christmas) up to one
+    # year ahead of today (exchange_calendars' default end).
+    return xcals.get_calendar("XNYS", start="1885-01-01")
 
 
 def next_trading_days(after: pd.Timestamp, periods: int) -> pd.DatetimeIndex:

@@ -14,6 +14,11 @@ from stockcast.market_calendar import next_trading_days
 from stockcast.modeling.forecaster import Forecaster
 
 OUTPUT_COLUMNS = ["step", "forecast", "lower_80", "upper_80", "lower_95", "upper_95"]
+# Rows a request may carry (about 80 years of sessions); more is refused before any parsing.
+MAX_REQUEST_ROWS = 20_000
+# Rows kept before the window: the volatility estimates forget their start within them
+# (EWMA lambda 0.94: 0.94^500 ~ 4e-14; a GARCH with persistence 0.98: 0.98^500 ~ 4e-5).
+WARMUP_ROWS = 500
 
 
 class StockcastForecaster(mlflow.pyfunc.PythonModel):
@@ -27,9 +32,11 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
     interval bounds and the raw quantiles ``q0.025`` ... ``q0.975``.
     """
 
-    def __init__(self, forecaster: Forecaster, ticker: str) -> None:
+    def __init__(self, forecaster: Forecaster, ticker: str,
+                 max_rows: int = MAX_REQUEST_ROWS) -> None:
         self.forecaster = forecaster
         self.ticker = ticker
+        self.max_rows = max_rows
 
     @property
     def min_rows(self) -> int:
@@ -38,8 +45,15 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
         return self.forecaster.min_rows
 
     def _clean(self, model_input: Any) -> pd.DataFrame:
+        limit = getattr(self, "max_rows", MAX_REQUEST_ROWS)  # models logged before the bound
+        if len(model_input) > limit:
+            raise ValueError(f"{len(model_input)} rows sent; at most {limit} are accepted: send "
+                             f"the most recent rows (the model reads the last "
+                             f"{self.min_rows + WARMUP_ROWS})")
+        # Only the tail matters: the window plus the volatility warm-up.
+        model_input = pd.DataFrame(model_input).tail(self.min_rows + WARMUP_ROWS)
         try:  # exactly the pipeline's reading: column spellings, Adj Close, number formats
-            frame = normalize_prices(pd.DataFrame(model_input).reset_index(drop=True))
+            frame = normalize_prices(model_input.reset_index(drop=True))
         except DataSourceError as exc:
             raise ValueError(str(exc)) from None
         needed = self.forecaster.input_columns

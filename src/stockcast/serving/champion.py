@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from stockcast.errors import RegistryError
 from stockcast.plot_style import new_figure, save, serialized
+from stockcast.registry.pyfunc import MAX_REQUEST_ROWS
 from stockcast.registry.signing import verified_download
 from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import champion_version
@@ -53,7 +54,9 @@ def load_champion(name: str, store: MlflowStore, model_key: SecretStr | None = N
 def forecast_next(champion: Champion, frame: pd.DataFrame, ticker: str) -> pd.DataFrame:
     """Forecast the next NYSE trading days after the frame's last date: point forecast, 80 %
     and 95 % intervals and the quantiles, with the ticker and the model that made them."""
-    out = champion.model.predict(frame.reset_index(drop=True))
+    # The served model reads the window and its volatility warm-up only (and refuses requests
+    # beyond MAX_REQUEST_ROWS): a long cached history is sent as its recent rows.
+    out = champion.model.predict(frame.tail(MAX_REQUEST_ROWS).reset_index(drop=True))
     out.insert(0, "ticker", ticker)
     out["model"] = champion.name
     out["model_version"] = champion.version

@@ -42,6 +42,7 @@ from stockcast.modeling.recipe import (
     fit_and_calibrate,
     fit_for_serving,
 )
+from stockcast.progress import EpochProgress
 from stockcast.registry.promotion import Decision, promote_if_better
 from stockcast.registry.store import MlflowStore
 from stockcast.registry.tracking import LoggedRun, log_training_run
@@ -68,7 +69,8 @@ def connect_task(store: MlflowStore) -> str:
 def fit_task(validated: ValidatedPrices, cfg: PipelineConfig) -> TickerFit:
     """Window (scaler fit on train rows only), train with early stopping, calibrate the
     intervals on the validation span (no files, no MLflow)."""
-    return fit_and_calibrate(validated.frame, cfg.window, cfg.model, cfg.train)
+    progress = EpochProgress(validated.ticker, cfg.train.epochs) if cfg.train.progress else None
+    return fit_and_calibrate(validated.frame, cfg.window, cfg.model, cfg.train, progress)
 
 
 @task(name="refit", cache_policy=NO_CACHE)

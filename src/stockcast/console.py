@@ -36,8 +36,12 @@ def setup_logging(log_dir: Path, verbose: bool) -> Path:
     file_handler.setLevel(logging.DEBUG)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    # Quiet by default: warnings (one line per fallback) and errors; the rest is in the file.
-    console.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # Quiet by default: warnings (one line per fallback), errors and the training progress
+    # lines (``stockcast.progress``); the rest is in the file.
+    console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        console.addFilter(lambda r: r.levelno >= logging.WARNING
+                          or r.name == "stockcast.progress")
     root = logging.getLogger("stockcast")
     root.setLevel(logging.DEBUG)
     root.handlers[:] = [file_handler, console]

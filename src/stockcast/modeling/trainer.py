@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -219,7 +218,6 @@ def train_model(train: Split, val: Split, model_cfg: ModelConfig, cfg: TrainConf
     tr, va = _to_device(train, device), _to_device(val, device)
     history: list[dict[str, float]] = []
     stopper = EarlyStopping(cfg.patience)
-    progress = cfg.progress and sys.stderr.isatty()
     start = last_report = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         metrics = {"train_loss": _train_epoch(loop, *tr), **_validate_epoch(loop, *va)}
@@ -227,9 +225,6 @@ def train_model(train: Split, val: Split, model_cfg: ModelConfig, cfg: TrainConf
         history.append(metrics)
         if on_epoch:
             on_epoch(epoch, metrics)
-        if progress:  # a live line on a terminal
-            print(f"\repoch {epoch:3d}/{cfg.epochs}  " + "  ".join(
-                f"{k}={v:.4g}" for k, v in metrics.items()), end="", file=sys.stderr, flush=True)
         stop = stopper.update(epoch, metrics["val_loss"], loop.model)
         # The log (and so Prefect's run log) hears at most every PROGRESS_SECONDS.
         if epoch == 1 or stop or time.perf_counter() - last_report >= PROGRESS_SECONDS:
@@ -239,8 +234,6 @@ def train_model(train: Split, val: Split, model_cfg: ModelConfig, cfg: TrainConf
                      stopper.best_loss, stopper.best_epoch, "; early stop" if stop else "")
         if stop:
             break
-    if progress:
-        print(file=sys.stderr)
     seconds = time.perf_counter() - start
     loop.model.load_state_dict(stopper.best_state)
     loop.model.eval()

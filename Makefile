@@ -12,6 +12,10 @@ PREFECT_PORT ?= 4200
 POOL ?= stockcast-pool
 TICKER ?= GOOG
 MODEL_PORT ?= 5001
+# The project home (the CLI's too): the store, data and tool state live under it.
+STOCKCAST_HOME ?= $(CURDIR)
+export STOCKCAST_HOME
+STORE := sqlite:///$(abspath $(STOCKCAST_HOME))/mlflow/mlflow.db
 
 # Offline-friendly defaults (see README: Configuration).
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
@@ -20,6 +24,11 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
 export PREFECT_LOGGING_EXTRA_LOGGERS ?= stockcast
+# Prefect's state (server database, profiles) under the home, as the CLI keeps it, unless the
+# user has a Prefect profile of their own in ~/.prefect.
+ifeq ($(wildcard $(HOME)/.prefect/profiles.toml),)
+export PREFECT_HOME ?= $(abspath $(STOCKCAST_HOME))/.prefect
+endif
 
 .PHONY: help setup run-flow forecast report test test-fast lint bench ui server deploy worker serve serve-model clean clean-store
 
@@ -56,8 +65,8 @@ bench: setup ## benchmarks (docs/benchmarks.md): throughput, time to quality, qu
 	$(BIN)/python bench/run.py $(ARGS)
 
 ui: setup ## MLflow UI on the embedded store at http://127.0.0.1:5000 (UI_PORT=...)
-	XDG_CONFIG_HOME="$(CURDIR)/.config" $(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow/mlflow.db" \
-		--default-artifact-root "$(CURDIR)/mlflow/artifacts" --host 127.0.0.1 --port $(UI_PORT)
+	XDG_CONFIG_HOME="$(abspath $(STOCKCAST_HOME))/.config" $(BIN)/mlflow ui --backend-store-uri "$(STORE)" \
+		--default-artifact-root "$(abspath $(STOCKCAST_HOME))/mlflow/artifacts" --host 127.0.0.1 --port $(UI_PORT)
 
 server: setup ## a local Prefect server at http://127.0.0.1:4200 (PREFECT_PORT=...)
 	PREFECT_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api \
@@ -65,7 +74,7 @@ server: setup ## a local Prefect server at http://127.0.0.1:4200 (PREFECT_PORT=.
 
 deploy: setup ## create the work pool and deploy prefect.yaml (needs `make server`)
 	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect work-pool create $(POOL) --type process || true
-	STOCKCAST_HOME=$(CURDIR) PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect --no-prompt deploy --all
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect --no-prompt deploy --all
 
 worker: setup ## a worker that runs scheduled flow runs (needs `make server`)
 	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect worker start --pool $(POOL)
@@ -74,7 +83,7 @@ serve: setup ## one-process alternative: serve both flows on their schedules
 	$(BIN)/python -m flows.serve
 
 serve-model: setup ## REST endpoint for a champion at http://127.0.0.1:5001/invocations (TICKER=GOOG MODEL_PORT=...)
-	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI="sqlite:///$(CURDIR)/mlflow/mlflow.db" \
+	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI="$(STORE)" \
 		$(BIN)/mlflow models serve -m "models:/stockcast-$(TICKER)@champion" --env-manager local \
 		--host 127.0.0.1 --port $(MODEL_PORT)
 

@@ -145,3 +145,24 @@ def test_models_prints_each_versions_decision_and_live_record(capsys):
     assert "decided 2026-12-01 10:00:00.1 by pipeline" in out and "p = 0.01" in out
     assert "drift CUSUM 4.20 (threshold 3.5)" in out and "exceeded 2/12" in out
     assert "yellow zone" in out and "drift: the CUSUM" in out
+
+
+def test_the_backtest_ends_with_a_table_and_one_verdict():
+    from stockcast.cli_tables import backtest_verdict
+
+    pooled = {"test_interval_score_95": 9.67, "test_coverage_95": 0.957, "skill_rmse_pct": 0.19,
+              "dm_pvalue_naive": 0.07, "ewma_interval_score_95": 10.88,
+              "dm_pvalue_is95_ewma": 0.006, "har_interval_score_95": 10.28,
+              "dm_pvalue_is95_har": 0.077, "garch_interval_score_95": 10.94,
+              "dm_pvalue_is95_garch": 0.001}
+    text = backtest_verdict({**{f"pooled_{k}": v for k, v in pooled.items()},
+                             "folds_beating_ewma_interval_score": 4}, 4)
+    lines = text.splitlines()
+    assert lines[1].split()[:2] == ["LSTM", "9.6700"] and "GARCH(1,1)-t" in lines[4]
+    assert lines[-1].startswith("The LSTM's intervals beat every volatility baseline pooled "
+                                "over 4 folds (against the best, not significantly: DM p 0.077)")
+    worse = backtest_verdict({**{f"pooled_{k}": v for k, v in pooled.items()},
+                              "pooled_har_interval_score_95": 9.0, "pooled_dm_pvalue_is95_har": 0.99,
+                              "folds_beating_ewma_interval_score": 1}, 4)
+    assert "A volatility baseline's intervals beat the LSTM's" in worse
+    assert "(against the best, significantly: DM p 0.990)" in worse

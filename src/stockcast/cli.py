@@ -246,6 +246,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     """`stockcast backtest`: walk-forward metrics per fold and pooled."""
+    from stockcast.cli_tables import BACKTEST_COLUMNS, backtest_verdict
     from stockcast.data.loading import load_validated
     from stockcast.evaluation.backtest import walk_forward
     from stockcast.runtime import threads_per_training
@@ -255,14 +256,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         validated = load_validated(ticker, cfg.data, cfg.window, cfg.validation)
         prices, frame = validated.prices, validated.frame
         result = walk_forward(frame, cfg.window, cfg.model, cfg.train, args.folds)
-        cols = ["fold", "test_start", "test_end", "windows", "best_epoch", "skill_rmse_pct",
-                "dm_pvalue_naive", "test_coverage_80", "test_coverage_95",
-                "test_interval_score_95", "ewma_interval_score_95"]
         print(f"{ticker}: walk-forward backtest, {args.folds} folds (data: {prices.source})")
-        print(result.folds[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        for key, value in result.aggregate.items():
-            print(f"  {key:<22} {value:.4f}" if isinstance(value, float) else
-                  f"  {key:<22} {value}")
+        print(result.folds[BACKTEST_COLUMNS].to_string(index=False,
+                                                       float_format=lambda v: f"{v:.4f}"))
+        print(backtest_verdict(result.aggregate, args.folds))
     return 0
 
 

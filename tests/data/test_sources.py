@@ -259,3 +259,13 @@ def test_links_are_followed_for_reads_and_never_written_through(tmp_path, fake_y
     with pytest.raises(ConfigError, match=r"is a link that leads outside .*Reads follow links"):
         cache.write_snapshot(home, "GOOG", make_prices(50), "yfinance")
     assert not (outside / "GOOG").exists()
+
+
+def test_the_console_gets_the_cause_in_a_few_words_and_the_log_the_rest():
+    detail = ("Failed to get ticker 'GOOG' reason: Failed to perform, curl: (6) Could not "
+              "resolve host: query2.finance.yahoo.com. See https://curl.se/libcurl/c/libcurl-"
+              "errors.html first for more details." + " x" * 200)
+    assert yahoo.short_detail(detail) == ("curl: (6) Could not resolve host: "
+                                          "query2.finance.yahoo.com")
+    assert len(yahoo.short_detail("y" * 500)) == yahoo.DETAIL_CHARS
+    assert yahoo.short_detail("timed out") == "timed out"

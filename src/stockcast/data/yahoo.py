@@ -33,10 +33,22 @@ class _YFinanceLog(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+DETAIL_CHARS = 100
+
+
+def short_detail(detail: str) -> str:
+    """The cause in a few words for the console (curl's own phrase where there is one); the
+    whole text goes to the log file."""
+    if "curl: (" in detail:
+        detail = detail[detail.index("curl: ("):].split(". ")[0]
+    return detail if len(detail) <= DETAIL_CHARS else detail[:DETAIL_CHARS - 3] + "..."
+
+
 def _unreachable(ticker: str, detail: str) -> DataSourceError:
+    log.debug("%s: Yahoo Finance unreachable: %s", ticker, detail)
     return DataSourceError(
-        f"could not reach Yahoo Finance for {ticker} ({detail}). Check the network, or run "
-        "offline with --source cache or --source sample.",
+        f"could not reach Yahoo Finance for {ticker} ({short_detail(detail)}). Check the "
+        "network, or run offline with --source cache or --source sample.",
         transient=True,
     )
 

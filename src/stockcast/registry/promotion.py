@@ -111,8 +111,8 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, cfg: PromotionConfi
     span = f"{by_date.index[0].date()}..{by_date.index[-1].date()}"
     found = dict(candidate_loss=cand, champion_loss=champ, pairs=pairs, pvalue=result.pvalue,
                  span=span, **base)
-    summary = (f"{cfg.loss} per unit of price {cand:.5g} vs champion v{champion_version} {champ:.5g} on {pairs} "
-               f"common out-of-sample (date, step) pairs {span}"
+    summary = (f"{cfg.loss} per unit of price {cand:.5g} vs champion v{champion_version} "
+               f"{champ:.5g} on {pairs} common out-of-sample (date, step) pairs {span}"
                + (f", margin {cfg.margin:.3g}" if cfg.margin else "")
                + f"; {TEST_NAME} p = {result.pvalue:.3g}")
     if result.pvalue < cfg.alpha:

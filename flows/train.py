@@ -227,10 +227,10 @@ def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: P
            submit(pick_fit_task, shared.fits, ticker, wait_for=[validated, freshness]))
     out = path_inside(work_dir, ticker)
     evaluation = submit(evaluate_task, fit, ticker, out, cfg.promotion.alpha)
-    # Plotting after training: on a small CPU, drawing while training slows both down.
-    eda = submit(report_task, validated, out / "eda", cfg, wait_for=[fit])
     serving = (submit(refit_task, fit, evaluation, cfg) if shared is None else
                submit(serve_shared_task, fit, evaluation, shared.refits, ticker, cfg))
+    # Plotting after both fits: on a small CPU, drawing while training slows both down.
+    eda = submit(report_task, validated, out / "eda", cfg, wait_for=[serving])
     logged = submit(track_task, validated, fit, evaluation, eda, serving, cfg, store)
     version = submit(register_task, logged, ticker, cfg, store, freshness)
     decision = submit(promote_task, version, evaluation, fit, ticker, cfg, store, freshness)

@@ -193,9 +193,12 @@ def _prepare_device(cfg: TrainConfig) -> torch.device:
     return device
 
 
-def _new_loop(train: Split, model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device) -> _Loop:
+def _new_loop(train: Split, model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device,
+              init: torch.nn.Module | None = None) -> _Loop:
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
     model = build_model(train.x.shape[2], train.y.shape[1], model_cfg, generator, device)
+    if init is not None:  # a warm start: continue from these weights
+        model.load_state_dict(init.state_dict())
     amp = amp_dtype_for(device, cfg.amp)
     # The fused Adam kernel (CPU and CUDA) saves a per-parameter Python loop each step.
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
@@ -246,11 +249,13 @@ def train_model(train: Split, val: Split, model_cfg: ModelConfig, cfg: TrainConf
     )
 
 
-def refit(train: Split, epochs: int, model_cfg: ModelConfig, cfg: TrainConfig) -> TrainResult:
-    """Fit a fresh model on ``train`` for exactly ``epochs`` epochs (no validation span): the
-    serving refit on every row, with the epoch count early stopping chose."""
+def refit(train: Split, epochs: int, model_cfg: ModelConfig, cfg: TrainConfig,
+          init: torch.nn.Module | None = None) -> TrainResult:
+    """Fit a model on ``train`` for exactly ``epochs`` epochs (no validation span): the serving
+    refit on every row. From fresh weights (the epoch count early stopping chose), or from
+    ``init``'s weights (a warm start; ``init`` itself is not changed)."""
     device = _prepare_device(cfg)
-    loop = _new_loop(train, model_cfg, cfg, device)
+    loop = _new_loop(train, model_cfg, cfg, device, init)
     tr = _to_device(train, device)
     start = time.perf_counter()
     history = []

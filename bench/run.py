@@ -25,6 +25,8 @@ from portfolio import bench_portfolio
 from portfolio import markdown as portfolio_markdown
 from promotion import markdown as promotion_markdown
 from promotion import seed_spread
+from refit import bench_refit
+from refit import markdown as refit_markdown
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -291,6 +293,8 @@ def markdown(out: dict) -> str:
         lines += drift_markdown(out["drift"])
     if "promotion" in out:
         lines += promotion_markdown(out["promotion"])
+    if "refit" in out:
+        lines += refit_markdown(out["refit"])
     if "stages" in out:
         st = out["stages"]
         lines += ["**One `make run-flow`** (GOOG, defaults; the second of two runs, once "
@@ -316,7 +320,7 @@ def main() -> int:
                         help="thread counts for the throughput test (default: 1 and all cores)")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["throughput", "quality", "intervals", "stages", "portfolio",
-                                 "drift", "promotion"])
+                                 "drift", "promotion", "refit"])
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     frame = read_price_file(sample_path("GOOG"))
@@ -358,6 +362,9 @@ def main() -> int:
     if "promotion" not in args.skip:
         out["promotion"] = seed_spread()
         print("\n" + "\n".join(promotion_markdown(out["promotion"])), flush=True)
+    if "refit" not in args.skip:
+        out["refit"] = bench_refit()
+        print("\n" + "\n".join(refit_markdown(out["refit"])), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench.json").write_text(json.dumps(out, indent=2))
     (RESULTS / "bench.md").write_text(markdown(out))

@@ -92,11 +92,8 @@ class WindowConfig(_Frozen):
     train_fraction: float = Field(default=0.70, gt=0, lt=1)
     val_fraction: float = Field(default=0.15, gt=0, lt=1)
     test_fraction: float = Field(default=0.15, gt=0, lt=1)
-    # The model's inputs per row (chosen on the walk-forward folds of the bundled series, see
-    # docs/benchmarks.md): OHLCV (as returns relative to the previous close for the return
-    # targets), the close-to-close return, and the range-based inputs volatility models use:
-    # the log gap + Garman-Klass variance, the overnight gap, the open-to-close return and
-    # volume relative to its 20-day mean.
+    # Inputs per row, chosen on the walk-forward folds (docs/model-and-evaluation.md): OHLCV,
+    # the close-to-close return and the range-based inputs volatility models use.
     features: tuple[Feature, ...] = ("Close", "High", "Low", "Open", "Volume", "LogReturn",
                                      "RangeVar", "Gap", "Body", "RelVolume")
     # "auto": MinMax for the `price` target (the seed's choice), Standard for return targets,
@@ -163,6 +160,10 @@ class TrainConfig(_Frozen):
     # After evaluation, refit on every row through the last date (for the best epoch count)
     # and serve that model; false serves the evaluation fit, which never saw the last ~30 %.
     refit: bool = True
+    # The refit continues from the evaluated weights for `refit_epochs` epochs (better out of
+    # sample than a cold refit, bench/refit.py); "scratch": fresh weights, the best epoch count.
+    refit_from: Literal["evaluated", "scratch"] = "evaluated"
+    refit_epochs: int = Field(default=3, ge=1, le=10_000)
 
 
 class TrackingConfig(_Frozen):

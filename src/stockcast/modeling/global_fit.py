@@ -16,7 +16,13 @@ import pandas as pd
 from stockcast.config import ModelConfig, TrainConfig, WindowConfig
 from stockcast.errors import TrainingError
 from stockcast.modeling.forecaster import calibrate
-from stockcast.modeling.recipe import ServingFit, TickerFit, every_window, serve_refit
+from stockcast.modeling.recipe import (
+    ServingFit,
+    TickerFit,
+    every_window,
+    refit_plan,
+    serve_refit,
+)
 from stockcast.modeling.trainer import refit, train_model
 from stockcast.modeling.windows import PreparedData, Split, prepare_windows
 
@@ -61,11 +67,14 @@ def fit_global(frames: dict[str, pd.DataFrame], extra: dict[str, pd.DataFrame],
 def refit_global(fits: dict[str, TickerFit], model_cfg: ModelConfig,
                  train_cfg: TrainConfig) -> dict[str, ServingFit]:
     """The serving refit of a global model: one network refit on every window of every run
-    ticker through its last date, for the epoch count early stopping chose; each ticker keeps
+    ticker through its last date (``refit_plan``: by default from the trained weights); each
+    ticker keeps
     its own transform and calibration, aligned to the evaluated widths (``serve_refit``)."""
     first = next(iter(fits.values()))
     if not train_cfg.refit:
         return {t: serve_refit(fit, None) for t, fit in fits.items()}
-    fitted = refit(_stack([every_window(fit.data) for fit in fits.values()]),
-                   max(1, first.result.best_epoch), model_cfg, train_cfg)
-    return {t: serve_refit(fit, fitted) for t, fit in fits.items()}
+    epochs, init = refit_plan(first.result, train_cfg)
+    fitted = refit(_stack([every_window(fit.data) for fit in fits.values()]), epochs,
+                   model_cfg, train_cfg, init)
+    start = "evaluation fit" if init is not None else "scratch"
+    return {t: serve_refit(fit, fitted, start) for t, fit in fits.items()}

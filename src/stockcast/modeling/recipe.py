@@ -48,6 +48,9 @@ class ServingFit:
     # The refit's predictive scale over the evaluation fit's on the test windows, per step,
     # before alignment (1.0 where the evaluated forecaster is served as it is).
     width_ratio: tuple[float, ...] = (1.0,)
+    # Where the served weights started: "evaluation fit" (a warm refit), "scratch" or "none"
+    # (the evaluated forecaster itself is served).
+    warm_start_from: str = "none"
 
 
 def fit_for_serving(fit: TickerFit, model_cfg: ModelConfig, train_cfg: TrainConfig,
@@ -55,15 +58,25 @@ def fit_for_serving(fit: TickerFit, model_cfg: ModelConfig, train_cfg: TrainConf
     """With ``baseline`` (the evaluation found it significantly better than the LSTM): that
     volatility model, refit through the last date (``serve_baseline``). Otherwise: refit the
     LSTM on every window through the last date, for the epoch count early stopping chose,
-    so the served model knows the most recent prices. It keeps the evaluation fit's transform
+    so the served model knows the most recent prices (by default continuing from the evaluated
+    weights for ``train.refit_epochs``: ``refit_plan``). It keeps the evaluation fit's transform
     and conformal quantiles (there is no held-out span left to calibrate on). With ``refit``
     False the evaluation fit itself is served."""
     if baseline is not None:
         return serve_baseline(fit, baseline)
     if not train_cfg.refit:
         return serve_refit(fit, None)
-    return serve_refit(fit, refit(every_window(fit.data), max(1, fit.result.best_epoch),
-                                  model_cfg, train_cfg))
+    epochs, init = refit_plan(fit.result, train_cfg)
+    return serve_refit(fit, refit(every_window(fit.data), epochs, model_cfg, train_cfg, init),
+                       "evaluation fit" if init is not None else "scratch")
+
+
+def refit_plan(result: TrainResult, train_cfg: TrainConfig) -> tuple[int, object | None]:
+    """Epochs and starting weights of the serving refit: ``refit_epochs`` from the evaluated
+    weights (``refit_from: evaluated``), or the best epoch count from fresh weights."""
+    if train_cfg.refit_from == "evaluated":
+        return train_cfg.refit_epochs, result.model
+    return max(1, result.best_epoch), None
 
 
 def every_window(data: PreparedData) -> Split:
@@ -73,7 +86,8 @@ def every_window(data: PreparedData) -> Split:
                    for f in ("x", "y", "origins", "base")))
 
 
-def serve_refit(fit: TickerFit, fitted: TrainResult | None) -> ServingFit:
+def serve_refit(fit: TickerFit, fitted: TrainResult | None,
+                warm_start_from: str = "evaluation fit") -> ServingFit:
     """The ticker's served LSTM: the ``fitted`` refit with the evaluation fit's transform and
     calibration, or (None) the evaluation fit itself. What is served is what was evaluated:
     the conformal quantiles were found for the evaluation fit's scale, so the refit's are
@@ -88,7 +102,7 @@ def serve_refit(fit: TickerFit, fitted: TrainResult | None) -> ServingFit:
     served = Forecaster(fitted.model, forecaster.transformer, forecaster.z / ratio[:, None],
                         forecaster.levels)
     return ServingFit(served, eval_end, dates.iloc[-1], True, fitted.seconds,
-                      tuple(float(r) for r in ratio))
+                      tuple(float(r) for r in ratio), warm_start_from)
 
 
 def scale_ratio(model, evaluated: Forecaster, data: PreparedData) -> np.ndarray:

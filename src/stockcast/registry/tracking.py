@@ -91,6 +91,7 @@ def run_tags(validated: ValidatedPrices, result: TrainResult, evaluation: Evalua
         "fit.eval_end": str(serving.eval_end.date()),
         "fit.serve_end": str(serving.serve_end.date()),
         "fit.refit": str(serving.refit),
+        "fit.warm_start_from": serving.warm_start_from,
         # The refit's scale over the evaluated fit's on the test windows, per step, before its
         # quantiles were rescaled to serve the evaluated widths.
         "fit.width_ratio": " ".join(f"{r:.3f}" for r in serving.width_ratio),

@@ -18,6 +18,7 @@ from stockcast.data.sources import PriceData
 from stockcast.evaluation.backtest import walk_forward
 from stockcast.evaluation.interval_scores import coverage_rate, interval_score
 from stockcast.evaluation.scorecard import COVERAGES, score_test_span
+from stockcast.modeling.global_fit import fit_global
 from stockcast.modeling.intervals import central_interval
 from stockcast.modeling.recipe import fit_and_calibrate
 
@@ -75,6 +76,46 @@ def bench_intervals(folds: int = 4, horizon: int = 5) -> dict:
             "windows": int(len(span.actual)),
         }
     return out
+
+
+def bench_global() -> dict:
+    """One network for the three bundled series against one per series: each series' test-span
+    95 % interval score and coverage, and the training seconds (all fits, one after another)."""
+    cfg = PipelineConfig()
+    train = cfg.train.model_copy(update={"threads": os.cpu_count() or 1, "progress": False})
+    frames = {}
+    for ticker in SAMPLE_TICKERS:
+        path = sample_path(ticker)
+        frames[ticker] = validate_prices(PriceData(ticker, read_price_file(path), "sample",
+                                                   str(path)), cfg.window, cfg.validation).frame
+    out: dict = {"series": {}}
+    per_ticker_s = 0.0
+    for ticker, frame in frames.items():
+        fit = fit_and_calibrate(frame, cfg.window, cfg.model, train)
+        per_ticker_s += fit.result.seconds
+        out["series"][ticker] = {"ticker": _row(score_test_span(fit, ticker).metrics, "test")}
+    fits = fit_global(frames, {}, cfg.window, cfg.model, train)
+    for ticker, fit in fits.items():
+        out["series"][ticker]["global"] = _row(score_test_span(fit, ticker).metrics, "test")
+    out["per_ticker_train_s"] = per_ticker_s
+    out["global_train_s"] = next(iter(fits.values())).result.seconds
+    out["global_epochs"] = next(iter(fits.values())).result.best_epoch
+    return out
+
+
+def global_markdown(result: dict) -> list[str]:
+    """Global against per-ticker, for the docs."""
+    lines = ["**One network for all series** (`model.scope: global`, the three bundled series; "
+             "test span; training seconds summed over the per-ticker fits):", "",
+             "| series | per ticker: interval score 95, coverage 95 | global: interval score "
+             "95, coverage 95 |", "|---|---:|---:|"]
+    for ticker, r in result["series"].items():
+        lines.append(f"| {ticker} | {r['ticker']['interval_score_95']:.3f}, "
+                     f"{r['ticker']['coverage_95']:.3f} | {r['global']['interval_score_95']:.3f}"
+                     f", {r['global']['coverage_95']:.3f} |")
+    lines += ["", f"Training: per ticker {result['per_ticker_train_s']:.1f} s in all, global "
+              f"{result['global_train_s']:.1f} s (best epoch {result['global_epochs']}).", ""]
+    return lines
 
 
 def _fmt(value, spec: str) -> str:

@@ -19,7 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from drift import markdown as drift_markdown
-from intervals import bench_intervals  # noqa: I001 (bench/ is on sys.path when run as a script)
+from intervals import (
+    bench_global,
+    bench_intervals,  # noqa: I001 (bench/ is on sys.path when run as a script)
+    global_markdown,
+)
 from intervals import markdown as intervals_markdown
 from portfolio import bench_portfolio
 from portfolio import markdown as portfolio_markdown
@@ -287,6 +291,8 @@ def markdown(out: dict) -> str:
         lines.append("")
     if "intervals" in out:
         lines += intervals_markdown(out["intervals"])
+    if "global" in out:
+        lines += global_markdown(out["global"])
     if "portfolio" in out:
         lines += portfolio_markdown(out["portfolio"])
     if "drift" in out:
@@ -344,6 +350,8 @@ def main() -> int:
     if "intervals" not in args.skip:
         out["intervals"] = bench_intervals()
         print("\n" + "\n".join(intervals_markdown(out["intervals"])), flush=True)
+        out["global"] = bench_global()
+        print("\n" + "\n".join(global_markdown(out["global"])), flush=True)
     if "stages" not in args.skip:
         out["stages"] = bench_stages()
         s = out["stages"]

@@ -150,7 +150,8 @@ def _log_model(data: PreparedData, serving: ServingFit, ticker: str) -> str:
     input_frame = data.frame[["Date", *needed]].tail(
         python_model.min_rows + 5).reset_index(drop=True)
     inputs = Schema([ColSpec(AnyType(), "Date", required=False),
-                     *(ColSpec("double", c) for c in needed),
+                     # volume comes as integers or floats: parsed by the model, like the pipeline
+                     *(ColSpec(AnyType() if c == "Volume" else "double", c) for c in needed),
                      # raw rows as users have them: split-adjusted by the model like the pipeline
                      ColSpec("double", "Adj Close", required=False)])
     outputs = infer_signature(input_frame, python_model.predict(None, input_frame)).outputs

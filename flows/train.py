@@ -111,9 +111,35 @@ def promote_task(version: str | None, evaluation: Evaluation, fit: TickerFit, ti
                              evaluation, fit.data.frame, cfg.promotion, store, key)
 
 
+class _Stages:
+    """Futures in pipeline order (the first failed one is the root cause)."""
+
+    def all(self) -> list[PrefectFuture]:
+        """Every future submitted, in pipeline order."""
+        return [getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None]
+
+    def complete(self) -> bool:
+        """Whether every stage completed."""
+        return all(f.state.is_completed() for f in self.all())
+
+    def root_cause(self) -> str:
+        """The first failed stage and its error; stages that never ran because an upstream
+        stage failed are skipped by type (Prefect leaves them NotReady)."""
+        for f in fields(self):
+            if getattr(self, f.name) is None:  # never submitted: an earlier stage failed
+                continue
+            state = getattr(self, f.name).state
+            if not (state.is_failed() or state.is_crashed()):
+                continue
+            exc = state.result(raise_on_failure=False)
+            if isinstance(exc, BaseException) and not isinstance(exc, UpstreamTaskError):
+                return f"{f.name}: {type(exc).__name__}: {exc}"
+        return "did not complete (see the Prefect run logs)"
+
+
 @dataclass(frozen=True)
-class TickerRun:
-    """One ticker's task futures, in pipeline order (the first failed one is the root cause)."""
+class TickerRun(_Stages):
+    """One ticker's task futures, in pipeline order."""
 
     prices: PrefectFuture
     validated: PrefectFuture
@@ -126,22 +152,6 @@ class TickerRun:
     logged: PrefectFuture
     version: PrefectFuture
     decision: PrefectFuture
-
-    def all(self) -> list[PrefectFuture]:
-        """Every future, in pipeline order."""
-        return [getattr(self, f.name) for f in fields(self)]
-
-    def root_cause(self) -> str:
-        """The first failed stage and its error; stages that never ran because an upstream
-        stage failed are skipped by type (Prefect leaves them NotReady)."""
-        for f in fields(self):
-            state = getattr(self, f.name).state
-            if not (state.is_failed() or state.is_crashed()):
-                continue
-            exc = state.result(raise_on_failure=False)
-            if isinstance(exc, BaseException) and not isinstance(exc, UpstreamTaskError):
-                return f"{f.name}: {type(exc).__name__}: {exc}"
-        return "did not complete (see the Prefect run logs)"
 
 
 @dataclass(frozen=True)
@@ -185,18 +195,31 @@ def serve_shared_task(fit: TickerFit, evaluation: Evaluation, refits: dict[str, 
 
 
 @dataclass(frozen=True)
-class Front:
-    """A ticker's data stages (what a global model waits for)."""
+class Front(_Stages):
+    """A ticker's data stages: the model stages are submitted only once these passed, so a
+    ticker without data fails once, at its data, with no cascade of tasks that never ran."""
 
     prices: PrefectFuture
-    validated: PrefectFuture
-    freshness: PrefectFuture
-    cached: PrefectFuture
+    validated: PrefectFuture | None = None
+    freshness: PrefectFuture | None = None
+    cached: PrefectFuture | None = None
 
 
-def submit_front(ticker: str, cfg: PipelineConfig, scheduled: bool) -> Front:
-    """Ingest, validate, decide freshness and commit the cache (task runs ``<stage>-<T>``)."""
-    prices = for_ticker(ingest_task, ticker).submit(ticker, cfg.data)
+def submit_fronts(tickers: tuple[str, ...], cfg: PipelineConfig,
+                  scheduled: bool) -> dict[str, Front]:
+    """Every ticker's data stages, finished: ingest first, and the checks only for the tickers
+    whose prices arrived (an unknown ticker fails once, at ingest)."""
+    prices = {t: for_ticker(ingest_task, t).submit(t, cfg.data) for t in tickers}
+    wait(list(prices.values()))
+    fronts = {t: submit_front(t, p, cfg, scheduled) if p.state.is_completed() else Front(p)
+              for t, p in prices.items()}
+    wait([f for front in fronts.values() for f in front.all()])
+    return fronts
+
+
+def submit_front(ticker: str, prices: PrefectFuture, cfg: PipelineConfig,
+                 scheduled: bool) -> Front:
+    """Validate, decide freshness and commit the cache (task runs ``<stage>-<T>``)."""
     validated = for_ticker(validate_task, ticker).submit(
         prices, cfg.window, cfg.validation, cfg.data.data_dir / "reports")
     freshness = for_ticker(freshness_task, ticker).submit(validated, cfg.data, scheduled)
@@ -205,11 +228,8 @@ def submit_front(ticker: str, cfg: PipelineConfig, scheduled: bool) -> Front:
 
 
 def submit_shared(fronts: dict[str, Front], cfg: PipelineConfig) -> Shared:
-    """``model.scope: global``: one fit over the tickers whose data passed (a ticker that
-    failed validation or freshness fails alone, as per ticker)."""
-    wait([f for front in fronts.values() for f in (front.validated, front.freshness)])
-    usable = {t: front.validated for t, front in fronts.items()
-              if front.validated.state.is_completed() and front.freshness.state.is_completed()}
+    """``model.scope: global``: one fit over the tickers whose data passed."""
+    usable = {t: front.validated for t, front in fronts.items()}
     fits = fit_global_task.submit(usable, cfg)
     return Shared(fits, refit_global_task.submit(fits, cfg))
 
@@ -246,27 +266,31 @@ def waves(tickers: tuple[str, ...], size: int) -> list[tuple[str, ...]]:
 
 
 def submit_all(cfg: PipelineConfig, store: MlflowStore, work_dir: Path,
-               scheduled: bool) -> dict[str, TickerRun]:
+               scheduled: bool) -> dict[str, TickerRun | Front]:
     """Every ticker's pipeline, in waves of four times ``orchestration.max_workers`` tickers
-    (enough to keep the task runner busy, few enough to bound what is in flight; a global
-    model: every ticker's data stages in waves, then one fit), all finished."""
+    (enough to keep the task runner busy, few enough to bound what is in flight), all
+    finished. A ticker whose data stages failed keeps its ``Front`` only. A global model:
+    every ticker's data stages in waves, then one fit over those that passed."""
     size = 4 * max(1, cfg.orchestration.max_workers)
-    runs: dict[str, TickerRun] = {}
-    if cfg.model.scope == "global":
-        fronts = {}
-        for wave in waves(cfg.tickers, size):
-            fronts |= {t: submit_front(t, cfg, scheduled) for t in wave}
-            wait([f for t in wave for f in (fronts[t].validated, fronts[t].freshness)])
-        shared = submit_shared(fronts, cfg)
-        runs = {t: run_ticker(t, cfg, store, work_dir, fronts[t], shared) for t in cfg.tickers}
-        wait([f for run in runs.values() for f in run.all()])
-        return runs
+    runs: dict[str, TickerRun | Front] = {}
+    fronts: dict[str, Front] = {}
     for wave in waves(cfg.tickers, size):
-        batch = {t: run_ticker(t, cfg, store, work_dir, submit_front(t, cfg, scheduled))
-                 for t in wave}
-        wait([f for run in batch.values() for f in run.all()])
-        runs |= batch
-    return runs
+        batch = submit_fronts(wave, cfg, scheduled)
+        runs |= {t: front for t, front in batch.items() if not front.complete()}
+        passed = {t: front for t, front in batch.items() if front.complete()}
+        if cfg.model.scope == "global":
+            fronts |= passed
+            continue
+        models = {t: run_ticker(t, cfg, store, work_dir, front) for t, front in passed.items()}
+        wait([f for run in models.values() for f in run.all()])
+        runs |= models
+    if fronts:
+        shared = submit_shared(fronts, cfg)
+        models = {t: run_ticker(t, cfg, store, work_dir, front, shared)
+                  for t, front in fronts.items()}
+        wait([f for run in models.values() for f in run.all()])
+        runs |= models
+    return {t: runs[t] for t in cfg.tickers}
 
 
 def task_runner_for(cfg: PipelineConfig) -> Any:
@@ -367,7 +391,7 @@ def _train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="stockcast-") as tmp:
         runs = submit_all(cfg, store, Path(tmp), scheduled)
         for ticker, run in runs.items():
-            if not run.decision.state.is_completed():
+            if not (isinstance(run, TickerRun) and run.decision.state.is_completed()):
                 failures[ticker] = run.root_cause()
                 logger.error("%s failed at %s", ticker, failures[ticker])
                 continue

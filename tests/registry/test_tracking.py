@@ -159,14 +159,14 @@ def test_the_service_reads_only_the_recent_rows_and_bounds_the_request(tmp_path,
 
     from stockcast.registry.pyfunc import WARMUP_ROWS, StockcastForecaster
 
-    out = run_stages(predictable_prices(1600), quality(1), tracking_uri, tmp_path)
+    out = run_stages(predictable_prices(800), quality(1), tracking_uri, tmp_path)
     frame = out["data"].frame
-    served = StockcastForecaster(out["serving"].forecaster, "TEST", max_rows=1000)
+    served = StockcastForecaster(out["serving"].forecaster, "TEST", max_rows=700)
     # The window plus the warm-up is all it reads, and that is enough: its forecast equals
     # the forecaster's from the whole history (the volatility has forgotten its start).
     whole = out["serving"].forecaster.forecast_at(frame, np.array([len(frame) - 1]))
     tail = frame.tail(served.min_rows + WARMUP_ROWS)
     np.testing.assert_allclose(served.predict(None, tail)["upper_95"],
                                whole.interval(0.95)[1][0], rtol=1e-7)
-    with pytest.raises(ValueError, match="1600 rows sent; at most 1000 are accepted"):
+    with pytest.raises(ValueError, match="800 rows sent; at most 700 are accepted"):
         served.predict(None, frame)

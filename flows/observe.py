@@ -52,3 +52,8 @@ def publish_table(key: str, rows: list[dict[str, Any]], description: str) -> Non
 def publish_warning(key: str, markdown: str) -> None:
     """A markdown artifact an operator cannot miss (stale data, drift)."""
     create_markdown_artifact(markdown, key=key, description="stockcast warning")
+
+
+def publish_markdown(key: str, markdown: str, description: str) -> None:
+    """A markdown artifact (text that a table cell would cut off)."""
+    create_markdown_artifact(markdown, key=key, description=description)

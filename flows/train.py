@@ -26,7 +26,12 @@ from prefect.runtime import deployment
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.notify import notify_failure
-from flows.observe import project_logs_in_prefect, publish_table, publish_warning
+from flows.observe import (
+    project_logs_in_prefect,
+    publish_markdown,
+    publish_table,
+    publish_warning,
+)
 from flows.tasks import commit_cache_task, for_ticker, freshness_task, ingest_task, validate_task
 from stockcast.config import PipelineConfig
 from stockcast.data.exploration import build_report
@@ -367,11 +372,27 @@ def _artifact_row(ticker: str, s: dict[str, Any] | None, error: str | None) -> d
             "promotion_p": s["pvalue"], "reason": s["reason"]}
 
 
+def decisions_markdown(tickers: tuple[str, ...], summary: dict, failures: dict) -> str:
+    """Per ticker, in full: the promotion decision and which forecaster is served, and why
+    (the table's reason column is cut off in the Prefect UI)."""
+    lines = ["# stockcast: decisions", ""]
+    for ticker in tickers:
+        lines.append(f"## {ticker}")
+        if ticker in failures:
+            lines += ["", f"FAILED: {failures[ticker]}", ""]
+            continue
+        s = summary[ticker]
+        lines += ["", f"- decision: {s['reason']}", f"- forecaster: {s['forecaster_reason']}", ""]
+    return "\n".join(lines)
+
+
 def _publish(cfg: PipelineConfig, summary: dict, failures: dict) -> None:
     rows = [_artifact_row(t, summary.get(t), failures.get(t)) for t in cfg.tickers]
     publish_table("train-summary", rows, "stockcast training run: per ticker, the data used, "
                   "metrics against the baselines, the registered version and the promotion "
                   "decision")
+    publish_markdown("train-decisions", decisions_markdown(cfg.tickers, summary, failures),
+                     "stockcast training run: each ticker's decision and forecaster, in full")
     stale = [s["reason"] for s in summary.values() if not s["fresh"] and s["version"] is None]
     fallbacks = [f"{t}: {s['fallback']}" for t, s in summary.items() if s["fallback"] != "none"]
     if stale or fallbacks:

@@ -59,6 +59,9 @@ def test_a_fallback_reaches_the_prefect_logs_and_the_summary_artifact(prefect_ap
     assert rows[0]["ticker"] == "GOOG" and rows[0]["source"] == "sample"
     assert rows[0]["status"] == "champion" and "coverage_95" in rows[0]
     assert "FALLBACK" in by_key["train-warnings"].data
+    decisions = by_key["train-decisions"].data  # the reasons in full, not a cut-off cell
+    assert "## GOOG" in decisions and "- decision: promoted: no champion yet" in decisions
+    assert "- forecaster: " in decisions
 
 
 def test_a_stale_fallback_does_not_register_or_promote(project, capsys, fake_yf):

@@ -56,4 +56,14 @@ def notify_failure(flow, flow_run, state) -> None:
             f"{state.message or ''}\n"
             "Open the flow run in the Prefect UI for its logs and the train-summary artifact; "
             "nothing that was good was lost (see the README's 'Operating it').")
+    if getattr(flow_run, "deployment_id", None) is not None:
+        body += DEPLOYMENT_REMEDY
     send(url, title, body)
+
+
+# Error messages name CLI options; a deployment is changed in prefect.yaml instead.
+DEPLOYMENT_REMEDY = (
+    "\nThis run came from a deployment: where the message names a command-line option "
+    "(--source, --csv, --start, --ticker), set the matching key under the deployment's "
+    "parameters in prefect.yaml (config: data.source, data.csv_path, data.start; tickers) "
+    "and run `make deploy` again.")

@@ -34,6 +34,9 @@ def test_report_on_the_bundled_sample(tmp_path):
     assert report.summary["largest move"] == pytest.approx(moves[i])
     assert report.summary["rows"] == len(frame)
     assert json.loads((tmp_path / "summary.json").read_text())["rows"] == len(frame)
+    # The markdown is for people: floats to 4 significant digits (the JSON keeps them all).
+    md = (tmp_path / "summary.md").read_text()
+    assert f"| largest move | {moves[i]:.4g} |" in md and str(float(moves[i])) not in md
 
 
 def test_report_on_a_synthetic_series(tmp_path):

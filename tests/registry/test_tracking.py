@@ -1,5 +1,7 @@
 """What a run leaves in MLflow, and the served model's behaviour."""
 
+import re
+
 import mlflow
 import pandas as pd
 import pytest
@@ -27,6 +29,10 @@ def test_run_logs_metrics_baselines_artifacts_lineage_and_a_loadable_model(tmp_p
     assert 0 <= metrics["dm_pvalue_naive"] <= 1
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [1, 2, 3]
     assert run.data.tags["ticker"] == "TEST" and run.data.tags["data.source"] == "csv"
+    from pathlib import Path
+
+    if (Path(__file__).resolve().parents[2] / ".git").exists():  # the checkout, from any cwd
+        assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", run.data.tags["code.version"])
     assert len(run.inputs.dataset_inputs) == 1
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"plots", "validation", "config", "scaler", "forecasts"} <= artifacts

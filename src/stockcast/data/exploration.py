@@ -162,6 +162,11 @@ def plot_autocorrelation(frame: pd.DataFrame, ticker: str, path: Path, lags: int
     return save(fig, path)
 
 
+def _readable(value):
+    """A value for a person: floats to 4 significant digits (the JSON keeps them all)."""
+    return f"{value:.4g}" if isinstance(value, float) else value
+
+
 def build_report(frame: pd.DataFrame, ticker: str, out_dir: Path,
                  window: WindowConfig | None = None) -> EDAReport:
     """Write every figure and the summary (JSON + Markdown) for a validated price frame."""
@@ -178,6 +183,6 @@ def build_report(frame: pd.DataFrame, ticker: str, out_dir: Path,
     }
     report.summary = summarize(frame)
     (out / "summary.json").write_text(json.dumps(report.summary, indent=2))
-    rows = "\n".join(f"| {k} | {v} |" for k, v in report.summary.items())
+    rows = "\n".join(f"| {k} | {_readable(v)} |" for k, v in report.summary.items())
     (out / "summary.md").write_text(f"# {ticker} data summary\n\n| item | value |\n|---|---|\n{rows}\n")
     return report

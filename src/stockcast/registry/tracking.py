@@ -80,7 +80,8 @@ def run_tags(validated: ValidatedPrices, result: TrainResult, evaluation: Evalua
         "data.digest": prices.digest,
         "data.snapshot": str(prices.snapshot_path or ""),
         "data.fallback": " | ".join(prices.notes) or "none",
-        "code.version": git_commit(),
+        # The checkout stockcast runs from (a worker's cwd may be anywhere).
+        "code.version": git_commit(Path(__file__).resolve().parents[3]),
         "device": result.device,
         "amp": str(result.amp_dtype),
         "train.best_epoch": str(result.best_epoch),

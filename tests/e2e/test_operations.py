@@ -260,6 +260,18 @@ def test_the_champion_as_a_rest_service_takes_a_csv_frame(project):
             answer = requests.post(f"{url}/invocations", json=body, timeout=30)
             assert answer.status_code >= 400, answer.text[:300]
             assert "Close" in answer.text or "Date" in answer.text
+        # NaN in the middle of the window, NaN as the last close, Infinity: refused, never a
+        # plausible-looking 200 (sent as JSON's NaN / Infinity literals, as clients do).
+        import json as jsonlib
+
+        for row, value in ((-30, float("nan")), (-1, float("nan")), (-5, float("inf"))):
+            bad = frame.copy()
+            bad.iloc[row, bad.columns.get_loc("Close")] = value
+            bad.iloc[row, bad.columns.get_loc("Adj Close")] = value
+            data = jsonlib.dumps({"dataframe_split": bad.to_dict(orient="split")})
+            answer = requests.post(f"{url}/invocations", data=data, timeout=30,
+                                   headers={"Content-Type": "application/json"})
+            assert answer.status_code >= 400, (row, value, answer.text[:300])
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(30)

@@ -16,10 +16,8 @@ from stockcast.data.files import SAMPLE_TICKERS, read_price_file, sample_path
 from stockcast.data.schemas import validate_prices
 from stockcast.data.sources import PriceData
 from stockcast.evaluation.backtest import walk_forward
-from stockcast.evaluation.interval_scores import coverage_rate, interval_score
-from stockcast.evaluation.scorecard import COVERAGES, score_test_span
+from stockcast.evaluation.scorecard import interval_metrics, score_test_span
 from stockcast.modeling.global_fit import fit_global
-from stockcast.modeling.intervals import central_interval
 from stockcast.modeling.recipe import fit_and_calibrate
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -42,12 +40,10 @@ def _per_step(span) -> dict:
     for name, q in (("LSTM", span.forecast.quantiles), ("EWMA", span.ewma_quantiles)):
         steps = []
         for k in range(span.actual.shape[1]):
-            qk, actual = q[:, k:k + 1], span.actual[:, k:k + 1]
-            cov = {f"coverage_{round(c * 100)}": coverage_rate(
-                *central_interval(qk, span.forecast.levels, c), actual) for c in COVERAGES}
-            lo, hi = central_interval(qk, span.forecast.levels, 0.95)
-            steps.append({**cov, "interval_score_95": float(interval_score(lo, hi, actual,
-                                                                             0.95).mean())})
+            m = interval_metrics("s", q[:, k:k + 1], span.forecast.levels,
+                                 span.actual[:, k:k + 1], span.last)
+            steps.append({c: m[f"s_{c}"] for c in ("coverage_80", "coverage_95",
+                                                   "interval_score_95")})
         out[name] = steps
     return out
 

@@ -14,15 +14,14 @@ from stockcast.modeling.volatility import (
     garch_scale,
     har_scale,
     range_variance,
-    range_volatility,
     squared_returns,
 )
 from stockcast.modeling.volatility_forecasters import VolatilityForecaster, fit_baseline
 
 
-def _perturb_after(frame, row, seed=1):
+def _perturb_after(frame, row, seed=1, vol=0.05):
     """The same frame with every price after ``row`` replaced by another random walk's."""
-    other = make_prices(len(frame), seed=seed, vol=0.05)
+    other = make_prices(len(frame), seed=seed, vol=vol)
     changed = frame.copy()
     for col in ("Open", "High", "Low", "Close", "Volume"):
         changed.loc[row + 1:, col] = other.loc[row + 1:, col].to_numpy()
@@ -52,12 +51,13 @@ def test_ewma_of_a_variance_follows_the_recursion_after_the_warm_up():
     assert var[0] == var[1]
 
 
+@pytest.mark.parametrize("vol", [0.05, 1e-5])  # wilder, and quieter than anything before
 @pytest.mark.parametrize("kind", ["ewma", "rangevol", "har", "garch"])
-def test_every_baseline_is_causal(kind):
+def test_every_baseline_is_causal(kind, vol):
     frame = make_prices(600)
     origin = 450
     model = VolatilityForecaster(kind, horizon=3).fit(frame, 400)
-    changed = _perturb_after(frame, origin)
+    changed = _perturb_after(frame, origin, vol=vol)
     origins = np.arange(300, origin + 1)
     np.testing.assert_allclose(model.scale(changed, origins), model.scale(frame, origins),
                                rtol=1e-10)
@@ -124,10 +124,13 @@ def test_one_step_calibration_is_exactly_split_conformal():
 def test_several_steps_share_the_tails_and_keep_their_own_level():
     rng = np.random.default_rng(0)
     z = rng.standard_normal((400, 5)) * np.array([1.0, 1.0, 1.2, 1.2, 1.5])
-    z[:3, 4] = 40.0  # three jumps at step 5 must not set its 97.5 % quantile alone
+    jumps = z.copy()
+    jumps[:8, 4] = 40.0  # eight jumps at step 5 (2 % of its residuals)
+    # One step's own 97.5 % quantile is moved by its jumps; the shared shape hardly.
+    own = conformal_z(jumps)[4, -1] - conformal_z(z)[4, -1]
+    shared = calibrated_z(jumps)[4, -1] - calibrated_z(z)[4, -1]
+    assert own > 1.0 and abs(shared) < own / 4
     q = calibrated_z(z)
-    per_step = conformal_z(z)
-    assert q[4, -1] < per_step[4, -1] * 0.9 or per_step[4, -1] > 5
     np.testing.assert_allclose(q[:, -1] / q[0, -1], [1, 1, 1.2, 1.2, 1.5], rtol=0.12)
 
 
@@ -140,9 +143,3 @@ def test_a_calibrated_baseline_covers_on_new_data():
     actual = frame["Close"].to_numpy()[origins + 1]
     assert 0.92 < np.mean((actual >= lo[:, 0]) & (actual <= hi[:, 0])) < 0.98
     np.testing.assert_array_equal(fc.point[:, 0], frame["Close"].to_numpy()[origins])
-
-
-def test_the_range_volatility_is_what_the_lstm_starts_from():
-    frame = make_prices(200)
-    assert range_volatility(frame)[50] == pytest.approx(np.sqrt(ewma_variance(
-        range_variance(frame))[50]))

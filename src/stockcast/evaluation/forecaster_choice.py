@@ -8,12 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stockcast.evaluation.significance import TEST_NAME
+from stockcast.modeling.volatility_forecasters import BASELINE_NAMES, SERVED_TAGS
 
 LSTM = "lstm"
-# Metric prefix of each calibrated baseline -> the `forecaster` tag of a version serving it.
-SERVED_TAGS = {"ewmacal": "ewma", "rangevol": "rangevol", "har": "har", "garch": "garch_t"}
-LABELS = {"ewmacal": "EWMA(0.94) close-to-close", "rangevol": "EWMA(0.94) range variance",
-          "har": "HAR range variance", "garch": "GARCH(1,1)-t"}
+# Metric prefix -> volatility model, each fit on the training rows and conformal-calibrated on
+# the validation span exactly like the LSTM (``ewma`` alone is also scored raw).
+CALIBRATED_BASELINES = {"ewmacal": "ewma", "rangevol": "rangevol", "har": "har", "garch": "garch"}
+LABELS = {prefix: BASELINE_NAMES[kind] for prefix, kind in CALIBRATED_BASELINES.items()}
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Choice:
     @property
     def tag(self) -> str:
         """The version's ``forecaster`` tag: lstm, ewma, rangevol, har or garch_t."""
-        return LSTM if self.prefix == LSTM else SERVED_TAGS[self.prefix]
+        return LSTM if self.is_lstm else SERVED_TAGS[CALIBRATED_BASELINES[self.prefix]]
 
     @property
     def is_lstm(self) -> bool:
@@ -42,7 +43,7 @@ def choose_forecaster(metrics: dict[str, float], alpha: float) -> Choice:
     significantly. ``metrics`` holds ``<prefix>_interval_score_95`` and the DM p-values
     ``dm_pvalue_is95_<prefix>`` (H1: the LSTM's loss is lower) from ``score_all``; the p of
     the opposite one-sided hypothesis is 1 - p (the reference distribution is continuous)."""
-    best = min(SERVED_TAGS, key=lambda p: metrics[f"{p}_interval_score_95"])
+    best = min(CALIBRATED_BASELINES, key=lambda p: metrics[f"{p}_interval_score_95"])
     p_better = 1.0 - metrics[f"dm_pvalue_is95_{best}"]
     lstm, theirs = metrics["test_interval_score_95"], metrics[f"{best}_interval_score_95"]
     evidence = (f"95 % interval score {lstm:.4g} vs {LABELS[best]} {theirs:.4g} on the test "

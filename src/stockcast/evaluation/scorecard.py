@@ -13,7 +13,12 @@ import pandas as pd
 from stockcast.errors import TrainingError
 from stockcast.evaluation.baselines import drift_forecast, ewma_band, naive_forecast, training_drift
 from stockcast.evaluation.figures import plot_coverage, plot_fan, plot_losses, plot_residuals
-from stockcast.evaluation.forecaster_choice import Choice, choose_forecaster, promotion_metrics
+from stockcast.evaluation.forecaster_choice import (
+    CALIBRATED_BASELINES,
+    Choice,
+    choose_forecaster,
+    promotion_metrics,
+)
 from stockcast.evaluation.interval_scores import coverage_rate, interval_score, pinball_loss, width_bp
 from stockcast.evaluation.point_metrics import score_forecasts
 from stockcast.evaluation.significance import dm_test
@@ -23,9 +28,6 @@ from stockcast.modeling.recipe import TickerFit
 from stockcast.modeling.volatility_forecasters import VolatilityForecaster, fit_baseline
 
 COVERAGES = (0.8, 0.95)
-# Metric prefix -> volatility model, each fit on the training rows and conformal-calibrated on
-# the validation span exactly like the LSTM (``ewma`` alone is also scored raw).
-CALIBRATED_BASELINES = {"ewmacal": "ewma", "rangevol": "rangevol", "har": "har", "garch": "garch"}
 
 
 @dataclass(frozen=True)

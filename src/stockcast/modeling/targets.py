@@ -25,7 +25,7 @@ import pandas as pd
 from sklearn.base import TransformerMixin
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from stockcast.modeling.volatility import range_variance
+from stockcast.modeling.volatility import log_range_variance
 
 PRICE_LIKE = ("Open", "High", "Low", "Close")
 RELATIVE_VOLUME_DAYS = 20
@@ -47,7 +47,7 @@ def range_features(frame: pd.DataFrame, name: str) -> np.ndarray:
     previous 20 sessions. Undefined values (row 0) are NaN."""
     close = frame["Close"].to_numpy(dtype=np.float64)
     if name == "RangeVar":
-        return np.log(np.maximum(range_variance(frame), 1e-8))
+        return log_range_variance(frame)
     if name == "Gap":
         return np.log(frame["Open"].to_numpy(dtype=np.float64) / np.r_[np.nan, close[:-1]])
     if name == "Body":

@@ -91,18 +91,20 @@ def _har_design(log_var: np.ndarray) -> np.ndarray:
     return np.column_stack([np.ones(len(log_var)), *cols])
 
 
-def _log_daily(frame: pd.DataFrame) -> np.ndarray:
-    daily = range_variance(frame)
-    positive = daily[1:][daily[1:] > 0]
-    floor = float(np.quantile(positive, 0.01)) if len(positive) else _VAR_FLOOR
-    return np.log(np.maximum(daily, max(floor, _VAR_FLOOR)))
+LOG_VAR_FLOOR = 1e-8  # a 1 bp move: days with no range (O = H = L = C) are not log(0)
+
+
+def log_range_variance(frame: pd.DataFrame) -> np.ndarray:
+    """The log of the day's range-based variance, floored at a fixed 1e-8 (so each row reads
+    that row alone: causal, unlike a floor taken from the frame's own quantiles)."""
+    return np.log(np.maximum(range_variance(frame), LOG_VAR_FLOOR))
 
 
 def fit_har(frame: pd.DataFrame, train_end: int, horizon: int) -> np.ndarray:
     """Direct HAR regressions of the mean log range variance over the next k sessions on the
     day/week/month means at the origin, one per step k, by least squares on origins whose
     targets lie inside the training rows. Returns coefficients [h, 1 + len(HAR_LAGS)]."""
-    log_var = _log_daily(frame.iloc[:train_end])
+    log_var = log_range_variance(frame.iloc[:train_end])
     design = _har_design(log_var)
     start = max(HAR_LAGS)
     coefs = []
@@ -118,7 +120,7 @@ def har_scale(frame: pd.DataFrame, origins: np.ndarray, coefs: np.ndarray) -> np
     """The HAR forecast of the cumulative-return sd at steps 1..h for each origin [W, h]:
     sqrt(sum over steps of exp(predicted mean log variance)). Calibration absorbs the
     log-normal bias."""
-    design = _har_design(_log_daily(frame))[np.asarray(origins)]
+    design = _har_design(log_range_variance(frame))[np.asarray(origins)]
     mean_var = np.exp(design @ coefs.T)  # [W, h]: the mean daily variance over steps 1..k
     return np.sqrt(mean_var * np.arange(1, coefs.shape[0] + 1)[None, :])
 
@@ -138,14 +140,17 @@ def _percent_returns(close: np.ndarray) -> np.ndarray:
     return 100.0 * np.diff(np.log(np.asarray(close, np.float64)))
 
 
+def _garch_t(returns: np.ndarray):
+    from arch import arch_model
+
+    return arch_model(returns, mean="Zero", vol="GARCH", p=1, q=1, dist="t", rescale=False)
+
+
 def fit_garch_t(close: np.ndarray, train_end: int) -> np.ndarray:
     """GARCH(1,1) with Student-t errors and a zero mean, fitted by maximum likelihood on the
     returns of the training rows [0, train_end). Returns (omega, alpha, beta, nu) in
     percent-return units."""
-    from arch import arch_model
-
-    returns = _percent_returns(close[:train_end])
-    model = arch_model(returns, mean="Zero", vol="GARCH", p=1, q=1, dist="t", rescale=False)
+    model = _garch_t(_percent_returns(close[:train_end]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = model.fit(disp="off", show_warning=False)
@@ -157,12 +162,8 @@ def garch_scale(close: np.ndarray, origins: np.ndarray, params: np.ndarray,
     """The fitted GARCH's sd of the cumulative log return at steps 1..h from each origin row
     [W, h] (analytic multi-step variance forecasts, parameters held fixed, so an origin's
     forecast reads returns up to it only; the backcast uses the first 75 returns)."""
-    from arch import arch_model
-
     origins = np.asarray(origins, dtype=np.int64)
-    returns = _percent_returns(close)
-    model = arch_model(returns, mean="Zero", vol="GARCH", p=1, q=1, dist="t", rescale=False)
-    fixed = model.fix(params)
+    fixed = _garch_t(_percent_returns(close)).fix(params)
     # Row t's return is returns[t - 1]: a forecast from origin row t starts after returns[t-1].
     start = int(origins.min()) - 1
     with warnings.catch_warnings():

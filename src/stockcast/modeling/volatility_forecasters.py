@@ -34,10 +34,12 @@ from stockcast.modeling.volatility import (
 
 BASELINE_NAMES = {
     "ewma": "EWMA(0.94) close-to-close",
-    "rangevol": "EWMA(0.94) of the range variance",
-    "har": "HAR on the range variance",
+    "rangevol": "EWMA(0.94) range variance",
+    "har": "HAR range variance",
     "garch": "GARCH(1,1)-t",
 }
+# The `forecaster` tag of a version serving each model.
+SERVED_TAGS = {"ewma": "ewma", "rangevol": "rangevol", "har": "har", "garch": "garch_t"}
 # Rows a served baseline wants before the origin: enough for the EWMA to forget its start.
 SERVING_ROWS = 250
 

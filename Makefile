@@ -83,9 +83,7 @@ serve: setup ## one-process alternative: serve both flows on their schedules
 	$(BIN)/python -m flows.serve
 
 serve-model: setup ## REST endpoint for a champion at http://127.0.0.1:5001/invocations (TICKER=GOOG MODEL_PORT=...)
-	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI="$(STORE)" \
-		$(BIN)/mlflow models serve -m "models:/stockcast-$(TICKER)@champion" --env-manager local \
-		--host 127.0.0.1 --port $(MODEL_PORT)
+	$(BIN)/stockcast serve-model --ticker $(TICKER) --port $(MODEL_PORT) $(ARGS)
 
 clean: ## remove caches, logs, outputs and the venv (keeps the MLflow store and data)
 	rm -rf $(VENV) .pytest_cache .ruff_cache logs forecasts reports bench/results

@@ -263,9 +263,26 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve_model(args: argparse.Namespace) -> int:
+    """`stockcast serve-model`: a ticker's champion (signature verified) as a REST service."""
+    from stockcast.registry.store import MlflowStore
+    from stockcast.registry.versions import model_name
+    from stockcast.serving.champion import load_champion
+    from stockcast.serving.rest import serve
+
+    cfg = resolve_config(args)
+    name = model_name(cfg.tracking.model_name_prefix, args.ticker[0])
+    champion = load_champion(name, MlflowStore.from_config(cfg.tracking), cfg.tracking.model_key)
+    print(f"serving {name} v{champion.version} (champion) at "
+          f"http://{args.host}:{args.port}/invocations", flush=True)
+    serve(champion.model, args.host, args.port, args.max_request_mb * 2**20)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "forecast": cmd_forecast, "validate": cmd_validate, "models": cmd_models,
-    "promote": cmd_promote, "backtest": cmd_backtest, "report": cmd_report}
+    "promote": cmd_promote, "backtest": cmd_backtest, "report": cmd_report,
+    "serve-model": cmd_serve_model}
 
 
 def main(argv: list[str] | None = None) -> int:

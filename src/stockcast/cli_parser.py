@@ -90,6 +90,17 @@ def _registry_commands(sub, commands: Commands) -> None:
     _tracking_options(p)
     p.set_defaults(func=commands["promote"])
 
+    p = sub.add_parser("serve-model", help="a ticker's champion as a REST service (MLflow's "
+                       "scoring protocol: JSON or text/csv at /invocations)")
+    p.add_argument("--ticker", action="append", metavar="T", required=True)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=positive, default=5001, help="port (default 5001)")
+    p.add_argument("--max-request-mb", type=positive, default=16, metavar="MB",
+                   help="refuse request bodies larger than this (default 16)")
+    p.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    _tracking_options(p)
+    p.set_defaults(func=commands["serve-model"])
+
 
 def _validate_command(sub, commands: Commands) -> None:
     p = sub.add_parser("validate", help="validate prices and print the report (exit 1 if invalid)")

@@ -224,9 +224,10 @@ def test_the_champion_as_a_rest_service_takes_a_csv_frame(project):
     venv_bin = os.path.dirname(sys.executable)
     env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}",
            "MLFLOW_TRACKING_URI": store_uri(project)}
-    proc = subprocess.Popen([os.path.join(venv_bin, "mlflow"), "models", "serve", "-m",
-                             "models:/stockcast-GOOG@champion", "--env-manager", "local",
-                             "--host", "127.0.0.1", "--port", str(port)], env=env,
+    # As `make serve-model` runs it: the project's server (MLflow's scoring app behind the
+    # request bound and the CSV reader), here with a 1 MB bound.
+    proc = subprocess.Popen([os.path.join(venv_bin, "stockcast"), "serve-model", "--ticker",
+                             "GOOG", "--port", str(port), "--max-request-mb", "1"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
@@ -272,6 +273,20 @@ def test_the_champion_as_a_rest_service_takes_a_csv_frame(project):
             answer = requests.post(f"{url}/invocations", data=data, timeout=30,
                                    headers={"Content-Type": "application/json"})
             assert answer.status_code >= 400, (row, value, answer.text[:300])
+        # Every refusal starts with the project's one line; CSV bodies as users export them.
+        for bad, reason in ((frame.tail(10), "need at least"),
+                            (frame.drop(columns=["Close", "Adj Close"]), "input lacks column")):
+            body = {"dataframe_split": bad.to_dict(orient="split")}
+            answer = requests.post(f"{url}/invocations", json=body, timeout=30)
+            assert answer.status_code == 400 and answer.json()["message"].startswith(reason)
+        answer = requests.post(f"{url}/invocations", data=frame.to_csv(index=False), timeout=30,
+                               headers={"Content-Type": "text/csv"})
+        assert answer.status_code == 200, answer.text[:300]
+        assert answer.json()["predictions"][0]["forecast"] == pytest.approx(
+            expected["forecast"].iloc[0], rel=1e-9)
+        answer = requests.post(f"{url}/invocations", data=b"x" * (2 * 2**20), timeout=30,
+                               headers={"Content-Type": "application/json"})
+        assert answer.status_code == 413 and "at most 1,048,576" in answer.json()["message"]
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(30)

@@ -93,28 +93,44 @@ def read_price_file(path: Path, decimal: str | None = None,
         raise DataSourceError(f"price file {path} {what}; pass a CSV or Parquet file with --csv")
     if path.stat().st_size == 0:
         raise DataSourceError(f"price file {path} is empty; expected a header row and prices")
+    if path.suffix.lower() != ".parquet":
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+        return read_price_text(text, f"price file {path}", decimal, dayfirst)
     try:
-        if path.suffix.lower() == ".parquet":
-            raw = pd.read_parquet(path)
-        else:
-            text = path.read_text(encoding="utf-8-sig", errors="replace").lstrip("\r\n\t ")
-            if not text.strip():
-                raise DataSourceError(f"price file {path} is empty (only blank lines)")
-            # Text in, numbers parsed in the file's own decimal convention afterwards.
-            raw = pd.read_csv(io.StringIO(text), sep=None, engine="python", dtype=str)
-    except DataSourceError:
-        raise
+        raw = pd.read_parquet(path)
     except Exception as exc:
-        raise DataSourceError(
-            f"could not read {path} as a price table ({type(exc).__name__}: {exc}). "
-            "Expected a CSV with a header row: Date, Open, High, Low, Close, Volume."
-        ) from exc
+        raise _unreadable(f"price file {path}", exc) from exc
+    return _normalized(raw, f"price file {path}", decimal, dayfirst)
+
+
+def read_price_text(text: str, source: str, decimal: str | None = None,
+                    dayfirst: bool | None = None) -> pd.DataFrame:
+    """A CSV's text (any column order and delimiter) as the normalised price table, read
+    exactly as a file is; ``source`` names it in messages ("price file x.csv")."""
+    text = text.lstrip("\ufeff\r\n\t ")
+    if not text.strip():
+        raise DataSourceError(f"{source} is empty (only blank lines)")
+    try:  # text in, numbers parsed in the file's own decimal convention afterwards
+        raw = pd.read_csv(io.StringIO(text), sep=None, engine="python", dtype=str)
+    except Exception as exc:
+        raise _unreadable(source, exc) from exc
+    return _normalized(raw, source, decimal, dayfirst)
+
+
+def _unreadable(source: str, exc: Exception) -> DataSourceError:
+    return DataSourceError(
+        f"could not read {source} as a price table ({type(exc).__name__}: {exc}). "
+        "Expected a CSV with a header row: Date, Open, High, Low, Close, Volume.")
+
+
+def _normalized(raw: pd.DataFrame, source: str, decimal: str | None,
+                dayfirst: bool | None) -> pd.DataFrame:
     if raw.empty:
-        raise DataSourceError(f"price file {path} holds no rows")
+        raise DataSourceError(f"{source} holds no rows")
     frame = normalize_prices(raw, decimal, dayfirst)
     if "Date" not in frame.columns:
         raise DataSourceError(
-            f"could not read {path} as a price table: no date column among "
+            f"could not read {source} as a price table: no date column among "
             f"{[str(c)[:30] for c in raw.columns[:8]]}. Expected a header row: Date, Open, High, "
             "Low, Close, Volume.")
     return frame

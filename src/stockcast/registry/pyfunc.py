@@ -7,6 +7,8 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from stockcast.data.files import normalize_prices
 from stockcast.errors import DataSourceError
@@ -19,6 +21,24 @@ MAX_REQUEST_ROWS = 20_000
 # Rows kept before the window: the volatility estimates forget their start within them
 # (EWMA lambda 0.94: 0.94^500 ~ 4e-14; a GARCH with persistence 0.98: 0.98^500 ~ 4e-5).
 WARMUP_ROWS = 500
+
+
+class RequestRefused(MlflowException, ValueError):
+    """A request the model will not answer (HTTP 400). MLflow's scoring server rewrites an
+    exception's message to start with the whole request (``Failed to predict data '...'``);
+    this one keeps the message it was raised with, so a client reads the reason first."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        if not hasattr(self, "_message"):  # set once, at construction
+            self._message = value
 
 
 class StockcastForecaster(mlflow.pyfunc.PythonModel):
@@ -47,22 +67,23 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
     def _clean(self, model_input: Any) -> pd.DataFrame:
         limit = getattr(self, "max_rows", MAX_REQUEST_ROWS)  # models logged before the bound
         if len(model_input) > limit:
-            raise ValueError(f"{len(model_input)} rows sent; at most {limit} are accepted: send "
-                             f"the most recent rows (the model reads the last "
+            raise RequestRefused(f"{len(model_input)} rows sent; at most {limit} are accepted: "
+                                 f"send the most recent rows (the model reads the last "
                              f"{self.min_rows + WARMUP_ROWS})")
         # Only the tail matters: the window plus the volatility warm-up.
         model_input = pd.DataFrame(model_input).tail(self.min_rows + WARMUP_ROWS)
         try:  # exactly the pipeline's reading: column spellings, Adj Close, number formats
             frame = normalize_prices(model_input.reset_index(drop=True))
         except DataSourceError as exc:
-            raise ValueError(str(exc)) from None
+            raise RequestRefused(str(exc)) from None
         needed = self.forecaster.input_columns
         missing = [c for c in needed if c not in frame.columns]
         if missing:
-            raise ValueError(f"input lacks column(s) {missing}; the model needs {needed} "
+            raise RequestRefused(f"input lacks column(s) {missing}; the model needs {needed} "
                              "(Date optional), oldest row first")
         if len(frame) < self.min_rows:
-            raise ValueError(f"need at least {self.min_rows} rows of prices, got {len(frame)}")
+            raise RequestRefused(f"need at least {self.min_rows} rows of prices, got "
+                                 f"{len(frame)}")
         keep = (["Date"] if "Date" in frame.columns else []) + needed
         frame = frame[keep].copy()
         for col in needed:  # parsed by normalize_prices; plain floats for the windows
@@ -95,10 +116,10 @@ def _check(frame: pd.DataFrame, needed: list[str]) -> None:
         bad = ~np.isfinite(values) | ((values < 0) if col == "Volume" else (values <= 0))
         if bad.any():
             rows = np.flatnonzero(bad)[:5].tolist()
-            raise ValueError(f"column {col} has missing, infinite or non-positive values at "
+            raise RequestRefused(f"column {col} has missing, infinite or non-positive values at "
                              f"row(s) {rows}: send finite prices > 0, oldest row first")
     if "Date" in frame.columns:
         dates = frame["Date"]
         if dates.isna().any() or not dates.is_monotonic_increasing or dates.duplicated().any():
-            raise ValueError("Date must be present on every row and strictly increasing "
+            raise RequestRefused("Date must be present on every row and strictly increasing "
                              "(oldest row first, no duplicates)")

@@ -145,14 +145,17 @@ def _data_source(location: str) -> str:
 def _log_model(data: PreparedData, serving: ServingFit, ticker: str) -> str:
     python_model = StockcastForecaster(serving.forecaster, ticker)
     requirements = pip_requirements()
-    # The signature asks only for what the model reads: its raw price columns, and an optional
-    # Date of any type (text from a CSV or JSON, or datetimes).
+    # The signature names what the model reads: its raw price columns, and an optional Date of
+    # any type (text from a CSV or JSON, or datetimes). Every column is optional to MLflow: the
+    # model itself says which one is missing (MLflow's check would answer with the whole
+    # request before its reason).
     needed = serving.forecaster.input_columns
     input_frame = data.frame[["Date", *needed]].tail(
         python_model.min_rows + 5).reset_index(drop=True)
     inputs = Schema([ColSpec(AnyType(), "Date", required=False),
                      # volume comes as integers or floats: parsed by the model, like the pipeline
-                     *(ColSpec(AnyType() if c == "Volume" else "double", c) for c in needed),
+                     *(ColSpec(AnyType() if c == "Volume" else "double", c, required=False)
+                       for c in needed),
                      # raw rows as users have them: split-adjusted by the model like the pipeline
                      ColSpec("double", "Adj Close", required=False)])
     outputs = infer_signature(input_frame, python_model.predict(None, input_frame)).outputs

@@ -1,0 +1,70 @@
+"""The REST service (`stockcast serve-model`): MLflow's scoring app behind the project's
+request bound and CSV reader, driven in-process over HTTP (starlette's test client)."""
+
+import json
+
+import mlflow
+import pytest
+from helpers import predictable_prices, quality, run_stages
+from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import scoring_server
+from starlette.testclient import TestClient
+
+from stockcast.serving.rest import PriceRequests
+
+
+@pytest.fixture
+def served(tmp_path, tracking_uri):
+    out = run_stages(predictable_prices(), quality(1), tracking_uri, tmp_path)
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/stockcast-TEST@champion")
+    return model, out["data"].frame.tail(80).reset_index(drop=True)
+
+
+def split_body(frame) -> str:
+    split = json.loads(frame.to_json(orient="split", index=False, date_format="iso"))
+    return json.dumps({"dataframe_split": split})
+
+
+def test_refusals_start_with_the_reason_even_under_plain_mlflow_serving(served):
+    """`mlflow models serve` (its invocations function, unwrapped): the project's message is
+    the whole message, not MLflow's dump of the request or its 'unexpected error'."""
+    model, frame = served
+    schema = model.metadata.get_input_schema()
+    for bad, reason in ((frame.drop(columns="Close"), "input lacks column(s) ['Close']"),
+                        (frame.head(5), "need at least"),
+                        (frame.assign(Close=-frame["Close"]), "column Close has")):
+        with pytest.raises(MlflowException) as info:
+            scoring_server.invocations(split_body(bad), "application/json", model, schema)
+        assert info.value.get_http_status_code() == 400
+        assert json.loads(info.value.serialize_as_json())["message"].startswith(reason)
+
+
+def test_csv_bodies_are_read_like_price_files_and_large_bodies_refused(served):
+    model, frame = served
+    client = TestClient(PriceRequests(scoring_server.init(model), max_bytes=200_000))
+    as_json = client.post("/invocations", content=split_body(frame),
+                          headers={"Content-Type": "application/json"})
+    assert as_json.status_code == 200, as_json.text
+    # A CSV as users export it: other spellings, semicolons and decimal commas, Adj Close
+    # beside unadjusted prices (a 2:1 split not applied): the same forecast as the JSON.
+    raw = frame.assign(**{"Adj Close": frame["Close"]})
+    raw[["Open", "High", "Low", "Close"]] *= 2.0
+    text = raw.rename(columns={"Close": "close", "Date": "date"}).to_csv(
+        index=False, sep=";", decimal=",", date_format="%Y-%m-%d")
+    as_csv = client.post("/invocations", content=text, headers={"Content-Type": "text/csv"})
+    assert as_csv.status_code == 200, as_csv.text
+    got, expected = as_csv.json()["predictions"][0], as_json.json()["predictions"][0]
+    assert got["date"] == expected["date"]
+    assert got["forecast"] == pytest.approx(expected["forecast"], rel=1e-9)
+    assert got["upper_95"] == pytest.approx(expected["upper_95"], rel=1e-9)
+
+    unreadable = client.post("/invocations", content="Date,Close\n",
+                             headers={"Content-Type": "text/csv"})
+    assert unreadable.status_code == 400
+    assert unreadable.json()["message"].startswith("the CSV body holds no rows")
+    too_large = client.post("/invocations", content=b"x" * 200_001,
+                            headers={"Content-Type": "application/json"})
+    assert too_large.status_code == 413
+    assert too_large.json()["message"].startswith("request of 200,001 bytes refused")
+    assert client.get("/ping").status_code == 200

@@ -64,7 +64,8 @@ lint: setup ## ruff
 bench: setup ## benchmarks (docs/benchmarks.md): throughput, time to quality, quality, stages, portfolio
 	$(BIN)/python bench/run.py $(ARGS)
 
-ui: setup ## MLflow UI on the embedded store at http://127.0.0.1:5000 (UI_PORT=...)
+ui: setup ## MLflow UI on the embedded store at http://127.0.0.1:5000 (UI_PORT=...); prints the links to open
+	@$(BIN)/python -m stockcast.registry.ui_links "$(STORE)" http://127.0.0.1:$(UI_PORT) 2>/dev/null || true
 	XDG_CONFIG_HOME="$(abspath $(STOCKCAST_HOME))/.config" $(BIN)/mlflow ui --backend-store-uri "$(STORE)" \
 		--default-artifact-root "$(abspath $(STOCKCAST_HOME))/mlflow/artifacts" --host 127.0.0.1 --port $(UI_PORT)
 

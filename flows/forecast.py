@@ -19,11 +19,15 @@ from stockcast.errors import ConfigError, PipelineFailed
 from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import model_name
 from stockcast.runtime import resolve_runtime
-from stockcast.serving.champion import forecast_next, load_champion, log_forecast, write_forecast
+from stockcast.serving.champion import (
+    BAND_COLUMNS,
+    forecast_next,
+    load_champion,
+    log_forecast,
+    write_forecast,
+)
 from stockcast.serving.ledger import record_forecast, score_ledger
 from stockcast.serving.monitoring import LiveReport, live_report
-
-BANDS = ("forecast", "lower_80", "upper_80", "lower_95", "upper_95")
 
 champion_task = task(load_champion, name="load-champion", cache_policy=NO_CACHE)
 predict_task = task(forecast_next, name="forecast", cache_policy=NO_CACHE)
@@ -69,11 +73,12 @@ def forecast_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore,
             "monitor.ledger": " | ".join(live.notes) or "ok", "data.stale": str(fresh.stale),
             "data.sessions_behind": str(fresh.sessions_behind)}
     named(log_task)(ticker, paths, champion.version, store,
-                    f"{cfg.tracking.experiment}-forecasts", tags=tags, metrics=live.metrics)
+                    f"{cfg.tracking.experiment}-forecasts", tags=tags, metrics=live.metrics,
+                    forecast=result)
     return {"version": champion.version, "source": prices.source, "last_date": last_date,
             "path": str(paths["csv"]), "live": live.metrics, "drift": live.drift,
             "zone": live.zone, "stale": stale, "ledger": list(live.notes),
-            "rows": [{"date": str(r.date.date()), **{c: float(getattr(r, c)) for c in BANDS}}
+            "rows": [{"date": str(r.date.date()), **{c: float(getattr(r, c)) for c in BAND_COLUMNS}}
                      for r in result.itertuples()]}
 
 

@@ -159,8 +159,9 @@ def test_the_mlflow_experiment_is_readable(prefect_api, tmp_path, tracking_uri):
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = client.search_runs([exp.experiment_id])
     names = [r.info.run_name for r in runs]
-    assert len(set(names)) == 2 and all(n.startswith("GOOG 20") for n in names), names
-    assert any("sequence_length=10" in n for n in names)  # what differs from the defaults
+    assert len(set(names)) == 2 and all(n.startswith("GOOG ") for n in names), names
+    # What differs from the defaults comes first (a truncated column still shows it).
+    assert all(n.index("sequence_length=10") < n.index(" · 20") for n in names), names
     note = runs[0].data.tags["mlflow.note.content"]
     assert "persistence" in note and "Duration" in note and "train_seconds" in note
     mv = client.get_model_version("stockcast-GOOG", "2")
@@ -189,6 +190,13 @@ def test_live_monitoring_scores_yesterdays_forecast_and_flags_a_planted_drift(pr
     assert runs[0].data.metrics["live_scored"] == 1
     assert runs[0].data.tags["data.end"] == str(history["Date"].iloc[-5].date())
     assert runs[0].data.tags["data.source"] == "csv" and runs[0].data.tags["monitor.drift"] == "none"
+    # Named by the day forecast; the forecast itself as metrics, one step per horizon day.
+    run = runs[0]
+    assert run.info.run_name.startswith(f"GOOG for {history['Date'].iloc[-4].date()} (v1) · ")
+    uppers = client.get_metric_history(run.info.run_id, "upper_95")
+    assert sorted(m.step for m in uppers) == list(range(1, len(uppers) + 1))
+    assert run.data.metrics["last_close"] == pytest.approx(history["Close"].iloc[-5], rel=1e-9)
+    assert run.data.metrics["lower_95"] < run.data.metrics["forecast"] < run.data.metrics["upper_95"]
 
     # Plant drift: the next days jump 20 % each, far outside every interval.
     shocked = history.iloc[:-4].copy()

@@ -1,5 +1,7 @@
 """Promotion: the pure rule on out-of-sample forecast tables, and its action on a real store."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -113,6 +115,11 @@ def test_promotion_lifecycle_on_a_real_sqlite_store(tmp_path, tracking_uri):
     client = MlflowClient(tracking_uri)
     first = run_stages(frame, quality(2), tracking_uri, tmp_path)
     assert first["decision"].promote and champion_version(client, name) == "1"
+    v1 = versions(tracking_uri, name)["1"]  # no test, but the version's own loss is recorded
+    assert v1.description.startswith("CHAMPION: first version · promoted: no champion yet")
+    assert float(v1.tags["promotion.candidate_loss"]) > 0
+    assert int(v1.tags["promotion.pairs"]) == len(first["evaluation"].table)
+    assert v1.tags["promotion.pvalue"] == "n/a" and "no champion" in v1.tags["promotion.test"]
 
     # The same run again: registered, compared on the common out-of-sample pairs, and refused
     # for want of evidence; the test and its numbers are recorded.
@@ -125,7 +132,8 @@ def test_promotion_lifecycle_on_a_real_sqlite_store(tmp_path, tracking_uri):
     assert int(mv.tags["promotion.pairs"]) == len(first["evaluation"].table)
     assert float(mv.tags["promotion.pvalue"]) >= 0.05
     assert mv.tags["promotion.loss"] == "interval_score"
-    assert mv.description.startswith("not promoted") and "p =" in mv.description
+    assert re.match(r"v1 stays champion: [+-]\d+\.\d %, p [01]\.\d{3} · refused: ", mv.description)
+    assert "p =" in mv.description and mv.description.endswith("(decided by pipeline)")
 
     store = first["store"]
     set_champion(name, "2", store)  # by hand
@@ -151,3 +159,31 @@ def test_listing_an_empty_store(tracking_uri):
     from stockcast.registry.store import MlflowStore
 
     assert list_versions("stockcast", None, MlflowStore(tracking_uri)) == []
+
+
+def test_the_headline_says_the_decision_in_the_first_40_characters():
+    from stockcast.registry.promotion import Decision, headline
+
+    promoted = Decision(True, "promoted: ...", candidate_loss=0.94, champion_loss=1.0,
+                        pvalue=0.004, champion_version="3")
+    kept = Decision(False, "refused: not significantly better", candidate_loss=0.99,
+                    champion_loss=1.0, pvalue=0.31, champion_version="3")
+    gate = Decision(False, "refused by the sanity gate: ...")
+    assert headline(promoted) == "CHAMPION: -6.0 % vs v3, p 0.004"
+    assert headline(kept) == "v3 stays champion: -1.0 %, p 0.310"
+    assert headline(gate) == "no champion: sanity gate refused"
+    assert headline(Decision(True, "promoted by hand", champion_version="2"), "manual") == (
+        "CHAMPION by hand (was v2)")
+    assert all(len(headline(d)) <= 40 for d in (promoted, kept, gate))
+
+
+def test_run_names_put_what_differs_first():
+    import datetime as dt
+
+    from stockcast.config import PipelineConfig
+    from stockcast.registry.tracking import run_name
+
+    now = dt.datetime(2026, 11, 22, 7, 30, 12)
+    assert run_name("GOOG", PipelineConfig(), now) == "GOOG defaults · 2026-11-22 07:30:12"
+    cfg = PipelineConfig.model_validate({"train": {"epochs": 7}})
+    assert run_name("GOOG", cfg, now) == "GOOG epochs=7 · 2026-11-22 07:30:12"

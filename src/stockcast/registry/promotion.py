@@ -128,9 +128,13 @@ def decide_promotion(candidate: pd.DataFrame, metrics: dict[str, float],
     refused = sanity_gate(metrics, cfg)
     if refused:
         return Decision(False, refused, loss=cfg.loss, champion_version=champion_version)
-    if champion_version is None:
+    if champion_version is None:  # no test: the version's own loss on its test span recorded
+        own = row_losses(candidate, cfg.loss)
+        dates = pd.to_datetime(candidate["date"])
         return Decision(True, "promoted: no champion yet and the sanity gate passed",
-                        loss=cfg.loss)
+                        test="none (no champion to compare with)", loss=cfg.loss,
+                        candidate_loss=float(own.mean()), pairs=int(own.notna().sum()),
+                        span=f"{dates.min().date()}..{dates.max().date()}")
     if champion is None:
         return Decision(True, f"promoted: champion v{champion_version} has no out-of-sample "
                         "forecast table (made by an older stockcast) and the sanity gate "
@@ -217,13 +221,39 @@ def record_decision(client: MlflowClient, name: str, version: str, decision: Dec
     """Audit trail: the test, the loss, both losses, the pairs, the p-value and the reason as
     ``promotion.*`` tags, and the reason in the version's description (the registry list
     truncates tags)."""
-    tags = {f"promotion.{k}": "" if v is None else str(v) for k, v in asdict(decision).items()}
+    tags = {f"promotion.{k}": "n/a" if v is None else str(v) for k, v in asdict(decision).items()}
     tags["promotion.decided_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
     tags["promotion.decided_by"] = by
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
-    verdict = "CHAMPION" if decision.promote else "not promoted"
-    client.update_model_version(name, version, description=f"{verdict} ({by}): {decision.reason}")
+    client.update_model_version(name, version, description=f"{headline(decision, by)} · "
+                                f"{decision.reason} (decided by {by})")
+
+
+def headline(decision: Decision, by: str = "pipeline") -> str:
+    """The decision in a few words, first in the version's description (the registry's
+    version list shows about 40 characters of it): ``CHAMPION: -6.1 % vs v3, p 0.004``,
+    ``v3 stays champion: -0.8 %, p 0.310``, ``no champion: sanity gate refused``."""
+    previous = decision.champion_version
+    change = ""
+    if decision.candidate_loss is not None and decision.champion_loss:
+        change = f"{100 * (decision.candidate_loss / decision.champion_loss - 1):+.1f} %"
+    if decision.promote:
+        if by == "manual":
+            return "CHAMPION by hand" + (f" (was v{previous})" if previous else "")
+        if decision.pvalue is not None:
+            return f"CHAMPION: {change} vs v{previous}, p {_p(decision.pvalue)}"
+        return f"CHAMPION: replaces v{previous}" if previous else "CHAMPION: first version"
+    kept = f"v{previous} stays champion" if previous else "no champion"
+    if decision.reason.startswith("refused by the sanity gate"):
+        return f"{kept}: sanity gate refused"
+    if decision.pvalue is not None:
+        return f"{kept}: {change}, p {_p(decision.pvalue)}"
+    return f"{kept}: refused"
+
+
+def _p(pvalue: float) -> str:
+    return f"{pvalue:.3f}" if pvalue >= 0.001 else f"{pvalue:.0e}"
 
 
 def set_champion(name: str, version: str, store: MlflowStore) -> Decision:

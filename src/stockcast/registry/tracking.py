@@ -105,13 +105,15 @@ _NOT_CHOICES = ("data.", "validation.", "tracking.", "forecast.", "train.threads
 
 
 def run_name(ticker: str, cfg: PipelineConfig, now: dt.datetime | None = None) -> str:
-    """``GOOG 2026-11-22 07:30:12`` plus what this config changes from the defaults, so runs of
-    one ticker are told apart in the runs table."""
+    """``GOOG epochs=50 hidden_size=32 · 2026-11-22 07:30:12``: the ticker and what this
+    config changes from the defaults first (``defaults`` when nothing), so a truncated runs
+    table still tells runs apart; the UTC time (also MLflow's *Created*) last."""
     stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M:%S")
     defaults = PipelineConfig().flat()
     changed = [f"{k.split('.')[-1]}={v}" for k, v in cfg.flat().items()
                if not k.startswith(_NOT_CHOICES) and defaults.get(k) != v]
-    return " ".join([ticker, stamp, *changed[:4], "..." if len(changed) > 4 else ""]).strip()
+    what = " ".join(changed[:4]) + (" ..." if len(changed) > 4 else "") or "defaults"
+    return f"{ticker} {what} · {stamp}"
 
 
 def run_description(ticker: str, metrics: dict[str, float], result: TrainResult,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from stockcast.registry.signing import verified_download
 from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import champion_version
 from stockcast.runtime import path_inside
+
+BAND_COLUMNS = ("forecast", "lower_80", "upper_80", "lower_95", "upper_95")
 
 
 @dataclass
@@ -102,18 +105,30 @@ def write_forecast(forecast: pd.DataFrame, frame: pd.DataFrame, out_dir: Path, t
 
 def log_forecast(ticker: str, paths: dict[str, Path], version: str, store: MlflowStore,
                  experiment: str, tags: dict[str, str] | None = None,
-                 metrics: dict[str, float] | None = None) -> str:
+                 metrics: dict[str, float] | None = None,
+                 forecast: pd.DataFrame | None = None) -> str:
     """Record a forecast as an MLflow run in ``experiment`` (one run per ticker per day): its
-    files, where its prices came from, and the champion's live metrics; returns the run id."""
+    files, where its prices came from, the champion's live metrics, and the forecast itself
+    (``forecast``, ``lower_95`` ... as metrics whose step is the horizon step); returns the
+    run id. The run is named by the day forecast and when: ``GOOG for 2013-03-04 (v2) ·
+    2026-12-01 07:30:12``."""
 
     def body(run_id: str) -> str:
         mlflow.set_tags({"ticker": ticker, "champion_version": version, "kind": "forecast",
                          **(tags or {})})
         if metrics:
             mlflow.log_metrics(metrics)
+        if forecast is not None:
+            mlflow.log_metric("last_close", float(forecast["last_close"].iloc[0]))
+            for row in forecast.itertuples():
+                mlflow.log_metrics({c: float(getattr(row, c)) for c in BAND_COLUMNS},
+                                   step=int(row.step))
         for path in paths.values():
             mlflow.log_artifact(str(path), artifact_path="forecast")
         return run_id
 
-    name = f"{ticker} forecast {(tags or {}).get('data.end', '')}".strip()
-    return store.log_run("forecast logging", name, body, experiment=experiment)
+    target = (f" for {pd.Timestamp(forecast['date'].iloc[0]).date()}"
+              if forecast is not None else "")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return store.log_run("forecast logging", f"{ticker}{target} (v{version}) · {stamp}", body,
+                         experiment=experiment)

@@ -9,7 +9,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.futures import PrefectFuture
 from prefect.logging.handlers import APILogHandler
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -57,3 +60,39 @@ def publish_warning(key: str, markdown: str) -> None:
 def publish_markdown(key: str, markdown: str, description: str) -> None:
     """A markdown artifact (text that a table cell would cut off)."""
     create_markdown_artifact(markdown, key=key, description=description)
+
+
+def end_never_run(never_run: list[tuple[PrefectFuture, str, str]],
+                  patience_s: float = 5.0) -> int:
+    """End the task runs that never ran because an upstream stage failed, given as (future,
+    ticker, why): Cancelled with why (``not run: GOOG failed at validated: ...``) and named
+    ``<stage>-<TICKER>`` like the runs that did run. Prefect leaves them Pending ("NotReady")
+    with a random name, drawn as endless bars in the timeline. Their records reach the
+    server shortly after the futures finish, so each is waited for (``patience_s`` in all).
+    Best effort: returns how many were ended, and never fails the flow."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.states import Cancelled
+
+    ended, deadline = 0, time.monotonic() + patience_s
+    try:
+        with get_client(sync_client=True) as client:
+            for future, ticker, why in never_run:
+                while True:
+                    try:
+                        record = client.read_task_run(future.task_run_id)
+                        break
+                    except ObjectNotFound:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.1)
+                client.set_task_run_state(future.task_run_id, Cancelled(message=why),
+                                          force=True)
+                stage = record.name.rsplit("-", 1)[0]  # "freshness-a9e": never templated
+                client.set_task_run_name(future.task_run_id, f"{stage}-{ticker}")
+                ended += 1
+    except Exception as exc:  # the timeline only: the run's outcome is already decided
+        log.debug("could not end %d never-run task run(s): %s", len(never_run) - ended, exc)
+    return ended

@@ -27,6 +27,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.notify import notify_failure
 from flows.observe import (
+    end_never_run,
     project_logs_in_prefect,
     publish_markdown,
     publish_table,
@@ -411,10 +412,13 @@ def _train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
     scheduled = deployment.id is not None  # a deployment run (scheduled or triggered)
     with tempfile.TemporaryDirectory(prefix="stockcast-") as tmp:
         runs = submit_all(cfg, store, Path(tmp), scheduled)
+        never_run = []
         for ticker, run in runs.items():
             if not (isinstance(run, TickerRun) and run.decision.state.is_completed()):
                 failures[ticker] = run.root_cause()
                 logger.error("%s failed at %s", ticker, failures[ticker])
+                why = f"not run: {ticker} failed at {failures[ticker].splitlines()[0]}"
+                never_run += [(f, ticker, why[:300]) for f in run.all() if f.state.is_pending()]
                 continue
             s = summary[ticker] = _summary(run)
             logger.info("%s: v%s source=%s skill %+.2f %% (DM p %.2g), coverage_95 %.3f, "
@@ -422,6 +426,7 @@ def _train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
                         s["source"], s["skill_rmse_pct"], s["dm_pvalue_naive"],
                         s["test_coverage_95"], s["test_interval_score_95"],
                         s["ewma_interval_score_95"], s["reason"])
+    end_never_run(never_run)
     _publish(cfg, summary, failures)
     if failures:
         detail = "\n".join(f"  - {t}: {msg}" for t, msg in failures.items())

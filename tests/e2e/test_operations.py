@@ -320,3 +320,32 @@ def test_forecast_task_runs_are_named_by_ticker(project, prefect_api):
             return {r.name for r in runs}
 
     assert {"ingest-GOOG", "forecast-GOOG", "monitor-GOOG", "log-forecast-GOOG"} <= asyncio.run(names())
+
+
+def test_tasks_that_never_ran_end_cancelled_in_the_timeline(project, prefect_api):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.train import train_pipeline
+    from stockcast.data.files import read_price_file, sample_path
+
+    bad = read_price_file(sample_path("GOOG"))
+    bad.loc[200, "Close"] = -1.0  # validation fails: freshness and the cache never run
+    path = project / "bad.csv"
+    bad.to_csv(path, index=False)
+    cfg = build_config(merge(TINY, {"data": {"source": "csv", "csv_path": str(path)}}))
+    flow_state = train_pipeline(config=cfg, return_state=True)
+    assert flow_state.is_failed()
+
+    async def task_runs():
+        async with get_client() as client:
+            return await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[flow_state.state_details.flow_run_id])))
+
+    runs = {r.name: r.state for r in asyncio.run(task_runs())}
+    assert runs["validate-GOOG"].is_failed()
+    for name in ("freshness-GOOG", "commit-cache-GOOG"):
+        assert runs[name].is_cancelled(), (name, runs[name])
+        assert runs[name].message.startswith("not run: GOOG failed at validated: ")
+        assert "\n" not in runs[name].message
+    assert not any(s.is_pending() for s in runs.values()), runs

@@ -45,6 +45,7 @@ from stockcast.modeling.global_fit import fit_global, refit_global
 from stockcast.modeling.recipe import (
     ServingFit,
     TickerFit,
+    WarmStart,
     fit_and_calibrate,
     fit_for_serving,
 )
@@ -53,6 +54,7 @@ from stockcast.registry.promotion import Decision, promote_if_better
 from stockcast.registry.store import MlflowStore
 from stockcast.registry.tracking import LoggedRun, log_training_run
 from stockcast.registry.versions import model_name, register_version
+from stockcast.registry.warm_start import champion_start
 from stockcast.runtime import path_inside, resolve_runtime, threads_per_training
 
 SUMMARY_METRICS = ("test_rmse", "naive_rmse", "skill_rmse", "skill_rmse_pct", "dm_pvalue_naive",
@@ -71,12 +73,28 @@ def connect_task(store: MlflowStore) -> str:
     return store.experiment_id()
 
 
+@task(name="warm-start", cache_policy=NO_CACHE)
+def warm_start_task(ticker: str, cfg: PipelineConfig, store: MlflowStore) -> WarmStart:
+    """Where tonight's fit starts: the champion's evaluation-fit weights when the settings
+    match, else scratch; the reason is logged either way (never fatal: scratch works)."""
+    key = cfg.tracking.model_key.get_secret_value() if cfg.tracking.model_key else None
+    try:
+        start = champion_start(model_name(cfg.tracking.model_name_prefix, ticker), cfg, store, key)
+    except Exception as exc:  # reading the champion failed: train cold, and say why
+        start = WarmStart(None, f"scratch: the champion could not be read ({exc})"[:300])
+    get_run_logger().info("%s: training starts from %s", ticker, start.source)
+    return start
+
+
 @task(name="fit", cache_policy=NO_CACHE)
-def fit_task(validated: ValidatedPrices, cfg: PipelineConfig) -> TickerFit:
-    """Window (scaler fit on train rows only), train with early stopping, calibrate the
-    intervals on the validation span (no files, no MLflow)."""
-    progress = EpochProgress(validated.ticker, cfg.train.epochs) if cfg.train.progress else None
-    return fit_and_calibrate(validated.frame, cfg.window, cfg.model, cfg.train, progress)
+def fit_task(validated: ValidatedPrices, cfg: PipelineConfig,
+             start: WarmStart | None = None) -> TickerFit:
+    """Window (scaler fit on train rows only), train with early stopping (from ``start``'s
+    weights when given), calibrate the intervals on the validation span (no files, no MLflow)."""
+    epochs = min(cfg.train.epochs, cfg.train.warm_start_epochs) if start and start.model else (
+        cfg.train.epochs)
+    progress = EpochProgress(validated.ticker, epochs) if cfg.train.progress else None
+    return fit_and_calibrate(validated.frame, cfg.window, cfg.model, cfg.train, progress, start)
 
 
 @task(name="refit", cache_policy=NO_CACHE)
@@ -151,6 +169,7 @@ class TickerRun(_Stages):
     validated: PrefectFuture
     freshness: PrefectFuture
     cached: PrefectFuture
+    start: PrefectFuture | None
     fit: PrefectFuture
     evaluation: PrefectFuture
     eda: PrefectFuture
@@ -249,7 +268,9 @@ def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: P
 
     validated, freshness = front.validated, front.freshness
     # Freshness is decided before any training: stale prices under on_stale: fail stop here.
-    fit = (submit(fit_task, validated, cfg, wait_for=[freshness]) if shared is None else
+    start = submit(warm_start_task, ticker, cfg, store, wait_for=[freshness]) if (
+        shared is None) else None
+    fit = (submit(fit_task, validated, cfg, start) if shared is None else
            submit(pick_fit_task, shared.fits, ticker, wait_for=[validated, freshness]))
     out = path_inside(work_dir, ticker)
     evaluation = submit(evaluate_task, fit, ticker, out, cfg.promotion.alpha)
@@ -261,7 +282,7 @@ def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: P
     version = submit(register_task, logged, ticker, cfg, store, freshness)
     decision = submit(promote_task, version, evaluation, fit, ticker, cfg, store, freshness)
     return TickerRun(prices=front.prices, validated=validated, freshness=freshness,
-                     cached=front.cached, fit=fit, evaluation=evaluation, eda=eda,
+                     cached=front.cached, start=start, fit=fit, evaluation=evaluation, eda=eda,
                      serving=serving, logged=logged, version=version, decision=decision)
 
 

@@ -79,8 +79,7 @@ class ValidationConfig(_Frozen):
     max_move_factor: float | None = Field(default=10.0, gt=1)
     # Longest history accepted (about 200 years of trading days); longer is refused up front.
     max_rows: int = Field(default=50_000, ge=100, le=1_000_000)
-    # Dates up to this many days after today pass with a warning (clocks, time zones);
-    # later ones are refused.
+    # Dates up to this many days after today pass with a warning; later ones are refused.
     max_future_days: int = Field(default=3, ge=0, le=30)
 
 
@@ -107,10 +106,8 @@ class WindowConfig(_Frozen):
     def _check(self) -> WindowConfig:
         total = self.train_fraction + self.val_fraction + self.test_fraction
         if abs(total - 1.0) > 1e-6:
-            raise ValueError(
-                "train_fraction + val_fraction + test_fraction must sum to 1, "
-                f"got {total:.4f}"
-            )
+            raise ValueError("train_fraction + val_fraction + test_fraction must sum to 1, "
+                             f"got {total:.4f}")
         if "Close" not in self.features:
             raise ValueError("features must include 'Close' (it is the forecast target)")
         if len(set(self.features)) != len(self.features):
@@ -164,6 +161,9 @@ class TrainConfig(_Frozen):
     # sample than a cold refit, bench/refit.py); "scratch": fresh weights, the best epoch count.
     refit_from: Literal["evaluated", "scratch"] = "evaluated"
     refit_epochs: int = Field(default=3, ge=1, le=10_000)
+    # A nightly run starts from the champion's evaluation-fit weights when its window and model
+    # settings match (bench/warm_start.py), for at most this many epochs; 0: always cold.
+    warm_start_epochs: int = Field(default=6, ge=0, le=10_000)
 
 
 class TrackingConfig(_Frozen):
@@ -230,8 +230,7 @@ class MonitorConfig(_Frozen):
 
 
 class NotifyConfig(_Frozen):
-    """Where failures are reported (an Apprise URL: slack://..., mailto://..., json://host/path);
-    None: the STOCKCAST_NOTIFY_URL environment variable, else nowhere."""
+    """Where failures go (an Apprise URL: slack://..., mailto://...; None: $STOCKCAST_NOTIFY_URL)."""
 
     url: str | None = None
 

@@ -27,7 +27,7 @@ def prefect_api(tmp_path_factory) -> str:
         yield PREFECT_API_URL.value()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def baseline(prefect_api, tmp_path_factory) -> Path:
     """A project whose cache holds GOOG (fetched through the mocked yfinance) and whose
     registry has stockcast-GOOG v1 as champion."""

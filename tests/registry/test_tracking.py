@@ -54,7 +54,7 @@ def test_the_served_model_is_refit_through_the_last_date(tmp_path, tracking_uri)
     assert tags["fit.serve_end"] == str(frame["Date"].iloc[-1].date())
     assert tags["fit.eval_end"] == str(frame["Date"].iloc[data.bounds.train_end - 1].date())
     assert tags["fit.refit"] == "True"
-    assert tags["fit.warm_start_from"] == "evaluation fit"  # the default warm refit
+    assert tags["fit.refit_from"] == "evaluation fit"  # the default warm refit
     served, evaluated = out["serving"].forecaster.model, out["forecaster"].model
     assert not torch.equal(served.head.weight, evaluated.head.weight)
     # What is served is what was evaluated: on the test windows the refit's 95 % intervals

@@ -25,15 +25,31 @@ class TickerFit:
     result: TrainResult
     forecaster: Forecaster
     trained_on: tuple[str, ...] = ()  # a global model's series; empty: this ticker's alone
+    warm_start_from: str = "scratch"  # where the weights started (a champion, or scratch)
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Where tonight's training starts: a champion's evaluation-fit network, or (None) fresh
+    weights; ``source`` says which and why (``champion v3 (run 1a2b3c4d)``, ``scratch: ...``)."""
+
+    model: object | None  # torch.nn.Module
+    source: str = "scratch"
 
 
 def fit_and_calibrate(frame: pd.DataFrame, window: WindowConfig, model: ModelConfig,
-                      train: TrainConfig, on_epoch: EpochCallback | None = None) -> TickerFit:
+                      train: TrainConfig, on_epoch: EpochCallback | None = None,
+                      start: WarmStart | None = None) -> TickerFit:
     """Split and window a validated frame (scaler fit on training rows only), train with early
-    stopping on the validation span, and calibrate the intervals there (split-conformal)."""
+    stopping on the validation span, and calibrate the intervals there (split-conformal).
+    A warm ``start`` continues from its weights for at most ``train.warm_start_epochs``."""
     data = prepare_windows(frame, window, model)
-    result = train_model(data.train, data.val, model, train, on_epoch)
-    return TickerFit(data, result, calibrate(result.model, data))
+    init = start.model if start is not None else None
+    if init is not None:
+        train = train.model_copy(update={"epochs": min(train.epochs, train.warm_start_epochs)})
+    result = train_model(data.train, data.val, model, train, on_epoch, init)
+    return TickerFit(data, result, calibrate(result.model, data),
+                     warm_start_from=start.source if start is not None else "scratch")
 
 
 @dataclass(frozen=True)

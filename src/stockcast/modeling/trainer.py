@@ -208,8 +208,10 @@ def _new_loop(train: Split, model_cfg: ModelConfig, cfg: TrainConfig, device: to
 
 
 def train_model(train: Split, val: Split, model_cfg: ModelConfig, cfg: TrainConfig,
-                on_epoch: EpochCallback | None = None) -> TrainResult:
-    """Train an LSTM on scaled windows with early stopping on the validation loss.
+                on_epoch: EpochCallback | None = None,
+                init: torch.nn.Module | None = None) -> TrainResult:
+    """Train an LSTM on scaled windows with early stopping on the validation loss, from fresh
+    weights or (``init``, a warm start) from a copy of ``init``'s.
 
     The whole data set is moved to the device once; batches are slices of a shuffled index,
     not a DataLoader.
@@ -217,7 +219,7 @@ def train_model(train: Split, val: Split, model_cfg: ModelConfig, cfg: TrainConf
     if len(train) == 0 or len(val) == 0:
         raise TrainingError("no training or validation windows; provide a longer history")
     device = _prepare_device(cfg)
-    loop = _new_loop(train, model_cfg, cfg, device)
+    loop = _new_loop(train, model_cfg, cfg, device, init)
     tr, va = _to_device(train, device), _to_device(val, device)
     history: list[dict[str, float]] = []
     stopper = EarlyStopping(cfg.patience)

@@ -92,7 +92,7 @@ def run_tags(validated: ValidatedPrices, result: TrainResult, evaluation: Evalua
         "fit.eval_end": str(serving.eval_end.date()),
         "fit.serve_end": str(serving.serve_end.date()),
         "fit.refit": str(serving.refit),
-        "fit.warm_start_from": serving.warm_start_from,
+        "fit.refit_from": serving.warm_start_from,  # where the served refit's weights started
         # The refit's scale over the evaluated fit's on the test windows, per step, before its
         # quantiles were rescaled to serve the evaluated widths.
         "fit.width_ratio": " ".join(f"{r:.3f}" for r in serving.width_ratio),
@@ -178,8 +178,10 @@ def _log_model(data: PreparedData, serving: ServingFit, ticker: str) -> str:
 
 
 def fit_tags(fit: TickerFit) -> dict[str, str]:
-    """What the network was trained on: this ticker alone, or (global) every series."""
-    return {"fit.trained_on": ",".join(fit.trained_on) or "this ticker"}
+    """What the network was trained on (this ticker alone, or every series of a global
+    model) and where its weights started (the champion's, or scratch and why)."""
+    return {"fit.trained_on": ",".join(fit.trained_on) or "this ticker",
+            "fit.warm_start_from": fit.warm_start_from}
 
 
 def choice_tags(evaluation: Evaluation) -> dict[str, str]:

@@ -1,0 +1,66 @@
+"""Nightly warm start: tonight's data differ from last night's by a day, so tonight's
+evaluation fit starts from the champion's evaluation-fit network when the window and model
+settings match, instead of from scratch.
+
+The champion's *evaluation* fit, never its served refit: the evaluation fit's weights saw only
+rows before its validation end, which lies before tonight's test span, so tonight's test
+metrics and the promotion test stay out of sample. (The served refit has seen tonight's test
+span.) With a model key the fit is loaded only when its signature matches.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from stockcast.config import PipelineConfig
+from stockcast.errors import RegistryError
+from stockcast.modeling.forecaster import Forecaster
+from stockcast.modeling.recipe import WarmStart
+from stockcast.registry.evaluation_fit import load_evaluation_fit
+from stockcast.registry.store import MlflowStore
+from stockcast.registry.versions import champion_version
+
+log = logging.getLogger(__name__)
+
+# What must match for the weights to mean the same thing: the inputs, their windows and
+# scaling, the target and the network's shape.
+MATCHED = ("window.", "model.")
+
+
+def settings(params: dict[str, object]) -> dict[str, str]:
+    """The matched settings of flattened config ``params``, as MLflow stores params (text)."""
+    return {k: "" if v is None else str(v) for k, v in params.items() if k.startswith(MATCHED)}
+
+
+def champion_start(name: str, cfg: PipelineConfig, store: MlflowStore,
+                   key: str | None = None) -> WarmStart:
+    """Where tonight's fit of ``name`` starts: the champion's evaluation-fit network, or
+    scratch with the reason (no champion, other settings, a baseline served, an older run,
+    an unsigned fit, or ``train.warm_start_epochs: 0``)."""
+    if cfg.train.warm_start_epochs == 0:
+        return WarmStart(None, "scratch: train.warm_start_epochs is 0")
+    if cfg.model.scope != "ticker":
+        return WarmStart(None, "scratch: a global model is trained on every series at once")
+    store.open()
+    version = store.call("registry read", lambda: champion_version(store.client, name))
+    if version is None:
+        return WarmStart(None, "scratch: no champion yet")
+    run_id = store.call("registry read", lambda: store.client.get_model_version(name, version)).run_id
+    run = store.call("run read", lambda: store.client.get_run(run_id))
+    theirs, ours = settings(run.data.params), settings(cfg.flat())
+    differ = sorted(k for k in ours if theirs.get(k) != ours[k])
+    if differ:
+        changes = ", ".join(f"{k} {theirs.get(k, '?')} -> {ours[k]}" for k in differ[:3])
+        return WarmStart(None, f"scratch: champion v{version}'s settings differ ({changes}"
+                               f"{', ...' if len(differ) > 3 else ''})")
+    try:
+        fit = load_evaluation_fit(store, run_id, key)
+    except RegistryError as exc:
+        return WarmStart(None, f"scratch: champion v{version}: {exc}")
+    if fit is None:
+        return WarmStart(None, f"scratch: champion v{version} has no evaluation fit (an older "
+                               "stockcast)")
+    if not isinstance(fit.forecaster, Forecaster):
+        return WarmStart(None, f"scratch: champion v{version} serves a volatility model, not "
+                               "an LSTM")
+    return WarmStart(fit.forecaster.model, f"champion v{version} (run {run_id[:8]})")

@@ -33,6 +33,8 @@ from refit import bench_refit
 from refit import markdown as refit_markdown
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from warm_start import bench_warm_start
+from warm_start import markdown as warm_start_markdown
 
 from stockcast.config import ModelConfig, PipelineConfig, TrainConfig, WindowConfig
 from stockcast.data.files import read_price_file, sample_path
@@ -328,7 +330,7 @@ def main() -> int:
                         help="thread counts for the throughput test (default: 1 and all cores)")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["throughput", "quality", "intervals", "stages", "portfolio",
-                                 "drift", "promotion", "refit"])
+                                 "drift", "promotion", "refit", "warm_start"])
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     frame = read_price_file(sample_path("GOOG"))
@@ -375,6 +377,9 @@ def main() -> int:
     if "refit" not in args.skip:
         out["refit"] = bench_refit()
         print("\n" + "\n".join(refit_markdown(out["refit"])), flush=True)
+    if "warm_start" not in args.skip:
+        out["warm_start"] = bench_warm_start()
+        print("\n" + "\n".join(warm_start_markdown(out["warm_start"])), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench.json").write_text(json.dumps(out, indent=2))
     (RESULTS / "bench.md").write_text(markdown(out))

@@ -175,9 +175,10 @@ class TrackingConfig(_Frozen):
     # Signs logged models and verifies champions before loading them; set from the
     # STOCKCAST_MODEL_KEY environment variable at the edge, never written anywhere.
     model_key: SecretStr | None = None
-    # The one retry policy for MLflow calls (network errors, HTTP 5xx, a busy SQLite store):
-    # this many retries with exponential backoff from 1 s.
+    # The one retry policy for MLflow calls (network errors, HTTP 5xx, a busy SQLite store).
     max_retries: int = Field(default=2, ge=0, le=10)
+    # Also log the network in MLflow's pytorch flavour (the pyfunc serves either way).
+    log_torch_model: bool = False
 
 
 class PromotionConfig(_Frozen):

@@ -45,6 +45,16 @@ def test_run_logs_metrics_baselines_artifacts_lineage_and_a_loadable_model(tmp_p
                                    "q0.5", "q0.9", "q0.975", "actual"]
     assert (table["date"] > table["origin_date"]).all()
     assert len(table) == len(out["evaluation"].origins)
+    assert "model.torch_uri" not in run.data.tags  # one flavour (the pyfunc) by default
+
+
+def test_the_torch_flavour_is_logged_on_request(tmp_path, tracking_uri):
+    out = run_stages(predictable_prices(), merge(quality(1), {"tracking": {
+        "log_torch_model": True}}), tracking_uri, tmp_path)
+    uri = MlflowClient(tracking_uri).get_run(out["logged"].run_id).data.tags["model.torch_uri"]
+    network = mlflow.pytorch.load_model(uri)
+    x = torch.as_tensor(out["data"].test.x[:3])
+    assert torch.allclose(network(x), out["serving"].forecaster.model(x))
 
 
 def test_the_served_model_is_refit_through_the_last_date(tmp_path, tracking_uri):

@@ -144,7 +144,8 @@ def _data_source(location: str) -> str:
     return location if "://" in location else Path(location).resolve().as_uri()
 
 
-def _log_model(data: PreparedData, serving: ServingFit, ticker: str) -> str:
+def _log_model(data: PreparedData, serving: ServingFit, ticker: str,
+               with_torch: bool = False) -> str:
     python_model = StockcastForecaster(serving.forecaster, ticker)
     requirements = pip_requirements()
     # The signature names what the model reads: its raw price columns, and an optional Date of
@@ -166,7 +167,7 @@ def _log_model(data: PreparedData, serving: ServingFit, ticker: str) -> str:
         signature=ModelSignature(inputs=inputs, outputs=outputs),
         input_example=input_frame, pip_requirements=requirements)
     mlflow.set_tag("model.pyfunc_uri", info.model_uri)
-    if isinstance(serving.forecaster, Forecaster):  # the network itself, for torch users
+    if with_torch and isinstance(serving.forecaster, Forecaster):  # the network, for torch users
         model, example = serving.forecaster.model, data.test.x[:2]
         torch_info = mlflow.pytorch.log_model(
             model, name="lstm",
@@ -242,7 +243,7 @@ def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Ev
         mlflow.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
                         "config/config.yaml")
         _log_tables(data, evaluation)
-        model_uri = _log_model(data, serving, ticker)
+        model_uri = _log_model(data, serving, ticker, cfg.tracking.log_torch_model)
         key = cfg.tracking.model_key.get_secret_value() if cfg.tracking.model_key else None
         if key is not None:
             sign_logged_model(model_uri, run_id, key, store)

@@ -35,9 +35,9 @@ from flows.observe import (
 )
 from flows.tasks import commit_cache_task, for_ticker, freshness_task, ingest_task, validate_task
 from stockcast.config import PipelineConfig
-from stockcast.data.exploration import build_report
 from stockcast.data.freshness import Freshness
 from stockcast.data.loading import bundled_samples
+from stockcast.data.report_cache import report_for
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.errors import PipelineFailed
 from stockcast.evaluation.scorecard import Evaluation, evaluate_model
@@ -108,9 +108,15 @@ def refit_task(fit: TickerFit, evaluation: Evaluation, cfg: PipelineConfig) -> S
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def report_task(validated: ValidatedPrices, out_dir: Path, cfg: PipelineConfig) -> Path:
-    """The exploratory data report (figures + summary) for the run's artifacts."""
-    return build_report(validated.frame, validated.ticker, out_dir, cfg.window).directory
+def report_task(validated: ValidatedPrices, cfg: PipelineConfig) -> Path:
+    """The exploratory data report (figures + summary) for the run's artifacts: drawn once per
+    data snapshot (``data/reports/eda/<TICKER>/``), reused while the prices are unchanged."""
+    folder, reused = report_for(validated.frame, validated.ticker, validated.prices.digest,
+                                cfg.data.data_dir / "reports" / "eda", cfg.window)
+    if reused:
+        get_run_logger().info("%s: data unchanged (digest %s): data report reused",
+                              validated.ticker, validated.prices.digest)
+    return folder
 
 
 @task(name="register", cache_policy=NO_CACHE)
@@ -277,7 +283,7 @@ def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: P
     serving = (submit(refit_task, fit, evaluation, cfg) if shared is None else
                submit(serve_shared_task, fit, evaluation, shared.refits, ticker, cfg))
     # Plotting after both fits: on a small CPU, drawing while training slows both down.
-    eda = submit(report_task, validated, out / "eda", cfg, wait_for=[serving])
+    eda = submit(report_task, validated, cfg, wait_for=[serving])
     logged = submit(track_task, validated, fit, evaluation, eda, serving, cfg, store)
     version = submit(register_task, logged, ticker, cfg, store, freshness)
     decision = submit(promote_task, version, evaluation, fit, ticker, cfg, store, freshness)

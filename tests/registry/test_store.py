@@ -29,7 +29,7 @@ def test_retried_logging_and_registration_leave_one_run_and_one_version(
         tmp_path, tracking_uri, monkeypatch):
     # The store drops the connection half-way through logging the model, and again right
     # after the version was registered (before the alias was set).
-    logs = fail_once(monkeypatch, importlib.import_module("mlflow.pytorch"), "log_model",
+    logs = fail_once(monkeypatch, importlib.import_module("mlflow.pyfunc"), "log_model",
                      ConnectionError("reset by peer"))
     aliases = fail_once(monkeypatch, MlflowClient, "set_registered_model_alias",
                         ConnectionError("server went away"))

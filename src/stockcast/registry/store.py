@@ -160,6 +160,8 @@ def repair_half_migrated(db: Path) -> bool:
 
 
 _OPENED: set[str] = set()  # SQLite stores this process has opened (and checked) already
+_CLIENTS: dict[str, MlflowClient] = {}  # one client per store and process
+_EXPERIMENTS: dict[tuple[str, str], str] = {}  # (store, experiment name) -> id, once checked
 
 # MLflow's own HTTP retries off: the store's retry policy is the one retry policy for MLflow
 # (stacked under it, MLflow's default would also wait minutes against an unreachable server).
@@ -187,8 +189,12 @@ class MlflowStore:
 
     @property
     def client(self) -> MlflowClient:
-        """A client on this store (MLflow caches the underlying store per URI)."""
-        return MlflowClient(self.tracking_uri)
+        """The process's one client on this store (it holds no per-call state; MLflow caches
+        the underlying store per URI as well)."""
+        client = _CLIENTS.get(self.tracking_uri)
+        if client is None:
+            client = _CLIENTS.setdefault(self.tracking_uri, MlflowClient(self.tracking_uri))
+        return client
 
     def activate(self) -> None:
         """Point MLflow's fluent API at this store (without leaking the URI into the
@@ -252,8 +258,13 @@ class MlflowStore:
         """Open the store and make sure ``experiment`` (default: the store's) exists, tagged
         as a model-development experiment; returns its id."""
         name = experiment or self.experiment
+        known = _EXPERIMENTS.get((self.tracking_uri, name))
+        if known is not None:  # looked up (and tagged) once per process
+            return known
         self.open()
-        return self.call("connection", lambda: self._ensure_experiment(name))
+        exp_id = self.call("connection", lambda: self._ensure_experiment(name))
+        _EXPERIMENTS[(self.tracking_uri, name)] = exp_id
+        return exp_id
 
     def _ensure_experiment(self, name: str) -> str:
         client = self.client

@@ -58,10 +58,12 @@ def summary(result: dict) -> dict:
     """Median warm/cold time ratio; the warm-cold score change beside the seed noise."""
     rows = list(result.values())
     time_ratio = np.median([r["warm"]["seconds"] / r["cold"]["seconds"] for r in rows])
+    epoch_ratio = np.median([r["warm"]["epochs"] / r["cold"]["epochs"] for r in rows])
     change = [r["warm"]["interval_score"] / r["cold"]["interval_score"] - 1 for r in rows]
     noise = [abs(r["cold, seed 7"]["interval_score"] / r["cold"]["interval_score"] - 1)
              for r in rows]
-    return {"median_time_ratio": float(time_ratio), "mean_change": float(np.mean(change)),
+    return {"median_time_ratio": float(time_ratio), "median_epoch_ratio": float(epoch_ratio),
+            "mean_change": float(np.mean(change)),
             "mean_seed_noise": float(np.mean(noise)), "max_seed_noise": float(np.max(noise))}
 
 
@@ -75,7 +77,8 @@ def markdown(result: dict) -> list[str]:
         cells = [f"{f['seconds']:.1f} s, {f['epochs']} ep, {f['interval_score']:.5f}"
                  for f in fits.values()]
         lines.append(f"| {night} | " + " | ".join(cells) + " |")
-    lines += ["", f"Warm training time / cold: median {s['median_time_ratio']:.2f}; interval "
+    lines += ["", f"Warm training time / cold: median {s['median_time_ratio']:.2f} (epochs: "
+              f"{s['median_epoch_ratio']:.2f}); interval "
               f"score change warm vs cold {100 * s['mean_change']:+.2f} % on average, seed "
               f"noise {100 * s['mean_seed_noise']:.2f} % on average (max "
               f"{100 * s['max_seed_noise']:.2f} %).", ""]

@@ -163,7 +163,7 @@ class TrainConfig(_Frozen):
     refit_epochs: int = Field(default=3, ge=1, le=10_000)
     # A nightly run starts from the champion's evaluation-fit weights when its window and model
     # settings match (bench/warm_start.py), for at most this many epochs; 0: always cold.
-    warm_start_epochs: int = Field(default=6, ge=0, le=10_000)
+    warm_start_epochs: int = Field(default=3, ge=0, le=10_000)
 
 
 class TrackingConfig(_Frozen):

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import predictable_prices, quality, run_stages
+from helpers import TINY, predictable_prices, quality, run_stages
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -125,16 +125,22 @@ def test_deploy_prefect_yaml_and_run_nightly_retrain_with_a_worker(prefect_serve
                .version) == "1"
 
 
-def test_pipeline_against_a_real_mlflow_server(tmp_path):
+def start_mlflow_server(tmp_path: Path) -> tuple[subprocess.Popen, str]:
+    """`mlflow server` on a SQLite store, artifacts served through it (so workers on other
+    machines need only its URL)."""
     port = free_port()
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     proc = start([str(BIN / "mlflow"), "server", "--backend-store-uri",
                   f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
                   str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
                   "--workers", "1"], env, tmp_path / "mlflow-server.log")
+    wait_healthy(f"http://127.0.0.1:{port}/health", proc)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def test_pipeline_against_a_real_mlflow_server(tmp_path):
+    proc, uri = start_mlflow_server(tmp_path)
     try:
-        wait_healthy(f"http://127.0.0.1:{port}/health", proc)
-        uri = f"http://127.0.0.1:{port}"
         first = run_stages(predictable_prices(), quality(2), uri, tmp_path)
         second = run_stages(predictable_prices(), quality(20), uri, tmp_path)
         assert first["decision"].promote and second["decision"].promote
@@ -143,3 +149,42 @@ def test_pipeline_against_a_real_mlflow_server(tmp_path):
         assert (tmp_path / "server-artifacts").is_dir()  # artifacts went through the server
     finally:
         stop(proc)
+
+
+def test_a_dask_cluster_of_worker_processes_trains_and_registers_two_tickers(
+        prefect_api, tmp_path):
+    """As a team runs it: `dask scheduler` and two `dask worker` processes, the MLflow store
+    behind `mlflow server`, and the flow pointed at the scheduler (`--dask-address`)."""
+    from distributed import Client
+
+    from flows.train import train_pipeline
+    from stockcast.config import build_config, merge
+
+    mlflow_proc, uri = start_mlflow_server(tmp_path)
+    port = free_port()
+    env = dict(os.environ, PREFECT_API_URL=prefect_api, MLFLOW_TRACKING_URI=uri)
+    procs = [start([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                    "--no-dashboard"], env, tmp_path / "scheduler.log")]
+    address = f"tcp://127.0.0.1:{port}"
+    procs += [start([str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard",
+                     "--name", f"w{i}"], env, tmp_path / f"worker{i}.log") for i in range(2)]
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            cfg = build_config(merge(TINY, {
+                "tickers": ["GOOG", "IBM"],
+                "data": {"source": "sample", "data_dir": str(tmp_path / "data")},
+                "tracking": {"tracking_uri": uri},
+                "orchestration": {"task_runner": "dask", "dask_address": address}}))
+            summary = train_pipeline(config=cfg)
+            # The tasks ran in the worker processes, on both of them.
+            executed = client.run(lambda dask_worker: len(dask_worker.state.log))
+        assert set(summary) == {"GOOG", "IBM"}
+        assert len(executed) == 2 and all(n > 0 for n in executed.values()), executed
+        registry = MlflowClient(uri)
+        for ticker in ("GOOG", "IBM"):
+            assert str(registry.get_model_version_by_alias(f"stockcast-{ticker}",
+                                                           "champion").version) == "1"
+    finally:
+        for proc in (*procs, mlflow_proc):
+            stop(proc)

@@ -83,17 +83,6 @@ def test_forecast_without_a_champion_is_reported(prefect_api, tmp_path, tracking
         forecast_pipeline(config=config(tmp_path, tracking_uri, tickers=["IBM"]))
 
 
-def test_training_flow_on_the_dask_task_runner(prefect_api, tmp_path, tracking_uri):
-    from flows.train import train_pipeline
-
-    cfg = config(tmp_path, tracking_uri, tickers=["GOOG", "IBM"],
-                 orchestration={"task_runner": "dask", "max_workers": 2})
-    summary = train_pipeline(config=cfg)
-    assert set(summary) == {"GOOG", "IBM"}
-    client = MlflowClient(tracking_uri)
-    assert str(client.get_model_version_by_alias("stockcast-IBM", "champion").version) == "1"
-
-
 def test_reseeding_the_same_data_does_not_churn_the_registry(prefect_api, tmp_path, tracking_uri):
     from flows.train import train_pipeline
 

@@ -9,15 +9,23 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from stockcast.config import DataConfig
 from stockcast.data.cache import commit_to_cache
 from stockcast.data.freshness import check_freshness
 from stockcast.data.schemas import ValidatedPrices, validate_prices
-from stockcast.data.sources import load_prices
+from stockcast.data.sources import Prefetched, load_prices, prefetch_yahoo
 
 # Every task is side-effecting or takes frames/models: never cache on inputs.
 ingest_task = task(load_prices, name="ingest", cache_policy=NO_CACHE)
 validate_task = task(validate_prices, name="validate", cache_policy=NO_CACHE)
 freshness_task = task(check_freshness, name="freshness", cache_policy=NO_CACHE)
+
+
+@task(name="download", task_run_name="download-{tickers[0]}-and-more", cache_policy=NO_CACHE)
+def download_task(tickers: tuple[str, ...], cfg: DataConfig) -> dict[str, Prefetched]:
+    """A wave's Yahoo downloads at once (I/O, so they overlap); each ticker's ingest then
+    takes its own result or its own error."""
+    return prefetch_yahoo(tickers, cfg)
 
 
 @task(name="commit-cache", cache_policy=NO_CACHE)

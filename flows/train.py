@@ -33,7 +33,14 @@ from flows.observe import (
     publish_table,
     publish_warning,
 )
-from flows.tasks import commit_cache_task, for_ticker, freshness_task, ingest_task, validate_task
+from flows.tasks import (
+    commit_cache_task,
+    download_task,
+    for_ticker,
+    freshness_task,
+    ingest_task,
+    validate_task,
+)
 from stockcast.config import PipelineConfig
 from stockcast.data.freshness import Freshness
 from stockcast.data.loading import bundled_samples
@@ -239,8 +246,12 @@ class Front(_Stages):
 def submit_fronts(tickers: tuple[str, ...], cfg: PipelineConfig,
                   scheduled: bool) -> dict[str, Front]:
     """Every ticker's data stages, finished: ingest first, and the checks only for the tickers
-    whose prices arrived (an unknown ticker fails once, at ingest)."""
-    prices = {t: for_ticker(ingest_task, t).submit(t, cfg.data) for t in tickers}
+    whose prices arrived (an unknown ticker fails once, at ingest). Yahoo downloads of the
+    wave run at once first (``download``), each ticker keeping its own result or error."""
+    batched = cfg.data.source in ("auto", "yfinance") and len(tickers) > 1
+    downloads = download_task(tickers, cfg.data) if batched else {}
+    prices = {t: for_ticker(ingest_task, t).submit(t, cfg.data, prefetched=downloads.get(t))
+              for t in tickers}
     wait(list(prices.values()))
     fronts = {t: submit_front(t, p, cfg, scheduled) if p.state.is_completed() else Front(p)
               for t, p in prices.items()}

@@ -269,3 +269,22 @@ def test_the_console_gets_the_cause_in_a_few_words_and_the_log_the_rest():
                                           "query2.finance.yahoo.com")
     assert len(yahoo.short_detail("y" * 500)) == yahoo.DETAIL_CHARS
     assert yahoo.short_detail("timed out") == "timed out"
+
+
+def test_a_watchlist_downloads_at_once_and_each_ticker_keeps_its_own_error(tmp_path, fake_yf):
+    fake_yf.frames = {"GOOG": make_prices(300), "IBM": make_prices(300, seed=1)}
+    cfg = DataConfig(source="yfinance", data_dir=tmp_path, start=dt.date(2015, 1, 1))
+    fetched = sources.prefetch_yahoo(("GOOG", "NOPE", "IBM"), cfg, today=dt.date(2016, 3, 1))
+    assert len(fetched["GOOG"]) == len(fetched["IBM"]) == 300
+    assert isinstance(fetched["NOPE"], DataSourceError) and "NOPE" in str(fetched["NOPE"])
+    calls = len(fake_yf.calls)
+    prices = sources.load_prices("GOOG", cfg, prefetched=fetched["GOOG"])
+    assert len(fake_yf.calls) == calls  # its own download, not another request
+    assert prices.source == "yfinance" and prices.cache_pending and len(prices.frame) == 300
+    with pytest.raises(DataSourceError, match="NOPE"):
+        sources.load_prices("NOPE", cfg, prefetched=fetched["NOPE"])
+    # A transient failure in the batch still falls back per ticker (auto: cache, then sample).
+    auto = cfg.model_copy(update={"source": "auto"})
+    down = yahoo.classify_error("AAPL", ConnectionError("Could not resolve host"))
+    fallback = sources.load_prices("AAPL", auto, prefetched=down)
+    assert fallback.source == "sample" and "yfinance failed" in fallback.notes[0]

@@ -216,3 +216,17 @@ def test_a_champion_without_model_files_names_the_version(project, capsys):
     fails_cleanly(capsys, ["forecast", "--source", "cache"], project,
                   f"stockcast-GOOG v{mv.version} (the champion) has no model files",
                   "stockcast promote")
+
+
+# issue #19: the wave's downloads at once, each ticker with its own error ------------------
+def test_one_bad_symbol_in_a_batched_download_fails_only_itself(project, capsys, fake_yf):
+    args = ["run", "--config", write_cfg(project), "--source", "yfinance", "--ticker", "GOOG",
+            "--ticker", "NOPE"]
+    assert main(args) == 1
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "1 of 2 ticker(s) failed (succeeded: GOOG)" in text
+    assert "NOPE: prices: DataSourceError: Yahoo Finance returned no rows for 'NOPE'" in text
+    symbols = [c["symbol"] for c in fake_yf.calls]
+    assert symbols.count("NOPE") == 1 and "GOOG" in symbols  # no retry of a permanent error
+    assert state(project)[0]["stockcast-GOOG"][0] == ["1", "2"]

@@ -115,7 +115,42 @@ def _fallback(ticker: str, cfg: DataConfig, notes: list[str]) -> tuple[pd.DataFr
     )
 
 
-def _read(ticker: str, cfg: DataConfig, today: dt.date, notes: list[str]) -> tuple[pd.DataFrame, str, str]:
+Prefetched = pd.DataFrame | Exception  # a ticker's merged download, or why it failed
+
+
+def prefetch_yahoo(tickers: tuple[str, ...], cfg: DataConfig, today: dt.date | None = None,
+                   max_threads: int = 8) -> dict[str, Prefetched]:
+    """Every ticker's Yahoo download (merged with its cache, as ``update_from_yfinance``) at
+    once, in ``max_threads`` threads: the requests are I/O, so a watchlist's downloads overlap
+    instead of queueing behind the training workers. Each ticker keeps its own result or its
+    own error (with its own retries), so one bad symbol fails only itself. (yfinance's
+    ``download`` is the same threaded loop over ``Ticker.history``, but it keeps per-ticker
+    errors only as log lines.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    today = today or dt.date.today()
+
+    def one(ticker: str) -> Prefetched:
+        try:
+            return update_from_yfinance(ticker, cfg, today)
+        except Exception as exc:  # kept for this ticker's own ingest to raise
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max(1, min(max_threads, len(tickers)))) as pool:
+        return dict(zip(tickers, pool.map(one, tickers), strict=True))
+
+
+def _yahoo(ticker: str, cfg: DataConfig, today: dt.date,
+           prefetched: Prefetched | None) -> pd.DataFrame:
+    if prefetched is None:
+        return update_from_yfinance(ticker, cfg, today)
+    if isinstance(prefetched, Exception):
+        raise prefetched
+    return prefetched
+
+
+def _read(ticker: str, cfg: DataConfig, today: dt.date, notes: list[str],
+          prefetched: Prefetched | None = None) -> tuple[pd.DataFrame, str, str]:
     if cfg.source == "csv":
         assert cfg.csv_path is not None  # guaranteed by DataConfig
         frame = read_price_file(cfg.csv_path, cfg.decimal, cfg.dayfirst)
@@ -131,11 +166,11 @@ def _read(ticker: str, cfg: DataConfig, today: dt.date, notes: list[str]) -> tup
         return _cache(ticker, cfg, frame)
     yahoo = f"https://finance.yahoo.com/quote/{ticker}"
     if cfg.source == "yfinance":
-        return update_from_yfinance(ticker, cfg, today), "yfinance", yahoo
+        return _yahoo(ticker, cfg, today, prefetched), "yfinance", yahoo
     # auto: yfinance, then the cache, then the sample. Only transient failures fall back: an
     # unknown ticker is an error, not a reason to train on stale data.
     try:
-        return update_from_yfinance(ticker, cfg, today), "yfinance", yahoo
+        return _yahoo(ticker, cfg, today, prefetched), "yfinance", yahoo
     except DataSourceError as exc:
         if not exc.transient:
             raise
@@ -144,16 +179,18 @@ def _read(ticker: str, cfg: DataConfig, today: dt.date, notes: list[str]) -> tup
 
 
 def load_prices(ticker: str, cfg: DataConfig, today: dt.date | None = None,
-                snapshot: bool = True) -> PriceData:
+                snapshot: bool = True, prefetched: Prefetched | None = None) -> PriceData:
     """Prices for one ticker from ``cfg.source``; ``auto`` tries yfinance, then the cache, then
     the bundled sample, and says loudly which one it used and why. Pipeline runs keep a
-    ``snapshot`` of what they used; a look at the data (validate, report) need not."""
+    ``snapshot`` of what they used; a look at the data (validate, report) need not.
+    ``prefetched``: this ticker's result of ``prefetch_yahoo`` (its download, or its error),
+    used in place of a download of its own."""
     try:
         ticker = clean_ticker(ticker)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     notes: list[str] = []
-    frame, source, location = _read(ticker, cfg, today or dt.date.today(), notes)
+    frame, source, location = _read(ticker, cfg, today or dt.date.today(), notes, prefetched)
     kept = write_snapshot(cfg.data_dir, ticker, frame, source) if snapshot else None
     if notes:  # loud, in one line: the user asked for something else
         log.warning("%s: FALLING BACK to prices from source=%s (%s, %d rows, last date %s): %s",

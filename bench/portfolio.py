@@ -42,65 +42,66 @@ def synthetic_history(seed: int, days: int = 2520) -> pd.DataFrame:
                          "Volume": rng.integers(1e6, 5e6, days).astype(float)})
 
 
-def run_portfolio(n: int, runner: str, epochs: int) -> dict:
-    """Train ``n`` synthetic tickers in one flow run; wall time and where it went."""
+def run_nights(n: int, runner: str, nights: int = 2, train: dict | None = None) -> list[dict]:
+    """``nights`` nightly runs of ``n`` synthetic tickers through the training flow, each
+    night one more day of prices (so from the second night on, fits warm-start from the
+    champions). Per night: wall seconds, the training seconds the flow measured (fits and
+    refits), and what is left per ticker of the two cores' time (orchestration, windows,
+    evaluation, plots, tracking, registry)."""
     from flows.train import train_pipeline
 
+    rows = []
     with tempfile.TemporaryDirectory() as home:
         os.environ["STOCKCAST_HOME"] = home
         tickers = [f"SYN{i:03d}" for i in range(n)]
-        for i, ticker in enumerate(tickers):
-            write_cache(Path(home) / "data", ticker, synthetic_history(i))
-        cfg = PipelineConfig.model_validate({
-            "tickers": tickers,
-            "data": {"source": "cache", "max_staleness_days": 100_000},
-            "train": {"epochs": epochs, "patience": epochs, "progress": False},
-            "orchestration": {"task_runner": runner, "max_workers": 2}})
-        started = time.perf_counter()
-        summary = train_pipeline(config=cfg)
-        wall = time.perf_counter() - started
-    assert len(summary) == n
-    # Training inside the flow is timed while other tickers' tasks share the cores, so it is
-    # measured apart: the same fit + refit for a few tickers, one at a time, no orchestration.
-    train_s = training_only(epochs, min(n, 4))
-    per_ticker = 2 * wall / n  # two tickers at a time on two cores
-    return {"tickers": n, "runner": runner, "epochs": epochs, "wall_s": wall,
-            "wall_s_per_ticker": wall / n, "train_s_per_ticker": train_s,
-            "other_s_per_ticker": per_ticker - train_s}
+        histories = {t: synthetic_history(i, 2520 + nights) for i, t in enumerate(tickers)}
+        workers = 2
+        for night in range(1, nights + 1):
+            for ticker, history in histories.items():
+                write_cache(Path(home) / "data", ticker, history.iloc[:2520 + night])
+            cfg = PipelineConfig.model_validate({
+                "tickers": tickers,
+                "data": {"source": "cache", "max_staleness_days": 100_000},
+                "train": {"progress": False, **(train or {})},
+                "orchestration": {"task_runner": runner, "max_workers": workers}})
+            started = time.perf_counter()
+            summary = train_pipeline(config=cfg)
+            wall = time.perf_counter() - started
+            assert len(summary) == n
+            training = sum(s["train_seconds"] for s in summary.values())
+            rows.append({"tickers": n, "runner": runner, "night": night, "wall_s": wall,
+                         "train_s_per_ticker": training / n,
+                         "other_s_per_ticker": (workers * wall - training) / n,
+                         "warm": sum(s["warm_start_from"].startswith("champion")
+                                     for s in summary.values())})
+    return rows
 
 
-def training_only(epochs: int, tickers: int) -> float:
-    """Mean seconds of the evaluation fit plus the serving refit per synthetic ticker, alone
-    on one core (what the flow's two workers each do per ticker)."""
-    from stockcast.modeling.recipe import fit_and_calibrate, fit_for_serving
-
-    cfg = PipelineConfig.model_validate({"train": {"epochs": epochs, "patience": epochs,
-                                                   "progress": False, "threads": 1}})
-    total = 0.0
-    for i in range(tickers):
-        frame = synthetic_history(i)
-        started = time.perf_counter()
-        fit = fit_and_calibrate(frame, cfg.window, cfg.model, cfg.train)
-        fit_for_serving(fit, cfg.model, cfg.train)
-        total += time.perf_counter() - started
-    return total / tickers
-
-
-def bench_portfolio(sizes=(12, 50), epochs: int = 3) -> list[dict]:
-    """The portfolio case for ``make bench``: thread runner for each size, Dask for the first."""
-    rows = [run_portfolio(n, "threads", epochs) for n in sizes]
-    rows.append(run_portfolio(sizes[0], "dask", epochs))
+def bench_portfolio(size: int = 100, compare: int = 12) -> list[dict]:
+    """The portfolio case for ``make bench``: ``size`` tickers with the default training on
+    the thread runner, two nights; then ``compare`` tickers on the thread runner and on a
+    local Dask cluster (two worker processes) side by side."""
+    rows = run_nights(size, "threads")
+    for runner in ("threads", "dask"):
+        rows += run_nights(compare, runner)
     return rows
 
 
 def markdown(rows: list[dict]) -> list[str]:
-    """The portfolio table for the README."""
-    lines = ["**Portfolio** (synthetic tickers from block-bootstrapped real returns, "
-             f"{rows[0]['epochs']} epochs each so that orchestration and tracking show; "
-             "2 tickers at a time):", "",
-             "| tickers | runner | wall s | wall s / ticker | training s / ticker (one core) | "
-             "everything else s / ticker (one core) |", "|---:|---|---:|---:|---:|---:|"]
-    lines += [f"| {r['tickers']} | {r['runner']} | {r['wall_s']:.1f} | "
-              f"{r['wall_s_per_ticker']:.2f} | {r['train_s_per_ticker']:.2f} | "
+    """The portfolio table for the docs."""
+    lines = ["**Portfolio** (synthetic tickers from block-bootstrapped real returns, the "
+             "default training, 2 tickers at a time on 2 cores; night 2 has one more day, so "
+             "its fits warm-start from night 1's champions):", "",
+             "| tickers | runner | night | warm starts | wall s | training s / ticker | "
+             "everything else s / ticker (core-seconds) |", "|---:|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['tickers']} | {r['runner']} | {r['night']} | {r['warm']} | "
+              f"{r['wall_s']:.1f} | {r['train_s_per_ticker']:.2f} | "
               f"{r['other_s_per_ticker']:.2f} |" for r in rows]
     return [*lines, ""]
+
+
+if __name__ == "__main__":
+    import sys
+
+    size = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    print("\n".join(markdown(bench_portfolio(size))), flush=True)

@@ -328,6 +328,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, nargs="+",
                         default=sorted({1, os.cpu_count() or 1}),
                         help="thread counts for the throughput test (default: 1 and all cores)")
+    parser.add_argument("--portfolio-size", type=int, default=100,
+                        help="tickers in the portfolio case (500 for the large run)")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["throughput", "quality", "intervals", "stages", "portfolio",
                                  "drift", "promotion", "refit", "warm_start"])
@@ -366,7 +368,7 @@ def main() -> int:
         for k, v in sorted(s["stages_s"].items(), key=lambda kv: -kv[1]):
             print(f"    task {k:<65} {v:8.2f}")
     if "portfolio" not in args.skip:
-        out["portfolio"] = bench_portfolio()
+        out["portfolio"] = bench_portfolio(args.portfolio_size)
         print("\n" + "\n".join(portfolio_markdown(out["portfolio"])), flush=True)
     if "drift" not in args.skip:
         out["drift"] = simulate()

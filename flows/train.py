@@ -394,6 +394,7 @@ def _summary(run: TickerRun) -> dict[str, Any]:
         "train_seconds": result.seconds + serving.seconds,
         "forecaster": evaluation.choice.tag,
         "forecaster_reason": evaluation.choice.reason,
+        "warm_start_from": run.fit.result().warm_start_from,
     }
 
 

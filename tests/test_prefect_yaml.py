@@ -57,11 +57,3 @@ def test_a_missing_deployment_is_named(tmp_path):
     empty.write_text("deployments: []\n")
     with pytest.raises(ValueError, match="nightly-retrain"):
         schedule_of("nightly-retrain", empty)
-
-
-def test_tickers_are_submitted_in_bounded_waves_in_order():
-    from flows.train import waves
-
-    tickers = tuple(f"T{i}" for i in range(10))
-    assert waves(tickers, 4) == [tickers[:4], tickers[4:8], tickers[8:]]
-    assert [t for w in waves(tickers, 3) for t in w] == list(tickers)

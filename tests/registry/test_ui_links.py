@@ -69,7 +69,7 @@ def test_a_fresh_browser_opens_the_link_on_the_runs_table(tracking_uri, tmp_path
         def page(url: str) -> str:  # a fresh profile each time: nothing stored
             profile = tmp_path / f"profile-{time.monotonic_ns()}"
             out = subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu",
-                                  f"--user-data-dir={profile}", "--virtual-time-budget=20000",
+                                  f"--user-data-dir={profile}", "--virtual-time-budget=10000",
                                   "--dump-dom", url], capture_output=True, text=True,
                                  timeout=120)
             return _text(out.stdout)

@@ -12,7 +12,8 @@ from typing import Any
 from stockcast.data.files import read_price_text
 from stockcast.errors import DataSourceError
 
-# About 100 x what the largest accepted request (MAX_REQUEST_ROWS rows of OHLCV as JSON) needs.
+# About ten times the largest request the model accepts (MAX_REQUEST_ROWS rows of OHLCV and
+# Adj Close as JSON: ~1.6 MB); bigger bodies are refused before they are read whole.
 MAX_REQUEST_BYTES = 16 * 2**20
 
 Scope = dict[str, Any]

@@ -14,6 +14,7 @@ function of the package; ``run_ticker`` wires them in pipeline order.
 from __future__ import annotations
 
 import tempfile
+import threading
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,18 @@ SUMMARY_METRICS = ("test_rmse", "naive_rmse", "skill_rmse", "skill_rmse_pct", "d
                    "garch_interval_score_95", "dm_pvalue_is95_garch", "har_interval_score_95",
                    "dm_pvalue_is95_har")
 
+# At most `orchestration.max_workers` trainings at once in this process: the flow's default
+# thread runner is unbounded, and a wave's eight trainings on two cores each ran four times
+# slower (the trainer's timers summed to 2.4x the cores' wall time in bench/portfolio.py).
+_TRAINING_SLOTS: dict[int, threading.BoundedSemaphore] = {}
+
+
+def training_slot(cfg: PipelineConfig) -> threading.BoundedSemaphore:
+    """The process's semaphore for ``cfg.orchestration.max_workers`` concurrent trainings."""
+    n = max(1, cfg.orchestration.max_workers)
+    return _TRAINING_SLOTS.setdefault(n, threading.BoundedSemaphore(n))
+
+
 # Every task is side-effecting or takes frames/models: never cache on inputs.
 evaluate_task = task(evaluate_model, name="evaluate", cache_policy=NO_CACHE)
 track_task = task(log_training_run, name="track", cache_policy=NO_CACHE)
@@ -101,7 +114,9 @@ def fit_task(validated: ValidatedPrices, cfg: PipelineConfig,
     epochs = min(cfg.train.epochs, cfg.train.warm_start_epochs) if start and start.model else (
         cfg.train.epochs)
     progress = EpochProgress(validated.ticker, epochs) if cfg.train.progress else None
-    return fit_and_calibrate(validated.frame, cfg.window, cfg.model, cfg.train, progress, start)
+    with training_slot(cfg):
+        return fit_and_calibrate(validated.frame, cfg.window, cfg.model, cfg.train, progress,
+                                 start)
 
 
 @task(name="refit", cache_policy=NO_CACHE)
@@ -109,7 +124,8 @@ def refit_task(fit: TickerFit, evaluation: Evaluation, cfg: PipelineConfig) -> S
     """The forecaster to serve, refit through the last date (``train.refit``): the LSTM, or
     the volatility baseline the evaluation found significantly better."""
     if evaluation.choice.is_lstm:
-        return fit_for_serving(fit, cfg.model, cfg.train)
+        with training_slot(cfg):
+            return fit_for_serving(fit, cfg.model, cfg.train)
     get_run_logger().warning("%s", evaluation.choice.reason)
     return fit_for_serving(fit, cfg.model, cfg.train, evaluation.evaluated)
 

@@ -24,7 +24,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import UpstreamTaskError
 from prefect.futures import PrefectFuture, wait
 from prefect.runtime import deployment
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.notify import notify_failure
 from flows.observe import (
@@ -54,6 +53,7 @@ from stockcast.modeling.recipe import (
     ServingFit,
     TickerFit,
     WarmStart,
+    epochs_for,
     fit_and_calibrate,
     fit_for_serving,
 )
@@ -111,9 +111,8 @@ def fit_task(validated: ValidatedPrices, cfg: PipelineConfig,
              start: WarmStart | None = None) -> TickerFit:
     """Window (scaler fit on train rows only), train with early stopping (from ``start``'s
     weights when given), calibrate the intervals on the validation span (no files, no MLflow)."""
-    epochs = min(cfg.train.epochs, cfg.train.warm_start_epochs) if start and start.model else (
-        cfg.train.epochs)
-    progress = EpochProgress(validated.ticker, epochs) if cfg.train.progress else None
+    progress = (EpochProgress(validated.ticker, epochs_for(cfg.train, start))
+                if cfg.train.progress else None)
     with training_slot(cfg):
         return fit_and_calibrate(validated.frame, cfg.window, cfg.model, cfg.train, progress,
                                  start)
@@ -134,11 +133,12 @@ def refit_task(fit: TickerFit, evaluation: Evaluation, cfg: PipelineConfig) -> S
 def report_task(validated: ValidatedPrices, cfg: PipelineConfig) -> Path:
     """The exploratory data report (figures + summary) for the run's artifacts: drawn once per
     data snapshot (``data/reports/eda/<TICKER>/``), reused while the prices are unchanged."""
-    folder, reused = report_for(validated.frame, validated.ticker, validated.prices.digest,
+    digest = validated.prices.digest  # a hash of the whole frame: computed once
+    folder, reused = report_for(validated.frame, validated.ticker, digest,
                                 cfg.data.data_dir / "reports" / "eda", cfg.window)
     if reused:
         get_run_logger().info("%s: data unchanged (digest %s): data report reused",
-                              validated.ticker, validated.prices.digest)
+                              validated.ticker, digest)
     return folder
 
 
@@ -354,17 +354,17 @@ def submit_all(cfg: PipelineConfig, store: MlflowStore, work_dir: Path,
 
 
 def task_runner_for(cfg: PipelineConfig) -> Any:
-    """Threads by default; Dask (an existing cluster or a local one) to scale out."""
-    orch = cfg.orchestration
-    if orch.task_runner == "dask":
-        from prefect_dask import DaskTaskRunner
+    """The Dask runner (``orchestration.task_runner: dask``): an existing cluster, or a local
+    one. The thread path runs on the flow's own runner, whose pool is fixed when the flow is
+    defined, so ``max_workers`` bounds its trainings with ``training_slot`` instead."""
+    from prefect_dask import DaskTaskRunner
 
-        if orch.dask_address:
-            return DaskTaskRunner(address=orch.dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": orch.max_workers,
-                                              "threads_per_worker": 1, "processes": True,
-                                              "dashboard_address": orch.dask_dashboard_address})
-    return ThreadPoolTaskRunner(max_workers=orch.max_workers)
+    orch = cfg.orchestration
+    if orch.dask_address:
+        return DaskTaskRunner(address=orch.dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": orch.max_workers,
+                                          "threads_per_worker": 1, "processes": True,
+                                          "dashboard_address": orch.dask_dashboard_address})
 
 
 @flow(name="train-pipeline", log_prints=True, on_failure=[notify_failure],

@@ -37,6 +37,14 @@ class WarmStart:
     source: str = "scratch"
 
 
+def epochs_for(train: TrainConfig, start: WarmStart | None) -> int:
+    """The most epochs a fit trains: ``train.epochs``, or at most ``train.warm_start_epochs``
+    when it continues from a champion's weights."""
+    if start is not None and start.model is not None:
+        return min(train.epochs, train.warm_start_epochs)
+    return train.epochs
+
+
 def fit_and_calibrate(frame: pd.DataFrame, window: WindowConfig, model: ModelConfig,
                       train: TrainConfig, on_epoch: EpochCallback | None = None,
                       start: WarmStart | None = None) -> TickerFit:
@@ -45,8 +53,7 @@ def fit_and_calibrate(frame: pd.DataFrame, window: WindowConfig, model: ModelCon
     A warm ``start`` continues from its weights for at most ``train.warm_start_epochs``."""
     data = prepare_windows(frame, window, model)
     init = start.model if start is not None else None
-    if init is not None:
-        train = train.model_copy(update={"epochs": min(train.epochs, train.warm_start_epochs)})
+    train = train.model_copy(update={"epochs": epochs_for(train, start)})
     result = train_model(data.train, data.val, model, train, on_epoch, init)
     return TickerFit(data, result, calibrate(result.model, data),
                      warm_start_from=start.source if start is not None else "scratch")

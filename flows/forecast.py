@@ -21,6 +21,7 @@ from stockcast.registry.versions import model_name
 from stockcast.runtime import resolve_runtime
 from stockcast.serving.champion import (
     BAND_COLUMNS,
+    drift_reference,
     forecast_next,
     load_champion,
     log_forecast,
@@ -36,10 +37,12 @@ log_task = task(log_forecast, name="log-forecast", cache_policy=NO_CACHE)
 
 
 @task(name="monitor", cache_policy=NO_CACHE)
-def monitor_task(out_dir, ticker: str, forecast, frame, cfg: PipelineConfig) -> LiveReport:
+def monitor_task(out_dir, ticker: str, forecast, frame, cfg: PipelineConfig, champion,
+                 store: MlflowStore) -> LiveReport:
     """Keep today's forecast in the ledger and score the ones whose dates have arrived."""
     ledger = record_forecast(out_dir, ticker, forecast)
-    report = live_report(score_ledger(ledger.rows, frame), cfg.monitor)
+    reference = drift_reference(champion, store, frame)
+    report = live_report(score_ledger(ledger.rows, frame), cfg.monitor, reference)
     return replace(report, notes=ledger.notes)
 
 
@@ -65,11 +68,13 @@ def forecast_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore,
     if days:
         result = result.head(days)
     paths = named(write_task)(result, frame, cfg.forecast.output_dir, ticker)
-    live = named(monitor_task)(cfg.forecast.output_dir, ticker, result, frame, cfg)
+    live = named(monitor_task)(cfg.forecast.output_dir, ticker, result, frame, cfg, champion,
+                               store)
     last_date = str(frame["Date"].iloc[-1].date())
     tags = {"data.source": prices.source, "data.end": last_date,
             "data.fallback": " | ".join(prices.notes) or "none",
             "monitor.drift": live.drift or "none", "monitor.basel_zone": live.zone,
+            "monitor.statistic": live.statistic,
             "monitor.ledger": " | ".join(live.notes) or "ok", "data.stale": str(fresh.stale),
             "data.sessions_behind": str(fresh.sessions_behind)}
     named(log_task)(ticker, paths, champion.version, store,

@@ -129,10 +129,11 @@ def test_the_run_summary_says_plainly_when_there_is_no_champion(capsys):
 def test_models_prints_each_versions_decision_and_live_record(capsys):
     from stockcast.cli import _print_version
 
-    live = {"live_scored": 12.0, "live_cusum": 4.2, "live_cusum_threshold": 3.5,
+    live = {"live_scored": 12.0, "live_cusum": 4.6, "live_cusum_threshold": 4.25,
             "live_tail_exceedances": 2.0, "live_tail_forecasts": 12.0,
             "live_kupiec_pvalue": 0.03, "live_christoffersen_pvalue": 0.5, "zone": "yellow",
-            "drift": "the CUSUM of standardised misses is 4.20 > threshold 3.5"}
+            "statistic": "range CUSUM (reference: v3's test span, 322 one-step forecasts)",
+            "drift": "the range CUSUM is 4.60 > threshold 4.25"}
     _print_version({"version": 3, "aliases": "champion", "decided_at": "2026-12-01T10:00:00.1",
                     "decided_by": "pipeline", "skill_rmse_pct": 0.1, "test_coverage_95": 0.95,
                     "test_interval_score_95": 28.9, "ewma_interval_score_95": 28.8,
@@ -143,8 +144,8 @@ def test_models_prints_each_versions_decision_and_live_record(capsys):
     assert "serves garch_t" in out and "forecaster: LSTM worse than GARCH(1,1)-t" in out
     assert "GARCH(1,1)-t 28.1000, LSTM better: DM p 0.99" in out
     assert "decided 2026-12-01 10:00:00.1 by pipeline" in out and "p = 0.01" in out
-    assert "drift CUSUM 4.20 (threshold 3.5)" in out and "exceeded 2/12" in out
-    assert "yellow zone" in out and "drift: the CUSUM" in out
+    assert "range CUSUM 4.60 (threshold 4.25)" in out and "exceeded 2/12" in out
+    assert "yellow zone" in out and "drift: the range CUSUM is 4.60" in out
 
 
 def test_the_backtest_ends_with_a_table_and_one_verdict():

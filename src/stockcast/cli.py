@@ -208,7 +208,8 @@ def _print_version(r: dict) -> None:
 
 def _live_tests(live: dict, zone: str) -> str:
     """The drift CUSUM and the 2.5 % quantile's backtests, in one phrase."""
-    return (f"drift CUSUM {_fmt(live.get('live_cusum'), '.2f')} (threshold "
+    statistic = (live.get("statistic") or "drift CUSUM").split(" (")[0]
+    return (f"{statistic} {_fmt(live.get('live_cusum'), '.2f')} (threshold "
             f"{_fmt(live.get('live_cusum_threshold'), 'g')}), 2.5 % quantile exceeded "
             f"{_fmt(live.get('live_tail_exceedances'), '.0f')}/"
             f"{_fmt(live.get('live_tail_forecasts'), '.0f')} (Kupiec p "

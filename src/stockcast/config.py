@@ -218,12 +218,12 @@ class MonitorConfig(_Frozen):
 
     # Live metrics (RMSE, coverage, interval score) over this many recent scored forecasts.
     window: int = Field(default=20, ge=2, le=10_000)
-    # Drift: Page's CUSUM of min(|z|, cap) - reference over every scored one-step forecast,
-    # |z| = the move over its 95 % interval's half-width / 1.96; drift above the threshold.
+    # Drift: Page's CUSUM of min(w, cap) - reference over every scored one-step forecast,
+    # w = the day's range against its 95 % interval, standardised on the champion's test span.
     # Defaults measured in bench/drift.py (docs/operating.md: false alarms and delays).
-    cusum_reference: float = Field(default=1.4, gt=0, le=10)
-    cusum_cap: float = Field(default=4.0, gt=0, le=100)
-    cusum_threshold: float = Field(default=3.5, gt=0, le=1000)
+    cusum_reference: float = Field(default=1.0, gt=0, le=10)
+    cusum_cap: float = Field(default=3.0, gt=0, le=100)
+    cusum_threshold: float = Field(default=4.25, gt=0, le=1000)
     # The 2.5 % quantile's backtests (Kupiec, Christoffersen, Basel zone) over this many.
     tail_days: int = Field(default=250, ge=20, le=10_000)
     # On drift, also start the retraining deployment (needs a Prefect server).

@@ -209,7 +209,10 @@ def test_live_monitoring_scores_yesterdays_forecast_and_flags_a_planted_drift(pr
         out = forecast_through(shocked)
     assert "DRIFT" in out.err + out.out
     runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])
-    assert "CUSUM" in runs[0].data.tags["monitor.drift"]
+    assert "range CUSUM" in runs[0].data.tags["monitor.drift"]
+    # The range was standardised on the champion's own test span, and the run says so.
+    assert runs[0].data.tags["monitor.statistic"].startswith(
+        "range CUSUM (reference: v1's test span, ")
     assert runs[0].data.metrics["live_cusum"] > runs[0].data.metrics["live_cusum_threshold"]
     assert runs[0].data.tags["monitor.basel_zone"] in {"green", "yellow", "red"}
 

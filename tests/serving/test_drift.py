@@ -4,7 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stockcast.serving.drift import Z95, cusum, standardised_moves
+from stockcast.serving.drift import (
+    MIN_REFERENCE,
+    REALISED,
+    Z95,
+    cusum,
+    log_range_ratios,
+    range_reference,
+    standardised_moves,
+    with_realised_variance,
+)
 
 
 def test_cusum_by_hand():
@@ -20,10 +29,52 @@ def test_a_move_to_the_intervals_edge_is_1_96():
     assert standardised_moves(row)[0] == pytest.approx(Z95)
 
 
-def test_calm_years_rarely_alarm_and_a_stale_band_is_caught_within_a_week():
+def ohlc(closes, spread=0.01):
+    """A price frame whose every day opens at the last close and ranges +-spread around it."""
+    closes = np.asarray(closes, float)
+    opens = np.r_[closes[0], closes[:-1]]
+    return pd.DataFrame({"Date": pd.bdate_range("2024-01-01", periods=len(closes)),
+                         "Open": opens, "High": np.maximum(opens, closes) * (1 + spread),
+                         "Low": np.minimum(opens, closes) * (1 - spread), "Close": closes})
+
+
+def test_the_range_ratio_is_the_days_range_sd_over_the_intervals_sd():
+    frame = ohlc([100.0, 100.0])  # day 2: no gap, no body, high/low +-1 %
+    row = pd.DataFrame({"date": [frame["Date"].iloc[1]], "step": [1],
+                        "q0.025": [100 * np.exp(-Z95 * 0.02)], "q0.975": [100 * np.exp(Z95 * 0.02)]})
+    rows = with_realised_variance(row, frame)
+    garman_klass = 0.5 * np.log(1.01 / 0.99) ** 2  # O = C: the body term is zero
+    assert rows[REALISED].iloc[0] == pytest.approx(garman_klass)
+    assert log_range_ratios(rows)[0] == pytest.approx(np.log(np.sqrt(garman_klass) / 0.02))
+    # Prices without a range (a close-only CSV) leave the rows as they were.
+    assert REALISED not in with_realised_variance(row, frame[["Date", "Close"]])
+
+
+def test_the_reference_needs_enough_test_span_days_the_frame_still_holds():
+    rng = np.random.default_rng(0)
+    frame = ohlc(100 * np.exp(np.cumsum(rng.normal(0, 0.01, 80))))
+    band = np.exp(Z95 * 0.015)
+    table = pd.DataFrame({"date": frame["Date"].iloc[1:], "step": 1,
+                          "q0.025": frame["Close"].shift().iloc[1:] / band,
+                          "q0.975": frame["Close"].shift().iloc[1:] * band})
+    ref = range_reference(table, frame, "v1's test span")
+    assert ref.n == 79 and ref.source == "v1's test span" and ref.sd > 0
+    u = log_range_ratios(with_realised_variance(table, frame))
+    assert ref.mean == pytest.approx(u.mean()) and ref.sd == pytest.approx(u.std(ddof=1))
+    assert range_reference(table.head(MIN_REFERENCE - 1), frame, "x") is None
+    assert range_reference(table, frame.head(10), "x") is None  # the dates are gone
+    assert range_reference(None, frame, "x") is None
+
+
+def test_calm_years_rarely_alarm_and_a_tripling_is_caught_within_a_week():
     from stockcast.serving.drift_simulation import simulate
 
-    # Bootstrapped real errors of the bundled series (fat tails, clustering kept).
+    # Bootstrapped real days of the bundled series (fat tails, clustering, range kept).
     result = simulate(sequences=400, seed=7)
-    assert result["false_alarm_rate"] <= 0.07  # 5 % target, plus this sample's error
-    assert result["stale"]["median_delay"] <= 7 and result["stale"]["detected_within_20"] > 0.9
+    rng = result["range"]
+    assert rng["false_alarm_rate"] <= 0.07  # 5 % target, plus this sample's error
+    assert rng["stale"]["median_delay"] <= 5 and rng["stale"]["detected_within_20"] > 0.95
+    assert rng["adapting"]["median_delay"] <= 6
+    # The fallback without a reference is slower but no more alarming.
+    assert result["moves"]["false_alarm_rate"] <= 0.07
+    assert result["moves"]["stale"]["median_delay"] > rng["stale"]["median_delay"]

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 
 from stockcast.config import MonitorConfig
+from stockcast.serving.drift import Z95, range_reference
 from stockcast.serving.ledger import record_forecast, score_ledger
 from stockcast.serving.monitoring import live_report
 
@@ -75,16 +76,65 @@ def test_drift_is_judged_from_the_first_scored_forecast_of_the_current_champion(
     assert now.drift is None and now.metrics["live_scored"] == 6
 
 
+def ranged(closes, spread):
+    """OHLC prices: each day opens at the last close and ranges spread[i] beyond the body."""
+    closes, spread = np.asarray(closes, float), np.broadcast_to(spread, len(closes))
+    opens = np.r_[closes[0], closes[:-1]]
+    return pd.DataFrame({"Date": pd.bdate_range("2024-01-01", periods=len(closes)),
+                         "Open": opens, "High": np.maximum(opens, closes) * (1 + spread),
+                         "Low": np.minimum(opens, closes) * (1 - spread), "Close": closes})
+
+
+def calm_days(n, seed, sd=0.01):
+    return 100 * np.exp(np.cumsum(np.random.default_rng(seed).normal(0, sd, n)))
+
+
+def one_step_table(frame, sd):
+    """A test-span table: one-step 95 % bands of daily sd ``sd`` around each last close."""
+    last, band = frame["Close"].shift().iloc[1:], np.exp(Z95 * sd)
+    return pd.DataFrame({"date": frame["Date"].iloc[1:], "step": 1, "q0.025": last / band,
+                         "q0.975": last * band})
+
+
+def test_drift_on_the_days_range_against_the_champions_own_test_span(tmp_path):
+    history = ranged(calm_days(300, 1), 0.006)
+    reference = range_reference(one_step_table(history, 0.0125), history, "v1's test span")
+    # Live: 40 calm days, then the days' moves and ranges triple.
+    moves = np.r_[np.random.default_rng(2).normal(0, 0.01, 40),
+                  np.random.default_rng(3).normal(0, 0.03, 10)]
+    closes = 100 * np.exp(np.cumsum(moves))
+    frame = ranged(closes, np.r_[np.full(40, 0.006), np.full(10, 0.018)])
+    band = 0.0125 * 2 * Z95  # the champion's 95 % log-width, as in its test span
+    for i in range(len(closes) - 1):
+        record_forecast(tmp_path, "T", forecast(frame["Date"].iloc[i], closes[i],
+                                                width=np.tanh(band / 2)))
+    scored = score_ledger(pd.read_parquet(tmp_path / "T" / "ledger.parquet"), frame)
+    calm = live_report(scored.head(39), MonitorConfig(), reference)
+    assert calm.drift is None and calm.statistic.startswith("range CUSUM (reference: v1's")
+    flagged = [n for n in range(40, len(scored) + 1)
+               if live_report(scored.head(n), MonitorConfig(), reference).drift]
+    assert flagged and flagged[0] - 39 <= 5  # within five sessions of the tripling
+    report = live_report(scored, MonitorConfig(), reference)
+    assert "range CUSUM is" in report.drift
+    assert report.metrics["live_cusum"] > report.metrics["live_cusum_threshold"] == 4.25
+    # Without the reference (an older champion) the move sizes judge, and the record says so.
+    assert live_report(scored, MonitorConfig()).statistic == "|z| CUSUM (no reference)"
+
+
 def test_the_lower_tail_is_backtested_with_the_basel_zone(tmp_path):
     rng = np.random.default_rng(3)
     # 60 days whose falls breach the 2.5 % quantile 12 times: red zone
     moves = np.where(np.arange(60) % 5 == 0, -0.08, rng.normal(0, 0.003, 60))
     closes = list(100 * np.exp(np.cumsum(np.r_[0, moves])))
-    frame = prices(closes)
+    frame = ranged(closes, 0.002)
+    history = ranged(calm_days(100, 4, 0.02), 0.01)
+    reference = range_reference(one_step_table(history, 0.02), history, "v1's test span")
     for i in range(len(closes) - 1):
         record_forecast(tmp_path, "T", forecast(frame["Date"].iloc[i], closes[i]))
     scored = score_ledger(pd.read_parquet(tmp_path / "T" / "ledger.parquet"), frame)
-    report = live_report(scored, MonitorConfig(cusum_threshold=1000))  # the CUSUM looks away
+    report = live_report(scored, MonitorConfig(), reference)
+    # Isolated falls between quiet days do not build up a CUSUM; the tail backtest sees them.
+    assert report.metrics["live_cusum"] < report.metrics["live_cusum_threshold"]
     assert report.metrics["live_tail_exceedances"] == 12 and report.zone == "red"
     assert report.metrics["live_kupiec_pvalue"] < 1e-6
     assert report.drift and "Basel red zone" in report.drift

@@ -98,6 +98,7 @@ def _live_by_version(store: MlflowStore, names: set[str], prefix: str) -> dict:
             if key not in out:
                 out[key] = {**run.data.metrics,
                             "zone": run.data.tags.get("monitor.basel_zone", ""),
+                            "statistic": run.data.tags.get("monitor.statistic", ""),
                             "drift": run.data.tags.get("monitor.drift", "")}
     return out
 

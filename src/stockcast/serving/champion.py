@@ -14,11 +14,13 @@ from pydantic import SecretStr
 
 from stockcast.errors import RegistryError
 from stockcast.plot_style import new_figure, save, serialized
+from stockcast.registry.promotion import champion_table
 from stockcast.registry.pyfunc import MAX_REQUEST_ROWS
 from stockcast.registry.signing import verified_download
 from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import champion_version
 from stockcast.runtime import path_inside
+from stockcast.serving.drift import RangeReference, range_reference
 
 BAND_COLUMNS = ("forecast", "lower_80", "upper_80", "lower_95", "upper_95")
 
@@ -52,6 +54,16 @@ def load_champion(name: str, store: MlflowStore, model_key: SecretStr | None = N
                 "artifacts; registered by hand?): promote a version the pipeline logged "
                 f"(`stockcast promote --ticker ... --version N`), or run `make run-flow`")
         return Champion(name, version, mlflow.pyfunc.load_model(str(local)))
+
+
+def drift_reference(champion: Champion, store: MlflowStore,
+                    frame: pd.DataFrame) -> RangeReference | None:
+    """The calm the drift monitor measures against: the champion's own out-of-sample test
+    span (its logged forecast table, one-step rows) with each day's range from ``frame``;
+    None for a version without a table (the monitor then uses the size of each move)."""
+    table = store.call("test table read",
+                       lambda: champion_table(store, champion.name, champion.version))
+    return range_reference(table, frame, f"v{champion.version}'s test span")
 
 
 def forecast_next(champion: Champion, frame: pd.DataFrame, ticker: str) -> pd.DataFrame:

@@ -1,15 +1,19 @@
 """Do drift alarms mean something? A simulation of the live monitor's CUSUM, which chose its
 defaults (``bench/drift.py`` prints it; a test holds it).
 
-How the sequences are made: the one-step errors of the EWMA band on each bundled series,
-standardised (return / the band's volatility the day before), are block-bootstrapped in
-20-day blocks (so their fat tails and short-range clustering stay) into 250-day calm
-sequences of returns; the band follows them causally (EWMA, as the served model's scale does)
-and is calibrated so that 95 % of calm moves fall inside it, as split-conformal calibration
-does. Two shocks from day 100: the moves triple and the band does not follow (the worst case:
-a model whose scale is stale), or the moves triple and the band adapts (EWMA, lambda 0.94).
-Reported: the share of calm sequences with any alarm, and the sessions from the shock to the
-first alarm (999 when none came within the 150 sessions left).
+How the sequences are made: on each bundled series, every day's close-to-close return and
+its range-based sd (``range_variance``: overnight gap plus Garman-Klass) are divided by the
+range-based EWMA sd of the day before (the default model's scale), and these pairs are
+block-bootstrapped together in 20-day blocks (so fat tails, the range's link to the move and
+short-range clustering stay) into 250-day calm sequences. The band follows each sequence
+causally (the EWMA of the range variance, lambda 0.94) and is calibrated so that 95 % of calm
+moves fall inside it, as split-conformal calibration does. The range monitor's reference
+(mean and sd of u) comes from a separate 300-day calm sequence per run, as a champion's own
+test span gives it. Two shocks from day 100: moves and ranges triple and the band does not
+follow (the worst case: a model whose scale is stale), or they triple and the band adapts.
+Reported per monitor (the range CUSUM, and the |z| CUSUM used without a reference): the share
+of calm sequences with any alarm, and the sessions from the shock to the first alarm (999
+when none came within the 150 sessions left).
 """
 
 from __future__ import annotations
@@ -18,57 +22,70 @@ import numpy as np
 
 from stockcast.config import MonitorConfig
 from stockcast.data.files import SAMPLE_TICKERS, read_price_file, sample_path
-from stockcast.modeling.volatility import ewma_volatility
-from stockcast.serving.drift import Z95, cusum
+from stockcast.modeling.volatility import ewma_variance, range_variance
+from stockcast.serving.drift import MOVES_CUSUM, Z95, cusum
 
-WARMUP, DAYS, SHOCK_AT, BLOCK = 60, 250, 100, 20
-
-
-def standardised_errors(ticker: str) -> np.ndarray:
-    """The EWMA band's one-step standardised errors on a bundled series."""
-    close = read_price_file(sample_path(ticker))["Close"].to_numpy(float)
-    r, sigma = np.diff(np.log(close)), ewma_volatility(close)
-    return (r[1:] / sigma[1:-1])[WARMUP:]
+WARMUP, DAYS, SHOCK_AT, BLOCK, REFERENCE_DAYS = 60, 250, 100, 20, 300
 
 
-def _bootstrap(errors: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    starts = rng.integers(0, len(errors) - BLOCK, size=n // BLOCK + 2)
-    return np.concatenate([errors[s:s + BLOCK] for s in starts])[:n]
+def standardised_days(ticker: str) -> np.ndarray:
+    """[N, 2]: each day's return and range-based sd over the range EWMA sd of the day before."""
+    frame = read_price_file(sample_path(ticker))
+    r, v = np.diff(np.log(frame["Close"].to_numpy(float))), range_variance(frame)[1:]
+    sigma = np.sqrt(ewma_variance(np.r_[np.nan, v]))
+    return np.c_[r[1:] / sigma[1:-1], np.sqrt(v[1:]) / sigma[1:-1]][WARMUP:]
 
 
-def _moves(errors, rng, shock: str | None) -> np.ndarray:
-    """|z| of one 250-day sequence (before calibration)."""
-    r = 0.01 * _bootstrap(errors, WARMUP + DAYS + 1, rng)
+def _bootstrap(days: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    starts = rng.integers(0, len(days) - BLOCK, size=n // BLOCK + 2)
+    return np.concatenate([days[s:s + BLOCK] for s in starts])[:n]
+
+
+def _sequence(days, rng, shock: str | None, n: int = DAYS) -> tuple[np.ndarray, np.ndarray]:
+    """|z| and the range over the band's sd for one sequence (before calibration)."""
+    pairs = 0.01 * _bootstrap(days, WARMUP + n + 1, rng)
+    r, q = pairs[:, 0], pairs[:, 1]
     if shock == "adapting":
         r[WARMUP + 1 + SHOCK_AT:] *= 3
-    sigma = ewma_volatility(np.exp(np.r_[0.0, np.cumsum(r)]))
-    z = (r[1:] / sigma[1:-1])[WARMUP:WARMUP + DAYS]
+        q[WARMUP + 1 + SHOCK_AT:] *= 3
+    sigma = np.sqrt(ewma_variance(np.r_[np.nan, q ** 2]))
+    z, ratio = (x[1:] / sigma[1:-1] for x in (r, q))
+    z, ratio = z[WARMUP:WARMUP + n], ratio[WARMUP:WARMUP + n]
     if shock == "stale":
         z[SHOCK_AT:] *= 3
-    return np.abs(z)
+        ratio[SHOCK_AT:] *= 3
+    return np.abs(z), ratio
+
+
+def _first_alarms(sequences, references, scale, cfg, after: int = 0):
+    """First alarm index (or None) per sequence, for the range and the |z| monitor."""
+    rng_, zs = [], []
+    for (moves, ratio), ref in zip(sequences, references, strict=True):
+        u0 = np.log(np.maximum(ref / scale, 1e-4))
+        w = (np.log(np.maximum(ratio / scale, 1e-4)) - u0.mean()) / u0.std(ddof=1)
+        rng_.append(cusum(w[after:], cfg.cusum_reference, cfg.cusum_cap,
+                          cfg.cusum_threshold).first_alarm)
+        zs.append(cusum(moves[after:] / scale, *MOVES_CUSUM).first_alarm)
+    return {"range": rng_, "moves": zs}
 
 
 def simulate(sequences: int = 2000, cfg: MonitorConfig | None = None, seed: int = 0) -> dict:
-    """False-alarm rate on calm sequences and detection delays after each shock."""
+    """Per monitor: false-alarm rate on calm sequences and detection delays after each shock."""
     cfg = cfg or MonitorConfig()
     rng = np.random.default_rng(seed)
-    errors = [standardised_errors(t) for t in SAMPLE_TICKERS]
-    calm = [_moves(errors[i % len(errors)], rng, None) for i in range(sequences)]
-    scale = np.quantile(np.concatenate(calm), 0.95) / Z95  # the conformal calibration
-
-    def first_alarm(moves):
-        return cusum(moves / scale, cfg.cusum_reference, cfg.cusum_cap,
-                     cfg.cusum_threshold).first_alarm
-
-    out = {"sequences": sequences, "false_alarm_rate": float(np.mean(
-        [first_alarm(m) is not None for m in calm]))}
+    days = [standardised_days(t) for t in SAMPLE_TICKERS]
+    calm = [_sequence(days[i % len(days)], rng, None) for i in range(sequences)]
+    refs = [_sequence(days[i % len(days)], rng, None, REFERENCE_DAYS)[1]
+            for i in range(sequences)]
+    scale = np.quantile(np.concatenate([c[0] for c in calm]), 0.95) / Z95  # the calibration
+    out = {"sequences": sequences}
+    for monitor, alarms in _first_alarms(calm, refs, scale, cfg).items():
+        out[monitor] = {"false_alarm_rate": float(np.mean([a is not None for a in alarms]))}
     for shock in ("stale", "adapting"):
-        delays = []
-        for i in range(sequences):
-            after = _moves(errors[i % len(errors)], rng, shock)[SHOCK_AT:]
-            hit = first_alarm(after)
-            delays.append(999 if hit is None else hit + 1)
-        out[shock] = {"median_delay": float(np.median(delays)),
-                      "p75_delay": float(np.percentile(delays, 75)),
-                      "detected_within_20": float(np.mean(np.array(delays) <= 20))}
+        shocked = [_sequence(days[i % len(days)], rng, shock) for i in range(sequences)]
+        for monitor, alarms in _first_alarms(shocked, refs, scale, cfg, SHOCK_AT).items():
+            delays = np.array([999 if a is None else a + 1 for a in alarms])
+            out[monitor][shock] = {"median_delay": float(np.median(delays)),
+                                   "p75_delay": float(np.percentile(delays, 75)),
+                                   "detected_within_20": float(np.mean(delays <= 20))}
     return out

@@ -19,6 +19,7 @@ import pandas as pd
 from filelock import FileLock
 
 from stockcast.runtime import path_inside, utc_stamp
+from stockcast.serving.drift import with_realised_variance
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,8 @@ def record_forecast(out_dir: Path, ticker: str, forecast: pd.DataFrame) -> Ledge
 
 
 def score_ledger(ledger: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    """The ledger's forecasts whose dates have arrived, with the realised close."""
+    """The ledger's forecasts whose dates have arrived, with the realised close (and the
+    day's range-based variance, when the prices have a range)."""
     closes = frame[["Date", "Close"]].rename(columns={"Date": "date", "Close": "actual"})
-    scored = ledger.merge(closes, on="date", how="inner")
+    scored = with_realised_variance(ledger.merge(closes, on="date", how="inner"), frame)
     return scored.sort_values(["date", "step"]).reset_index(drop=True)

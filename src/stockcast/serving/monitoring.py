@@ -14,7 +14,14 @@ from stockcast.config import MonitorConfig
 from stockcast.evaluation.interval_scores import interval_score
 from stockcast.evaluation.significance import dm_test
 from stockcast.evaluation.tail_backtests import tail_backtest
-from stockcast.serving.drift import cusum, standardised_moves
+from stockcast.serving.drift import (
+    MOVES_CUSUM,
+    REALISED,
+    Cusum,
+    RangeReference,
+    cusum,
+    standardised_moves,
+)
 
 ZONES = {"green": 0.0, "yellow": 1.0, "red": 2.0}
 
@@ -27,6 +34,7 @@ class LiveReport:
     drift: str | None  # why drift was flagged, or None
     zone: str = "green"  # Basel traffic light of the 2.5 % quantile's exceedances
     notes: tuple[str, ...] = ()  # what the ledger had to set aside (corrupt, foreign rows)
+    statistic: str = ""  # which CUSUM judged drift, and its reference
 
 
 def _window_metrics(recent: pd.DataFrame) -> dict[str, float]:
@@ -47,10 +55,25 @@ def _window_metrics(recent: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def live_report(scored: pd.DataFrame, cfg: MonitorConfig) -> LiveReport:
+def drift_path(daily: pd.DataFrame, cfg: MonitorConfig,
+               reference: RangeReference | None) -> tuple[Cusum, str, str]:
+    """The CUSUM over the scored one-step forecasts and what it ran on: the day's range
+    standardised by ``reference`` when there is one and every row has its range, else the
+    size of each move (``MOVES_CUSUM``)."""
+    if reference is not None and REALISED in daily and daily[REALISED].notna().all():
+        path = cusum(reference.standardise(daily), cfg.cusum_reference, cfg.cusum_cap,
+                     cfg.cusum_threshold)
+        return path, "range CUSUM", (f"reference: {reference.source}, {reference.n} one-step "
+                                     f"forecasts, mean {reference.mean:.3f}, sd {reference.sd:.3f}")
+    why = ("no reference" if reference is None else "prices without a range on some days")
+    return cusum(standardised_moves(daily), *MOVES_CUSUM), "|z| CUSUM", why
+
+
+def live_report(scored: pd.DataFrame, cfg: MonitorConfig,
+                reference: RangeReference | None = None) -> LiveReport:
     """Live metrics over the last ``cfg.window`` scored forecasts of the current champion;
-    drift from a CUSUM over all its scored one-step forecasts (from the first), and the
-    2.5 % quantile's backtests (Kupiec, Christoffersen, Basel zone) over the last
+    drift from a CUSUM over all its scored one-step forecasts (from the first; ``drift_path``),
+    and the 2.5 % quantile's backtests (Kupiec, Christoffersen, Basel zone) over the last
     ``cfg.tail_days``."""
     if len(scored) and "model_version" in scored:  # the champion forecasting now
         scored = scored[scored["model_version"].astype(str)
@@ -59,8 +82,7 @@ def live_report(scored: pd.DataFrame, cfg: MonitorConfig) -> LiveReport:
         return LiveReport({"live_scored": 0.0}, None)
     metrics = _window_metrics(scored.tail(cfg.window))
     daily = scored[scored["step"] == 1]
-    path = cusum(standardised_moves(daily), cfg.cusum_reference, cfg.cusum_cap,
-                 cfg.cusum_threshold)
+    path, label, detail = drift_path(daily, cfg, reference)
     tail = daily.tail(cfg.tail_days)
     tests = tail_backtest(tail["actual"].to_numpy(float), tail["lower_95"].to_numpy(float), 0.025)
     metrics |= {"live_cusum": path.statistic, "live_cusum_threshold": path.threshold,
@@ -71,10 +93,10 @@ def live_report(scored: pd.DataFrame, cfg: MonitorConfig) -> LiveReport:
                 "live_basel_zone": ZONES[tests.zone]}
     drift = None
     if path.alarm:
-        drift = (f"the CUSUM of standardised misses is {path.statistic:.2f} > threshold "
-                 f"{path.threshold:g} over {len(daily)} scored one-step forecasts (intervals "
-                 "too narrow for the moves since)")
+        drift = (f"the {label} is {path.statistic:.2f} > "
+                 f"threshold {path.threshold:g} over {len(daily)} scored one-step forecasts "
+                 "(intervals too narrow for the days since)")
     elif tests.zone == "red":
         drift = (f"the 2.5 % quantile was exceeded {tests.exceedances} times in {tests.n} "
                  f"forecasts: Basel red zone (Kupiec p {tests.kupiec_pvalue:.3g})")
-    return LiveReport(metrics, drift, tests.zone)
+    return LiveReport(metrics, drift, tests.zone, statistic=f"{label} ({detail})")

@@ -32,3 +32,16 @@ def test_dm_test_per_step_losses_are_averaged_and_ties_give_no_evidence():
     assert dm_test(a, a, 3).pvalue == 0.5
     better = dm_test(a * 0.5, a, 3)
     assert better.pvalue < 1e-6 and better.statistic < 0
+
+
+def test_training_noise_adds_to_the_variance_of_the_mean_difference():
+    d = np.array([1.0, -1.0, 2.0, 0.0, 3.0])
+    # gamma0 / n = 0.4, plus 0.6 of training noise -> DM = 1 / sqrt(1.0); HLN 0.8944
+    out = dm_test(d, np.zeros(5), horizon=1, extra_variance=0.6)
+    assert out.statistic == pytest.approx(np.sqrt(0.8), rel=1e-6)
+    # Two fits whose losses differ by a constant: the span sees no noise at all, so the plain
+    # test has no variance to judge by; the training noise alone decides.
+    same = np.full(50, -0.01)
+    assert dm_test(same, np.zeros(50), 1).pvalue == 0.5
+    assert dm_test(same, np.zeros(50), 1, extra_variance=0.01 ** 2).pvalue > 0.1
+    assert dm_test(same, np.zeros(50), 1, extra_variance=0.002 ** 2).pvalue < 0.001

@@ -78,11 +78,11 @@ def test_a_planted_better_model_promotes_over_a_champion_with_bands_too_wide(cha
     origins = window_origins(len(tonight), cfg.window)["test"]
     decision = compare(rescore(fit, tonight, origins), rescore(stale, tonight, origins),
                        PromotionConfig(), "1", RESCORED)
-    assert decision.promote and decision.pvalue < 0.05 and decision.margin == 0.025
+    assert decision.promote and decision.pvalue < 0.05 and decision.seed_sd == 0.012
 
 
 @pytest.mark.slow  # trains five small models: a model-behaviour test
-def test_reseeded_reruns_do_not_promote_but_would_without_the_margin():
+def test_reseeded_reruns_do_not_promote_but_would_without_the_training_noise():
     from helpers import TINY, make_prices
 
     from stockcast.config import merge
@@ -104,6 +104,6 @@ def test_reseeded_reruns_do_not_promote_but_would_without_the_margin():
     default = [compare(t, champion_table, PromotionConfig(), "1", RESCORED) for t in reruns]
     assert not any(d.promote for d in default)
     # The DM test alone calls a reseed's tiny, consistent difference significant.
-    no_margin = [compare(t, champion_table, PromotionConfig(margin=0.0), "1", RESCORED)
-                 for t in reruns]
-    assert any(d.promote for d in no_margin)
+    plain = [compare(t, champion_table, PromotionConfig(seed_sd=0.0), "1", RESCORED)
+             for t in reruns]
+    assert any(d.promote for d in plain)

@@ -60,6 +60,20 @@ def test_a_noise_level_candidate_is_refused():
     assert d.pairs == 290 and d.champion_version == "3"
 
 
+def test_a_difference_within_training_noise_is_not_evidence():
+    # A rerun whose bands are 1.5 % narrower on every day: a small, consistent difference the
+    # plain DM test calls significant; it is about what reseeding alone does (seed_sd 1.2 %).
+    champion = table(0.012, 100, n=300)
+    candidate = champion.copy()
+    for q in ("q0.025", "q0.975"):
+        candidate[q] = candidate["point"] * (champion[q] / champion["point"]) ** 0.985
+    plain = decide_promotion(candidate, GOOD, champion, "3", PromotionConfig(seed_sd=0.0))
+    d = decide_promotion(candidate, GOOD, champion, "3", CFG)
+    assert plain.promote and plain.pvalue < CFG.alpha
+    assert not d.promote and d.pvalue > 0.1 and d.seed_sd == 0.012
+    assert "training noise 0.012 per fit" in d.reason
+
+
 def test_a_clearly_better_candidate_is_promoted_with_its_evidence():
     champion = table(0.03, 100)  # intervals three times too wide
     candidate = table(0.01, 110)

@@ -47,6 +47,7 @@ class Decision:
     evidence: str = ""  # where the champion's forecasts compared came from
     span: str = ""  # first and last target date compared
     margin: float = 0.0
+    seed_sd: float = 0.0  # the training noise the test allowed for (relative, per fit)
 
 
 # ---------------------------------------------------------------------------- the decision
@@ -87,11 +88,12 @@ def sanity_gate(metrics: dict[str, float], cfg: PromotionConfig) -> str | None:
 def compare(candidate: pd.DataFrame, champion: pd.DataFrame, cfg: PromotionConfig,
             champion_version: str, evidence: str = "") -> Decision:
     """One-sided DM test on the (date, step) pairs both forecast out of sample: promote when the
-    candidate's loss is lower than (1 - margin) x the champion's with p < alpha."""
+    candidate's loss is lower than (1 - margin) x the champion's with p < alpha, the test's
+    variance including both fits' training noise (2 x (seed_sd x the champion's loss)^2)."""
     common = ["date", "step"]
     h_cand, h_champ = int(candidate["step"].max()), int(champion["step"].max())
     base = dict(loss=cfg.loss, champion_version=champion_version, evidence=evidence,
-                margin=cfg.margin)
+                margin=cfg.margin, seed_sd=cfg.seed_sd)
     if h_cand < h_champ and not cfg.allow_horizon_change:
         return Decision(False, f"refused: the candidate forecasts {h_cand} step(s), champion "
                         f"v{champion_version} forecasts {h_champ}; set "
@@ -106,14 +108,17 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, cfg: PromotionConfi
                         f"(promotion.min_pairs is {cfg.min_pairs})", pairs=pairs, **base)
     by_date = merged.groupby("date")[["loss_cand", "loss_champ"]].mean().sort_index()
     h = int(merged["step"].max())
-    result = dm_test(by_date["loss_cand"], by_date["loss_champ"] * (1 - cfg.margin), h)
     cand, champ = float(merged["loss_cand"].mean()), float(merged["loss_champ"].mean())
+    training_noise = 2 * (cfg.seed_sd * float(by_date["loss_champ"].mean())) ** 2
+    result = dm_test(by_date["loss_cand"], by_date["loss_champ"] * (1 - cfg.margin), h,
+                     training_noise)
     span = f"{by_date.index[0].date()}..{by_date.index[-1].date()}"
     found = dict(candidate_loss=cand, champion_loss=champ, pairs=pairs, pvalue=result.pvalue,
                  span=span, **base)
     summary = (f"{cfg.loss} per unit of price {cand:.5g} vs champion v{champion_version} "
                f"{champ:.5g} on {pairs} common out-of-sample (date, step) pairs {span}"
                + (f", margin {cfg.margin:.3g}" if cfg.margin else "")
+               + (f", training noise {cfg.seed_sd:.3g} per fit" if cfg.seed_sd else "")
                + f"; {TEST_NAME} p = {result.pvalue:.3g}")
     if result.pvalue < cfg.alpha:
         return Decision(True, f"promoted: {summary} < alpha {cfg.alpha}", **found)

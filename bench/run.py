@@ -132,7 +132,12 @@ def bench_throughput(frame, epochs: int, repeats: int, threads: int) -> dict:
             batch_size=default.batch_size, threads=threads, amp=default.amp, **common),
     }
     times: dict[str, list[float]] = {k: [] for k in contenders}
+    kernel_rows = [f"LSTM kernels alone, bs {b}, fp32 (the bound)" for b in (32, 96, 256, 512)]
+    times |= {k: [] for k in kernel_rows}
     for _ in range(repeats):
+        for row, seconds in zip(kernel_rows, kernel_limit(frame, epochs, threads).values(),
+                                strict=True):
+            times[row].append(seconds)
         for name, cfg in contenders.items():
             if cfg is None:
                 torch.set_num_threads(threads)
@@ -151,6 +156,33 @@ def bench_throughput(frame, epochs: int, repeats: int, threads: int) -> dict:
         rows[name] = {"windows_per_s": n * epochs / med, "s_per_epoch": med / epochs,
                       "speedup": ref / med, "runs_s": ts}
     return {"train_windows": n, "epochs": epochs, "threads": threads, "results": rows}
+
+
+def kernel_limit(frame, epochs: int, threads: int, batches=(32, 96, 256, 512)) -> dict:
+    """What the LSTM kernels alone can do: the stockcast network (the seed configuration's
+    size) trained on contiguous batches with nothing else, no shuffling or gathering, no
+    validation, no early stopping: forward, Gaussian NLL, backward, fused Adam. The trainer
+    cannot be faster than this at the same batch and precision; the batch is the lever left."""
+    from stockcast.modeling.trainer import _nll, build_model
+
+    data = prepare_windows(frame, SEED_WINDOW, SEED_MODEL)
+    x, y, b = (torch.as_tensor(a) for a in (data.train.x, data.train.y, data.train.base))
+    torch.set_num_threads(threads)
+    out = {}
+    for batch in batches:
+        model = build_model(x.shape[2], y.shape[1], SEED_MODEL,
+                            torch.Generator().manual_seed(0))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        chunks = [(x[i:i + batch], y[i:i + batch], b[i:i + batch])
+                  for i in range(0, len(x), batch)]
+        start = time.perf_counter()
+        for _ in range(epochs):
+            for xb, yb, bb in chunks:
+                opt.zero_grad(set_to_none=True)
+                _nll(model(xb), yb, bb).backward()
+                opt.step()
+        out[batch] = time.perf_counter() - start
+    return out
 
 
 # ---------------------------------------------------------------- 2. time to quality

@@ -329,11 +329,15 @@ def submit_all(cfg: PipelineConfig, store: MlflowStore, work_dir: Path,
                scheduled: bool) -> dict[str, TickerRun | Front]:
     """Every ticker's pipeline, in waves of four times ``orchestration.max_workers`` tickers
     (enough to keep the task runner busy, few enough to bound what is in flight), all
-    finished. A ticker whose data stages failed keeps its ``Front`` only. A global model:
-    every ticker's data stages in waves, then one fit over those that passed."""
+    finished. Two waves overlap: a wave's data stages and trainings start while the wave
+    before it finishes its evaluation and tracking, so the cores do not idle at each wave's
+    tail; the wave before that has ended. A ticker whose data stages failed keeps its
+    ``Front`` only. A global model: every ticker's data stages in waves, then one fit over
+    those that passed."""
     size = 4 * max(1, cfg.orchestration.max_workers)
     runs: dict[str, TickerRun | Front] = {}
     fronts: dict[str, Front] = {}
+    in_flight: list[PrefectFuture] = []
     for wave in waves(cfg.tickers, size):
         batch = submit_fronts(wave, cfg, scheduled)
         runs |= {t: front for t, front in batch.items() if not front.complete()}
@@ -342,8 +346,10 @@ def submit_all(cfg: PipelineConfig, store: MlflowStore, work_dir: Path,
             fronts |= passed
             continue
         models = {t: run_ticker(t, cfg, store, work_dir, front) for t, front in passed.items()}
-        wait([f for run in models.values() for f in run.all()])
+        wait(in_flight)  # the previous wave: at most two in flight
+        in_flight = [f for run in models.values() for f in run.all()]
         runs |= models
+    wait(in_flight)
     if fronts:
         shared = submit_shared(fronts, cfg)
         models = {t: run_ticker(t, cfg, store, work_dir, front, shared)

@@ -88,7 +88,7 @@ def test_reseeding_the_same_data_does_not_churn_the_registry(prefect_api, tmp_pa
 
     client = MlflowClient(tracking_uri)
     decisions = []
-    for seed in (1, 2, 3):
+    for seed in (1, 2):  # reseeding at scale: bench/promotion.py (30 reruns, none promoted)
         cfg = build_config(merge({"train": {"progress": False, "threads": 1, "seed": seed,
                                                "device": "cpu"}}, {
             "data": {"source": "sample", "data_dir": str(tmp_path / "data")},
@@ -98,10 +98,9 @@ def test_reseeding_the_same_data_does_not_churn_the_registry(prefect_api, tmp_pa
         champion = client.get_model_version_by_alias("stockcast-GOOG", "champion")
         assert str(champion.version) == "1"  # the first version, throughout
     assert decisions[0]["promoted"] and not any(d["promoted"] for d in decisions[1:])
-    for version in ("2", "3"):
-        tags = client.get_model_version("stockcast-GOOG", version).tags
-        assert float(tags["promotion.pvalue"]) >= 0.05
-        assert int(tags["promotion.pairs"]) >= 30
+    tags = client.get_model_version("stockcast-GOOG", "2").tags
+    assert float(tags["promotion.pvalue"]) >= 0.05 and int(tags["promotion.pairs"]) >= 30
+    assert tags["promotion.seed_sd"] == "0.012"  # the training noise the test allowed for
 
 
 def test_a_global_model_trains_once_for_every_ticker(prefect_api, tmp_path, tracking_uri):

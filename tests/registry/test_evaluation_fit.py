@@ -107,3 +107,26 @@ def test_reseeded_reruns_do_not_promote_but_would_without_the_training_noise():
     plain = [compare(t, champion_table, PromotionConfig(seed_sd=0.0), "1", RESCORED)
              for t in reruns]
     assert any(d.promote for d in plain)
+
+
+def test_with_no_champion_yet_the_next_fit_starts_from_the_latest_version(tmp_path, tracking_uri):
+    from stockcast.config import merge
+    from stockcast.registry.warm_start import champion_start
+
+    # A sanity gate nothing passes: v1 is registered but refused, so there is no champion.
+    overrides = merge(quality(1), {"promotion": {"coverage_tolerance": 1e-9}})
+    out = run_stages(predictable_prices(), overrides, tracking_uri, tmp_path)
+    assert not out["decision"].promote
+    store, run_id = out["store"], out["logged"].run_id
+    start = champion_start("stockcast-TEST", out["cfg"], store)
+    assert start.source == f"v1 (run {run_id[:8]}; the latest version, no champion yet)"
+    trained = out["fit"].forecaster.model.state_dict()
+    assert all((v == trained[k]).all() for k, v in start.model.state_dict().items())
+    assert champion_start("stockcast-OTHER", out["cfg"], store).source == (
+        "scratch: no version yet")
+    # The same settings are still required.
+    wider = out["cfg"].model_copy(update={"model": out["cfg"].model.model_copy(
+        update={"hidden_size": 24})})
+    assert champion_start("stockcast-TEST", wider, store).source == (
+        "scratch: v1's settings differ (model.hidden_size 16 -> 24; the latest version, no "
+        "champion yet)")

@@ -168,6 +168,19 @@ def test_an_lstm_worse_than_a_volatility_model_is_not_served(tmp_path, tracking_
     assert forecast["upper_95"].iloc[0] == pytest.approx(expected.interval(0.95)[1][0, 0])
     assert (evaluation.table["point"] == evaluation.table["origin_date"].map(
         frame.set_index("Date")["Close"])).all()
+    # The LSTM it trained is kept beside the baseline: tomorrow's fit can start from it.
+    from stockcast.registry.evaluation_fit import load_evaluation_fit, load_evaluation_lstm
+    from stockcast.registry.warm_start import champion_start
+
+    store, run_id = out["store"], out["logged"].run_id
+    assert isinstance(load_evaluation_fit(store, run_id, None).forecaster, VolatilityForecaster)
+    network = load_evaluation_lstm(store, run_id, None).model
+    trained = out["fit"].forecaster.model.state_dict()
+    assert all(torch.equal(v, trained[k]) for k, v in network.state_dict().items())
+    start = champion_start("stockcast-TEST", out["cfg"], store)
+    v = out["version"]
+    label = f"champion v{v} (run" if out["decision"].promote else f"v{v} (run"
+    assert start.model is not None and start.source.startswith(label), start.source
 
 
 def test_the_service_reads_only_the_recent_rows_and_bounds_the_request(tmp_path, tracking_uri):

@@ -32,6 +32,8 @@ from stockcast.registry.store import MlflowStore
 ARTIFACT_DIR = "evaluation_fit"
 ARTIFACT = f"{ARTIFACT_DIR}/forecaster.pkl"
 SIGNATURE_TAG = "stockcast.eval_fit_hmac"
+LSTM_ARTIFACT = f"{ARTIFACT_DIR}/lstm.pkl"  # the LSTM, when a baseline was served instead
+LSTM_SIGNATURE_TAG = "stockcast.eval_lstm_hmac"
 VAL_END_TAG = "fit.val_end"
 
 
@@ -40,18 +42,28 @@ def validation_end(fit: TickerFit) -> pd.Timestamp:
     return pd.Timestamp(fit.data.frame["Date"].iloc[fit.data.bounds.val_end - 1])
 
 
+def _log_signed(data: bytes, artifact: str, tag: str, run_id: str, key: str | None,
+                store: MlflowStore) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(artifact).name
+        path.write_bytes(data)
+        mlflow.log_artifact(str(path), artifact_path=ARTIFACT_DIR)
+    if key:
+        store.client.set_tag(run_id, tag, sign_bytes(data, key))
+
+
 def log_evaluation_fit(fit: TickerFit, run_id: str, key: str | None, store: MlflowStore,
                        forecaster: Forecaster | VolatilityForecaster | None = None) -> None:
     """Inside a run: the evaluated forecaster (the fit's LSTM, or the baseline served in its
-    place) as an artifact, the fit's validation end as a tag, and (with a key) its signature."""
-    data = pickle.dumps(forecaster if forecaster is not None else fit.forecaster)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(ARTIFACT).name
-        path.write_bytes(data)
-        mlflow.log_artifact(str(path), artifact_path=ARTIFACT_DIR)
+    place) as an artifact, the fit's validation end as a tag, and (with a key) its signature.
+    When a baseline is served, the fit's LSTM is kept beside it (``lstm.pkl``): tomorrow's
+    fit can still start from its weights."""
+    served = forecaster if forecaster is not None else fit.forecaster
+    _log_signed(pickle.dumps(served), ARTIFACT, SIGNATURE_TAG, run_id, key, store)
+    if served is not fit.forecaster:
+        _log_signed(pickle.dumps(fit.forecaster), LSTM_ARTIFACT, LSTM_SIGNATURE_TAG, run_id,
+                    key, store)
     store.client.set_tag(run_id, VAL_END_TAG, str(validation_end(fit).date()))
-    if key:
-        store.client.set_tag(run_id, SIGNATURE_TAG, sign_bytes(data, key))
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,17 @@ class EvaluationFit:
     val_end: pd.Timestamp
 
 
+def _verified(store: MlflowStore, run, artifact: str, tag: str, key: str | None) -> bytes | None:
+    """A pickled artifact of ``run`` (None if absent), checked against its signature first."""
+    data = store.run_artifact(run.info.run_id, artifact)
+    if data is not None and key and not hmac.compare_digest(run.data.tags.get(tag, ""),
+                                                            sign_bytes(data, key)):
+        raise RegistryError(
+            f"the evaluation fit of run {run.info.run_id} is not signed with this deployment's "
+            "STOCKCAST_MODEL_KEY: refusing to unpickle it, nothing was promoted")
+    return data
+
+
 def load_evaluation_fit(store: MlflowStore, run_id: str, key: str | None) -> EvaluationFit | None:
     """The evaluation fit logged with ``run_id``; None for runs of an older stockcast. With a
     key, RegistryError unless its signature matches (checked before unpickling)."""
@@ -69,14 +92,18 @@ def load_evaluation_fit(store: MlflowStore, run_id: str, key: str | None) -> Eva
     val_end = run.data.tags.get(VAL_END_TAG)
     if val_end is None:
         return None
-    data = store.run_artifact(run_id, ARTIFACT)
-    if data is None:
-        return None
-    if key and not hmac.compare_digest(run.data.tags.get(SIGNATURE_TAG, ""), sign_bytes(data, key)):
-        raise RegistryError(
-            f"the evaluation fit of run {run_id} is not signed with this deployment's "
-            "STOCKCAST_MODEL_KEY: refusing to unpickle it, nothing was promoted")
-    return EvaluationFit(pickle.loads(data), pd.Timestamp(val_end))
+    data = _verified(store, run, ARTIFACT, SIGNATURE_TAG, key)
+    return None if data is None else EvaluationFit(pickle.loads(data), pd.Timestamp(val_end))
+
+
+def load_evaluation_lstm(store: MlflowStore, run_id: str, key: str | None) -> Forecaster | None:
+    """The LSTM a run's evaluation fit trained: its evaluation fit itself, or the network kept
+    beside the baseline it served; None for older runs. Verified like the evaluation fit."""
+    fit = load_evaluation_fit(store, run_id, key)
+    if fit is None or isinstance(fit.forecaster, Forecaster):
+        return None if fit is None else fit.forecaster
+    data = _verified(store, store.client.get_run(run_id), LSTM_ARTIFACT, LSTM_SIGNATURE_TAG, key)
+    return None if data is None else pickle.loads(data)
 
 
 def rescore(fit: EvaluationFit, frame: pd.DataFrame, origins: np.ndarray) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 """Nightly warm start: tonight's data differ from last night's by a day, so tonight's
 evaluation fit starts from the champion's evaluation-fit network when the window and model
-settings match, instead of from scratch.
+settings match, instead of from scratch (from the latest version's while there is no
+champion, and from the network a champion trained even when it serves a volatility model).
 
 The champion's *evaluation* fit, never its served refit: the evaluation fit's weights saw only
 rows before its validation end, which lies before tonight's test span, so tonight's test
@@ -14,9 +15,8 @@ import logging
 
 from stockcast.config import PipelineConfig
 from stockcast.errors import RegistryError
-from stockcast.modeling.forecaster import Forecaster
 from stockcast.modeling.recipe import WarmStart
-from stockcast.registry.evaluation_fit import load_evaluation_fit
+from stockcast.registry.evaluation_fit import load_evaluation_lstm
 from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import champion_version
 
@@ -32,35 +32,43 @@ def settings(params: dict[str, object]) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in params.items() if k.startswith(MATCHED)}
 
 
+def latest_version(client, name: str) -> str | None:
+    """The highest version number registered under ``name`` (promoted or not), or None."""
+    versions = [int(mv.version) for mv in client.search_model_versions(f"name='{name}'")]
+    return str(max(versions)) if versions else None
+
+
 def champion_start(name: str, cfg: PipelineConfig, store: MlflowStore,
                    key: str | None = None) -> WarmStart:
-    """Where tonight's fit of ``name`` starts: the champion's evaluation-fit network, or
-    scratch with the reason (no champion, other settings, a baseline served, an older run,
-    an unsigned fit, or ``train.warm_start_epochs: 0``)."""
+    """Where tonight's fit of ``name`` starts: the network the champion's evaluation fit
+    trained (kept even when it serves a volatility model), or, with no champion yet (a first
+    version the gate refused), the latest version's; scratch with the reason otherwise (other
+    settings, an older run, an unsigned fit, ``train.warm_start_epochs: 0``)."""
     if cfg.train.warm_start_epochs == 0:
         return WarmStart(None, "scratch: train.warm_start_epochs is 0")
     if cfg.model.scope != "ticker":
         return WarmStart(None, "scratch: a global model is trained on every series at once")
     store.open()
     version = store.call("registry read", lambda: champion_version(store.client, name))
+    label, why = f"champion v{version}", ""
     if version is None:
-        return WarmStart(None, "scratch: no champion yet")
+        version = store.call("registry read", lambda: latest_version(store.client, name))
+        if version is None:
+            return WarmStart(None, "scratch: no version yet")
+        label, why = f"v{version}", "; the latest version, no champion yet"
     run_id = store.call("registry read", lambda: store.client.get_model_version(name, version)).run_id
     run = store.call("run read", lambda: store.client.get_run(run_id))
     theirs, ours = settings(run.data.params), settings(cfg.flat())
     differ = sorted(k for k in ours if theirs.get(k) != ours[k])
     if differ:
         changes = ", ".join(f"{k} {theirs.get(k, '?')} -> {ours[k]}" for k in differ[:3])
-        return WarmStart(None, f"scratch: champion v{version}'s settings differ ({changes}"
-                               f"{', ...' if len(differ) > 3 else ''})")
+        return WarmStart(None, f"scratch: {label}'s settings differ ({changes}"
+                               f"{', ...' if len(differ) > 3 else ''}{why})")
     try:
-        fit = load_evaluation_fit(store, run_id, key)
+        network = load_evaluation_lstm(store, run_id, key)
     except RegistryError as exc:
-        return WarmStart(None, f"scratch: champion v{version}: {exc}")
-    if fit is None:
-        return WarmStart(None, f"scratch: champion v{version} has no evaluation fit (an older "
+        return WarmStart(None, f"scratch: {label}: {exc}")
+    if network is None:
+        return WarmStart(None, f"scratch: {label} has no evaluation-fit network (an older "
                                "stockcast)")
-    if not isinstance(fit.forecaster, Forecaster):
-        return WarmStart(None, f"scratch: champion v{version} serves a volatility model, not "
-                               "an LSTM")
-    return WarmStart(fit.forecaster.model, f"champion v{version} (run {run_id[:8]})")
+    return WarmStart(network.model, f"{label} (run {run_id[:8]}{why})")

@@ -42,6 +42,31 @@ def synthetic_history(seed: int, days: int = 2520) -> pd.DataFrame:
                          "Volume": rng.integers(1e6, 5e6, days).astype(float)})
 
 
+def stage_seconds(flow_run_id) -> dict[str, float]:
+    """Seconds per stage (task runs ``<stage>-<TICKER>``) summed over a flow run's tickers,
+    read from Prefect's API a page at a time."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read() -> list:
+        runs, page = [], 200
+        async with get_client() as client:
+            while True:
+                batch = await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[flow_run_id])), limit=page, offset=len(runs))
+                runs += batch
+                if len(batch) < page:
+                    return runs
+
+    totals: dict[str, float] = {}
+    for run in asyncio.run(read()):
+        stage = run.name.split("-SYN")[0]
+        totals[stage] = totals.get(stage, 0.0) + run.total_run_time.total_seconds()
+    return totals
+
+
 def run_nights(n: int, runner: str, nights: int = 2, train: dict | None = None) -> list[dict]:
     """``nights`` nightly runs of ``n`` synthetic tickers through the training flow, each
     night one more day of prices (so from the second night on, fits warm-start from the
@@ -65,15 +90,18 @@ def run_nights(n: int, runner: str, nights: int = 2, train: dict | None = None) 
                 "train": {"progress": False, **(train or {})},
                 "orchestration": {"task_runner": runner, "max_workers": workers}})
             started = time.perf_counter()
-            summary = train_pipeline(config=cfg)
+            state = train_pipeline(config=cfg, return_state=True)
             wall = time.perf_counter() - started
+            summary = state.result()
             assert len(summary) == n
             training = sum(s["train_seconds"] for s in summary.values())
             rows.append({"tickers": n, "runner": runner, "night": night, "wall_s": wall,
                          "train_s_per_ticker": training / n,
                          "other_s_per_ticker": (workers * wall - training) / n,
-                         "warm": sum(s["warm_start_from"].startswith("champion")
-                                     for s in summary.values())})
+                         "warm": sum(not s["warm_start_from"].startswith("scratch")
+                                     for s in summary.values()),
+                         "stages_s_per_ticker": {k: v / n for k, v in sorted(stage_seconds(
+                             state.state_details.flow_run_id).items(), key=lambda kv: -kv[1])}})
     return rows
 
 
@@ -97,6 +125,11 @@ def markdown(rows: list[dict]) -> list[str]:
     lines += [f"| {r['tickers']} | {r['runner']} | {r['night']} | {r['warm']} | "
               f"{r['wall_s']:.1f} | {r['train_s_per_ticker']:.2f} | "
               f"{r['other_s_per_ticker']:.2f} |" for r in rows]
+    lines += ["", "Task seconds per ticker, by stage (Prefect's task-run times, summed over "
+              "the tickers; the thread runner's rows):", ""]
+    lines += [f"- {r['tickers']} tickers, night {r['night']}: " + ", ".join(
+        f"{k} {v:.2f}" for k, v in r["stages_s_per_ticker"].items() if v >= 0.005)
+        for r in rows if r.get("stages_s_per_ticker")]
     return [*lines, ""]
 
 

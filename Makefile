@@ -35,11 +35,13 @@ endif
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
 
-# uv installs the same pins as pip in seconds (pip: about 2.5 minutes cold); pip is the fallback.
-# It does not read pip's configuration, so local wheel folders (PIP_FIND_LINKS) are passed on.
+# uv installs the same pins as pip faster (pip: about 2.5 minutes cold); pip is the fallback.
+# It does not read pip's configuration, so local wheel folders (PIP_FIND_LINKS) are passed on,
+# and it compiles no bytecode unless asked: without .pyc files (and PYTHONDONTWRITEBYTECODE
+# set) every process would compile Prefect and MLflow again at import.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet uv==0.13.9 && $(BIN)/uv pip install --quiet \
+	$(BIN)/python -m pip install --quiet uv==0.13.9 && $(BIN)/uv pip install --quiet --compile-bytecode \
 	  --python $(BIN)/python $(foreach d,$(PIP_FIND_LINKS),--find-links $(d)) -e '.[dev]' \
 	  || $(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)

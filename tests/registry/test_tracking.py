@@ -174,7 +174,7 @@ def test_an_lstm_worse_than_a_volatility_model_is_not_served(tmp_path, tracking_
 
     store, run_id = out["store"], out["logged"].run_id
     assert isinstance(load_evaluation_fit(store, run_id, None).forecaster, VolatilityForecaster)
-    network = load_evaluation_lstm(store, run_id, None).model
+    network = load_evaluation_lstm(store, store.client.get_run(run_id), None).model
     trained = out["fit"].forecaster.model.state_dict()
     assert all(torch.equal(v, trained[k]) for k, v in network.state_dict().items())
     start = champion_start("stockcast-TEST", out["cfg"], store)

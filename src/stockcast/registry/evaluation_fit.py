@@ -85,10 +85,12 @@ def _verified(store: MlflowStore, run, artifact: str, tag: str, key: str | None)
     return data
 
 
-def load_evaluation_fit(store: MlflowStore, run_id: str, key: str | None) -> EvaluationFit | None:
-    """The evaluation fit logged with ``run_id``; None for runs of an older stockcast. With a
-    key, RegistryError unless its signature matches (checked before unpickling)."""
-    run = store.client.get_run(run_id)
+def load_evaluation_fit(store: MlflowStore, run_id: str, key: str | None,
+                        run=None) -> EvaluationFit | None:
+    """The evaluation fit logged with ``run_id`` (``run``: its record, if already read); None
+    for runs of an older stockcast. With a key, RegistryError unless its signature matches
+    (checked before unpickling)."""
+    run = run or store.client.get_run(run_id)
     val_end = run.data.tags.get(VAL_END_TAG)
     if val_end is None:
         return None
@@ -96,13 +98,13 @@ def load_evaluation_fit(store: MlflowStore, run_id: str, key: str | None) -> Eva
     return None if data is None else EvaluationFit(pickle.loads(data), pd.Timestamp(val_end))
 
 
-def load_evaluation_lstm(store: MlflowStore, run_id: str, key: str | None) -> Forecaster | None:
+def load_evaluation_lstm(store: MlflowStore, run, key: str | None) -> Forecaster | None:
     """The LSTM a run's evaluation fit trained: its evaluation fit itself, or the network kept
     beside the baseline it served; None for older runs. Verified like the evaluation fit."""
-    fit = load_evaluation_fit(store, run_id, key)
+    fit = load_evaluation_fit(store, run.info.run_id, key, run)
     if fit is None or isinstance(fit.forecaster, Forecaster):
         return None if fit is None else fit.forecaster
-    data = _verified(store, store.client.get_run(run_id), LSTM_ARTIFACT, LSTM_SIGNATURE_TAG, key)
+    data = _verified(store, run, LSTM_ARTIFACT, LSTM_SIGNATURE_TAG, key)
     return None if data is None else pickle.loads(data)
 
 

@@ -65,7 +65,7 @@ def champion_start(name: str, cfg: PipelineConfig, store: MlflowStore,
         return WarmStart(None, f"scratch: {label}'s settings differ ({changes}"
                                f"{', ...' if len(differ) > 3 else ''}{why})")
     try:
-        network = load_evaluation_lstm(store, run_id, key)
+        network = load_evaluation_lstm(store, run, key)  # the run read once
     except RegistryError as exc:
         return WarmStart(None, f"scratch: {label}: {exc}")
     if network is None:

@@ -1,7 +1,7 @@
 """The nightly training flow. Per ticker:
 
     ingest -> validate -> freshness -> commit cache -> fit (window, train, calibrate)
-    -> evaluate -> report -> refit -> track -> register -> promote
+    -> evaluate -> refit -> track -> register -> promote -> figures
 
 With ``model.scope: global`` one ``fit-global`` task trains a network for all tickers (after
 every ticker's data stages), and each ticker's ``fit`` / ``refit`` pick its share.
@@ -44,7 +44,6 @@ from flows.tasks import (
 from stockcast.config import PipelineConfig
 from stockcast.data.freshness import Freshness
 from stockcast.data.loading import bundled_samples
-from stockcast.data.report_cache import report_for
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.errors import PipelineFailed
 from stockcast.evaluation.scorecard import Evaluation, evaluate_model
@@ -59,6 +58,7 @@ from stockcast.modeling.recipe import (
 )
 from stockcast.progress import EpochProgress
 from stockcast.registry.promotion import Decision, promote_if_better
+from stockcast.registry.run_figures import figures_wanted, log_run_figures
 from stockcast.registry.store import MlflowStore
 from stockcast.registry.tracking import LoggedRun, log_training_run
 from stockcast.registry.versions import model_name, register_version
@@ -129,19 +129,6 @@ def refit_task(fit: TickerFit, evaluation: Evaluation, cfg: PipelineConfig) -> S
     return fit_for_serving(fit, cfg.model, cfg.train, evaluation.evaluated)
 
 
-@task(name="report", cache_policy=NO_CACHE)
-def report_task(validated: ValidatedPrices, cfg: PipelineConfig) -> Path:
-    """The exploratory data report (figures + summary) for the run's artifacts: drawn once per
-    data snapshot (``data/reports/eda/<TICKER>/``), reused while the prices are unchanged."""
-    digest = validated.prices.digest  # a hash of the whole frame: computed once
-    folder, reused = report_for(validated.frame, validated.ticker, digest,
-                                cfg.data.data_dir / "reports" / "eda", cfg.window)
-    if reused:
-        get_run_logger().info("%s: data unchanged (digest %s): data report reused",
-                              validated.ticker, digest)
-    return folder
-
-
 @task(name="register", cache_policy=NO_CACHE)
 def register_task(logged: LoggedRun, ticker: str, cfg: PipelineConfig, store: MlflowStore,
                   freshness: Freshness) -> str | None:
@@ -162,6 +149,24 @@ def promote_task(version: str | None, evaluation: Evaluation, fit: TickerFit, ti
     key = cfg.tracking.model_key.get_secret_value() if cfg.tracking.model_key else None
     return promote_if_better(version, model_name(cfg.tracking.model_name_prefix, ticker),
                              evaluation, fit.data.frame, cfg.promotion, store, key)
+
+
+@task(name="figures", cache_policy=NO_CACHE)
+def figures_task(decision: Decision, logged: LoggedRun, validated: ValidatedPrices,
+                 fit: TickerFit, evaluation: Evaluation, cfg: PipelineConfig,
+                 store: MlflowStore, out_dir: Path) -> str:
+    """The run's figures, added to it after the decision (``tracking.figures``: the promoted
+    runs by default). Never fatal: the version and its decision stand; a failure is a
+    warning in the logs and on the run's ``figures`` tag."""
+    wanted, status = figures_wanted(cfg.tracking.figures, decision.promote)
+    if wanted:
+        try:
+            log_run_figures(logged.run_id, validated, fit, evaluation, cfg, store, out_dir)
+        except Exception as exc:  # noqa: BLE001 - a figure is not worth the night
+            status = f"failed: {type(exc).__name__}: {exc}"[:300]
+            get_run_logger().warning("%s: figures %s", validated.ticker, status)
+    store.call("tagging figures", lambda: store.client.set_tag(logged.run_id, "figures", status))
+    return status
 
 
 class _Stages:
@@ -201,11 +206,11 @@ class TickerRun(_Stages):
     start: PrefectFuture | None
     fit: PrefectFuture
     evaluation: PrefectFuture
-    eda: PrefectFuture
     serving: PrefectFuture
     logged: PrefectFuture
     version: PrefectFuture
     decision: PrefectFuture
+    figures: PrefectFuture
 
 
 @dataclass(frozen=True)
@@ -306,17 +311,17 @@ def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: P
     fit = (submit(fit_task, validated, cfg, start) if shared is None else
            submit(pick_fit_task, shared.fits, ticker, wait_for=[validated, freshness]))
     out = path_inside(work_dir, ticker)
-    evaluation = submit(evaluate_task, fit, ticker, out, cfg.promotion.alpha)
+    evaluation = submit(evaluate_task, fit, ticker, cfg.promotion.alpha)
     serving = (submit(refit_task, fit, evaluation, cfg) if shared is None else
                submit(serve_shared_task, fit, evaluation, shared.refits, ticker, cfg))
-    # Plotting after both fits: on a small CPU, drawing while training slows both down.
-    eda = submit(report_task, validated, cfg, wait_for=[serving])
-    logged = submit(track_task, validated, fit, evaluation, eda, serving, cfg, store)
+    logged = submit(track_task, validated, fit, evaluation, serving, cfg, store)
     version = submit(register_task, logged, ticker, cfg, store, freshness)
     decision = submit(promote_task, version, evaluation, fit, ticker, cfg, store, freshness)
+    figures = submit(figures_task, decision, logged, validated, fit, evaluation, cfg, store, out)
     return TickerRun(prices=front.prices, validated=validated, freshness=freshness,
-                     cached=front.cached, start=start, fit=fit, evaluation=evaluation, eda=eda,
-                     serving=serving, logged=logged, version=version, decision=decision)
+                     cached=front.cached, start=start, fit=fit, evaluation=evaluation,
+                     serving=serving, logged=logged, version=version, decision=decision,
+                     figures=figures)
 
 
 def waves(tickers: tuple[str, ...], size: int) -> list[tuple[str, ...]]:
@@ -417,6 +422,8 @@ def _summary(run: TickerRun) -> dict[str, Any]:
         "forecaster": evaluation.choice.tag,
         "forecaster_reason": evaluation.choice.reason,
         "warm_start_from": run.fit.result().warm_start_from,
+        "figures": (run.figures.result() if run.figures.state.is_completed()
+                    else "failed (see the Prefect run logs)"),
     }
 
 

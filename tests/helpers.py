@@ -104,15 +104,15 @@ def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path
     fit = fit_and_calibrate(validated.frame, cfg.window, cfg.model, cfg.train)
     if after_fit is not None:
         after_fit(fit)
-    evaluation = evaluate_model(fit, ticker, tmp_path / "plots", cfg.promotion.alpha)
+    evaluation = evaluate_model(fit, ticker, cfg.promotion.alpha)
     serving = fit_for_serving(fit, cfg.model, cfg.train,
                               None if evaluation.choice.is_lstm else evaluation.evaluated)
-    logged = log_training_run(validated, fit, evaluation, None, serving, cfg, store)
+    logged = log_training_run(validated, fit, evaluation, serving, cfg, store)
     name = model_name(cfg.tracking.model_name_prefix, ticker)
     version = register_version(logged.model_uri, logged.run_id, name, store)
     key = cfg.tracking.model_key.get_secret_value() if cfg.tracking.model_key else None
     decision = promote_if_better(version, name, evaluation, fit.data.frame, cfg.promotion,
                                  store, key)
-    return {"cfg": cfg, "store": store, "version": version, "decision": decision,
+    return {"cfg": cfg, "store": store, "validated": validated, "version": version, "decision": decision,
             "evaluation": evaluation, "logged": logged, "data": fit.data, "fit": fit,
             "forecaster": fit.forecaster, "serving": serving}

@@ -179,6 +179,9 @@ class TrackingConfig(_Frozen):
     max_retries: int = Field(default=2, ge=0, le=10)
     # Also log the network in MLflow's pytorch flavour (the pyfunc serves either way).
     log_torch_model: bool = False
+    # The runs whose figures (evaluation plots, data report) are drawn: drawing is most of
+    # a warm night's CPU outside training, and the operator reads the champion's.
+    figures: Literal["promoted", "all", "none"] = "promoted"
 
 
 class PromotionConfig(_Frozen):
@@ -291,11 +294,8 @@ class PipelineConfig(_Frozen):
 
 
 def _format_errors(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  - {field}: {err['msg']}")
-    return "\n".join(lines)
+    return "\n".join(f"  - {'.'.join(str(p) for p in err['loc']) or '(top level)'}: "
+                     f"{err['msg']}" for err in exc.errors())
 
 
 def build_config(values: dict[str, Any] | None = None) -> PipelineConfig:

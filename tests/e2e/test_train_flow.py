@@ -101,6 +101,16 @@ def test_reseeding_the_same_data_does_not_churn_the_registry(prefect_api, tmp_pa
     tags = client.get_model_version("stockcast-GOOG", "2").tags
     assert float(tags["promotion.pvalue"]) >= 0.05 and int(tags["promotion.pairs"]) >= 30
     assert tags["promotion.seed_sd"] == "0.012"  # the training noise the test allowed for
+    # Figures are drawn for the promoted run only (tracking.figures: promoted); every run
+    # keeps its metrics, forecast table and data summary, and says why it has no figures.
+    first, second = (client.get_run(d["run_id"]) for d in decisions)
+    assert first.data.tags["figures"] == decisions[0]["figures"] == "drawn (tracking.figures: promoted)"
+    assert "not promoted" in second.data.tags["figures"] == decisions[1]["figures"]
+    listed = [{a.path for a in client.list_artifacts(r.info.run_id, "eda")} for r in (first, second)]
+    assert "eda/price_history.png" in listed[0] and listed[1] == {"eda/summary.json", "eda/summary.md"}
+    assert client.list_artifacts(second.info.run_id, "plots") == []
+    assert {a.path for a in client.list_artifacts(first.info.run_id, "plots")} == {
+        f"plots/{n}.png" for n in ("forecast_fan", "coverage", "loss", "residuals")}
 
 
 def test_a_global_model_trains_once_for_every_ticker(prefect_api, tmp_path, tracking_uri):

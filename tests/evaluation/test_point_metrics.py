@@ -47,4 +47,4 @@ def test_non_finite_forecasts_are_divergence_and_register_nothing(tmp_path):
     with torch.no_grad():  # weights blown up, as an exploding learning rate leaves them
         fit.result.model.head.bias[0] = 1e30
     with pytest.raises(TrainingError, match="not finite"):
-        evaluate_model(fit, "TEST", tmp_path)
+        evaluate_model(fit, "TEST")

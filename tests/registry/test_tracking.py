@@ -35,9 +35,10 @@ def test_run_logs_metrics_baselines_artifacts_lineage_and_a_loadable_model(tmp_p
         assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", run.data.tags["code.version"])
     assert len(run.inputs.dataset_inputs) == 1
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"plots", "validation", "config", "scaler", "forecasts"} <= artifacts
-    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert {"plots/forecast_fan.png", "plots/coverage.png", "plots/loss.png"} <= plots
+    assert {"validation", "config", "scaler", "forecasts", "eda"} <= artifacts
+    assert "plots" not in artifacts  # figures come after the decision (run_figures)
+    summary = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/eda/summary.json")
+    assert summary["rows"] == len(out["data"].frame)
     table = pd.read_parquet(mlflow.artifacts.download_artifacts(
         run_id=run.info.run_id, artifact_path="forecasts/test_forecasts.parquet",
         dst_path=str(tmp_path / "dl"), tracking_uri=tracking_uri))
@@ -46,6 +47,26 @@ def test_run_logs_metrics_baselines_artifacts_lineage_and_a_loadable_model(tmp_p
     assert (table["date"] > table["origin_date"]).all()
     assert len(table) == len(out["evaluation"].origins)
     assert "model.torch_uri" not in run.data.tags  # one flavour (the pyfunc) by default
+
+
+def test_figures_are_added_to_the_finished_run(tmp_path, tracking_uri):
+    from stockcast.registry.run_figures import figures_wanted, log_run_figures
+
+    out = run_stages(predictable_prices(), quality(2), tracking_uri, tmp_path)
+    run_id = out["logged"].run_id
+    logged = log_run_figures(run_id, out["validated"], out["fit"], out["evaluation"],
+                             out["cfg"], out["store"], tmp_path / "figures")
+    assert logged["plots"] == ["coverage.png", "forecast_fan.png", "loss.png", "residuals.png"]
+    client = MlflowClient(tracking_uri)
+    assert {a.path for a in client.list_artifacts(run_id, "plots")} == {
+        f"plots/{name}" for name in logged["plots"]}
+    eda = {a.path for a in client.list_artifacts(run_id, "eda")}
+    assert {"eda/price_history.png", "eda/autocorrelation.png", "eda/summary.json"} <= eda
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert figures_wanted("promoted", True)[0] and figures_wanted("all", False)[0]
+    assert figures_wanted("promoted", False) == (
+        False, "not drawn (tracking.figures: promoted; this version was not promoted)")
+    assert not figures_wanted("none", True)[0]
 
 
 def test_the_torch_flavour_is_logged_on_request(tmp_path, tracking_uri):

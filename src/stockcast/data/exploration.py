@@ -167,6 +167,14 @@ def _readable(value):
     return f"{value:.4g}" if isinstance(value, float) else value
 
 
+def summary_files(frame: pd.DataFrame, ticker: str) -> dict[str, str]:
+    """The data summary as ``summary.json`` and ``summary.md`` texts (no figures: cheap)."""
+    summary = summarize(frame.reset_index(drop=True))
+    rows = "\n".join(f"| {k} | {_readable(v)} |" for k, v in summary.items())
+    return {"summary.json": json.dumps(summary, indent=2),
+            "summary.md": f"# {ticker} data summary\n\n| item | value |\n|---|---|\n{rows}\n"}
+
+
 def build_report(frame: pd.DataFrame, ticker: str, out_dir: Path,
                  window: WindowConfig | None = None) -> EDAReport:
     """Write every figure and the summary (JSON + Markdown) for a validated price frame."""
@@ -182,7 +190,6 @@ def build_report(frame: pd.DataFrame, ticker: str, out_dir: Path,
         "acf": plot_autocorrelation(frame, ticker, out / "autocorrelation.png"),
     }
     report.summary = summarize(frame)
-    (out / "summary.json").write_text(json.dumps(report.summary, indent=2))
-    rows = "\n".join(f"| {k} | {_readable(v)} |" for k, v in report.summary.items())
-    (out / "summary.md").write_text(f"# {ticker} data summary\n\n| item | value |\n|---|---|\n{rows}\n")
+    for name, text in summary_files(frame, ticker).items():
+        (out / name).write_text(text)
     return report

@@ -1,10 +1,11 @@
 """The evaluation stage: the calibrated forecaster's test-span forecasts in price units, scored
 beside persistence, a constant drift and the EWMA band on exactly the same (origin, step)
-targets, with significance tests, the out-of-sample forecast table and the figures."""
+targets, with significance tests and the out-of-sample forecast table; the figures are drawn
+apart (``evaluation_figures``), only for the runs whose figures are kept (``tracking.figures``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +33,16 @@ COVERAGES = (0.8, 0.95)
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Test-span forecasts in price units, their metrics, the forecast table, the plots."""
+    """Test-span forecasts in price units, their metrics, the forecast table, the choice."""
 
     metrics: dict[str, float]
     forecast: Forecast
     actual: np.ndarray  # [W, horizon]
     origins: np.ndarray  # [W]
     table: pd.DataFrame  # the served forecaster's rows per (target date, step): promotion's
-    plots: dict[str, Path] = field(default_factory=dict)
     choice: Choice | None = None  # which forecaster is served, and why
     evaluated: Forecaster | VolatilityForecaster | None = None  # it, as evaluated
+    ewma_quantiles: np.ndarray | None = None  # [W, horizon, Q] the EWMA band (the figures')
 
     @property
     def decision_metrics(self) -> dict[str, float]:
@@ -170,25 +171,35 @@ def score_test_span(fit: TickerFit, ticker: str = "") -> SpanScores:
                       score_all(forecast, actual, last, drift, bands))
 
 
-def evaluate_model(fit: TickerFit, ticker: str, out_dir: Path, alpha: float = 0.05) -> Evaluation:
-    """Score the calibrated model on the test span against the baselines, choose the forecaster
-    to serve (``choose_forecaster`` at ``alpha``) and draw the plots."""
+def evaluate_model(fit: TickerFit, ticker: str, alpha: float = 0.05) -> Evaluation:
+    """Score the calibrated model on the test span against the baselines and choose the
+    forecaster to serve (``choose_forecaster`` at ``alpha``); no files, no figures."""
     span = score_test_span(fit, ticker)
-    data, result, test = fit.data, fit.result, fit.data.test
-    forecast, actual, metrics, ewma_q = span.forecast, span.actual, span.metrics, span.ewma_quantiles
-    out_dir = Path(out_dir)
-    dates = data.frame["Date"]
-    plots = {
-        "forecast": plot_fan(dates, data.frame["Close"], test.origins, forecast, ewma_q,
-                             out_dir / "forecast_fan.png", ticker, metrics),
-        "coverage": plot_coverage(dates, test.origins, forecast, ewma_q, actual,
-                                  out_dir / "coverage.png", ticker),
-        "loss": plot_losses(result.history, result.best_epoch, out_dir / "loss.png", ticker),
-        "residuals": plot_residuals(forecast.point, actual, span.last, out_dir / "residuals.png",
-                                    ticker),
-    }
-    choice = choose_forecaster(metrics, alpha)
+    data, test = fit.data, fit.data.test
+    choice = choose_forecaster(span.metrics, alpha)
     evaluated = fit.forecaster if choice.is_lstm else span.baselines[choice.prefix]
-    served = forecast if choice.is_lstm else evaluated.forecast_at(data.frame, test.origins)
-    table = forecast_table(dates, test.origins, served, actual)
-    return Evaluation(metrics, forecast, actual, test.origins, table, plots, choice, evaluated)
+    served = span.forecast if choice.is_lstm else evaluated.forecast_at(data.frame, test.origins)
+    table = forecast_table(data.frame["Date"], test.origins, served, span.actual)
+    return Evaluation(span.metrics, span.forecast, span.actual, test.origins, table, choice,
+                      evaluated, span.ewma_quantiles)
+
+
+def evaluation_figures(fit: TickerFit, evaluation: Evaluation, out_dir: Path,
+                       ticker: str) -> dict[str, Path]:
+    """The evaluation's figures as PNG files: the fan chart, calibration, the loss per epoch
+    and the forecast errors beside persistence's."""
+    data, result, out = fit.data, fit.result, Path(out_dir)
+    forecast, actual, metrics = evaluation.forecast, evaluation.actual, evaluation.metrics
+    dates, origins = data.frame["Date"], evaluation.origins
+    ewma_q = evaluation.ewma_quantiles
+    if ewma_q is None:
+        ewma_q = ewma_band(data.close, origins, actual.shape[1], forecast.levels)
+    return {
+        "forecast": plot_fan(dates, data.frame["Close"], origins, forecast, ewma_q,
+                             out / "forecast_fan.png", ticker, metrics),
+        "coverage": plot_coverage(dates, origins, forecast, ewma_q, actual, out / "coverage.png",
+                                  ticker),
+        "loss": plot_losses(result.history, result.best_epoch, out / "loss.png", ticker),
+        "residuals": plot_residuals(forecast.point, actual, data.last_close(data.test),
+                                    out / "residuals.png", ticker),
+    }

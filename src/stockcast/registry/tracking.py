@@ -22,6 +22,7 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from stockcast.config import PipelineConfig
+from stockcast.data.exploration import summary_files
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.evaluation.scorecard import Evaluation
 from stockcast.modeling.forecaster import Forecaster
@@ -208,8 +209,7 @@ def _log_tables(data: PreparedData, evaluation: Evaluation) -> None:
 
 
 def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Evaluation,
-         eda_dir: Path | None, serving: ServingFit, cfg: PipelineConfig,
-         store: MlflowStore) -> LoggedRun:
+         serving: ServingFit, cfg: PipelineConfig, store: MlflowStore) -> LoggedRun:
     ticker, data, result = validated.ticker, fit.data, fit.result
     with warnings.catch_warnings():
         # MLflow hints about integer columns and ambiguous local sources: noise here.
@@ -233,13 +233,11 @@ def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Ev
         mlflow.log_input(mlflow.data.from_pandas(
             data.frame, source=_data_source(validated.prices.location), targets="Close",
             name=f"{ticker}-prices"), context="training")
-        for path in evaluation.plots.values():
-            mlflow.log_artifact(str(path), artifact_path="plots")
         if validated.report_path is not None:
             for path in validated.report_path.parent.glob(f"{validated.report_path.stem}.*"):
                 mlflow.log_artifact(str(path), artifact_path="validation")
-        if eda_dir is not None:
-            mlflow.log_artifacts(str(eda_dir), artifact_path="eda")
+        for name, text in summary_files(data.frame, ticker).items():  # figures: run_figures
+            mlflow.log_text(text, f"eda/{name}")
         mlflow.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
                         "config/config.yaml")
         _log_tables(data, evaluation)
@@ -253,10 +251,11 @@ def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Ev
 
 
 def log_training_run(validated: ValidatedPrices, fit: TickerFit,
-                     evaluation: Evaluation, eda_dir: Path | None, serving: ServingFit,
+                     evaluation: Evaluation, serving: ServingFit,
                      cfg: PipelineConfig, store: MlflowStore) -> LoggedRun:
-    """Log everything one ticker's run produced and its model (pyfunc + pytorch flavours).
+    """Log everything one ticker's run produced but its figures (``run_figures``, after the
+    promotion decision) and its model (the pyfunc; the pytorch flavour on request).
     Transient store failures are retried; a retry replaces the failed attempt's run."""
     return store.log_run(
         "logging", run_name(validated.ticker, cfg),
-        lambda run_id: _log(run_id, validated, fit, evaluation, eda_dir, serving, cfg, store))
+        lambda run_id: _log(run_id, validated, fit, evaluation, serving, cfg, store))

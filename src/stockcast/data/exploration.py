@@ -167,9 +167,8 @@ def _readable(value):
     return f"{value:.4g}" if isinstance(value, float) else value
 
 
-def summary_files(frame: pd.DataFrame, ticker: str) -> dict[str, str]:
-    """The data summary as ``summary.json`` and ``summary.md`` texts (no figures: cheap)."""
-    summary = summarize(frame.reset_index(drop=True))
+def summary_files(summary: dict[str, object], ticker: str) -> dict[str, str]:
+    """``summarize``'s summary as ``summary.json`` and ``summary.md`` texts."""
     rows = "\n".join(f"| {k} | {_readable(v)} |" for k, v in summary.items())
     return {"summary.json": json.dumps(summary, indent=2),
             "summary.md": f"# {ticker} data summary\n\n| item | value |\n|---|---|\n{rows}\n"}
@@ -190,6 +189,6 @@ def build_report(frame: pd.DataFrame, ticker: str, out_dir: Path,
         "acf": plot_autocorrelation(frame, ticker, out / "autocorrelation.png"),
     }
     report.summary = summarize(frame)
-    for name, text in summary_files(frame, ticker).items():
+    for name, text in summary_files(report.summary, ticker).items():
         (out / name).write_text(text)
     return report

@@ -42,7 +42,6 @@ class Evaluation:
     table: pd.DataFrame  # the served forecaster's rows per (target date, step): promotion's
     choice: Choice | None = None  # which forecaster is served, and why
     evaluated: Forecaster | VolatilityForecaster | None = None  # it, as evaluated
-    ewma_quantiles: np.ndarray | None = None  # [W, horizon, Q] the EWMA band (the figures')
 
     @property
     def decision_metrics(self) -> dict[str, float]:
@@ -181,7 +180,7 @@ def evaluate_model(fit: TickerFit, ticker: str, alpha: float = 0.05) -> Evaluati
     served = span.forecast if choice.is_lstm else evaluated.forecast_at(data.frame, test.origins)
     table = forecast_table(data.frame["Date"], test.origins, served, span.actual)
     return Evaluation(span.metrics, span.forecast, span.actual, test.origins, table, choice,
-                      evaluated, span.ewma_quantiles)
+                      evaluated)
 
 
 def evaluation_figures(fit: TickerFit, evaluation: Evaluation, out_dir: Path,
@@ -191,9 +190,7 @@ def evaluation_figures(fit: TickerFit, evaluation: Evaluation, out_dir: Path,
     data, result, out = fit.data, fit.result, Path(out_dir)
     forecast, actual, metrics = evaluation.forecast, evaluation.actual, evaluation.metrics
     dates, origins = data.frame["Date"], evaluation.origins
-    ewma_q = evaluation.ewma_quantiles
-    if ewma_q is None:
-        ewma_q = ewma_band(data.close, origins, actual.shape[1], forecast.levels)
+    ewma_q = ewma_band(data.close, origins, actual.shape[1], forecast.levels)  # the reference
     return {
         "forecast": plot_fan(dates, data.frame["Close"], origins, forecast, ewma_q,
                              out / "forecast_fan.png", ticker, metrics),

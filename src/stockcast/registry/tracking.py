@@ -22,7 +22,7 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from stockcast.config import PipelineConfig
-from stockcast.data.exploration import summary_files
+from stockcast.data.exploration import summarize, summary_files
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.evaluation.scorecard import Evaluation
 from stockcast.modeling.forecaster import Forecaster
@@ -236,7 +236,7 @@ def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Ev
         if validated.report_path is not None:
             for path in validated.report_path.parent.glob(f"{validated.report_path.stem}.*"):
                 mlflow.log_artifact(str(path), artifact_path="validation")
-        for name, text in summary_files(data.frame, ticker).items():  # figures: run_figures
+        for name, text in summary_files(summarize(data.frame), ticker).items():  # figures: run_figures
             mlflow.log_text(text, f"eda/{name}")
         mlflow.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
                         "config/config.yaml")

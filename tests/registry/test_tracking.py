@@ -47,6 +47,11 @@ def test_run_logs_metrics_baselines_artifacts_lineage_and_a_loadable_model(tmp_p
     assert (table["date"] > table["origin_date"]).all()
     assert len(table) == len(out["evaluation"].origins)
     assert "model.torch_uri" not in run.data.tags  # one flavour (the pyfunc) by default
+    # the logged model carries the run's final metrics (the UI's model page shows them)
+    model = client.get_logged_model(run.outputs.model_outputs[0].model_id)
+    linked = {m.key: m.value for m in model.metrics}
+    assert linked["test_rmse"] == metrics["test_rmse"] and "dm_pvalue_naive" in linked
+    assert "val_loss" not in linked  # per-epoch histories stay on the run
 
 
 def test_figures_are_added_to_the_finished_run(tmp_path, tracking_uri):

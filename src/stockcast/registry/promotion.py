@@ -229,10 +229,15 @@ def record_decision(client: MlflowClient, name: str, version: str, decision: Dec
     tags = {f"promotion.{k}": "n/a" if v is None else str(v) for k, v in asdict(decision).items()}
     tags["promotion.decided_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
     tags["promotion.decided_by"] = by
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
+    # The public call checks once that the name is a model, not a prompt; the tags then go
+    # through the registry client behind MlflowClient.set_model_version_tag, which would
+    # re-read the whole registered model (every version) for each of the ~18 tags.
     client.update_model_version(name, version, description=f"{headline(decision, by)} · "
                                 f"{decision.reason} (decided by {by})")
+    registry = getattr(client, "_get_registry_client", None)
+    set_tag = registry().set_model_version_tag if registry else client.set_model_version_tag
+    for key, value in tags.items():
+        set_tag(name, version, key, value)
 
 
 def headline(decision: Decision, by: str = "pipeline") -> str:

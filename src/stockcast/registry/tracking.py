@@ -4,6 +4,7 @@ lineage, the config and the model. A retried log replaces its own failed run."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import pickle
 import subprocess
@@ -43,8 +44,14 @@ _REQUIRED = ("torch", "pandas", "numpy", "scikit-learn", "scipy", "mlflow", "exc
 
 
 def pip_requirements() -> list[str]:
-    """``stockcast`` plus its serving dependencies pinned to the installed versions."""
-    return ["stockcast", *(f"{pkg}=={metadata.version(pkg)}" for pkg in _REQUIRED)]
+    """``stockcast`` plus its serving dependencies pinned to the installed versions (read
+    once per process: every run of a portfolio night logs the same list)."""
+    return list(_pinned())
+
+
+@functools.cache
+def _pinned() -> tuple[str, ...]:
+    return ("stockcast", *(f"{pkg}=={metadata.version(pkg)}" for pkg in _REQUIRED))
 
 
 def git_commit(cwd: Path | None = None) -> str:
@@ -146,7 +153,9 @@ def _data_source(location: str) -> str:
 
 
 def _log_model(data: PreparedData, serving: ServingFit, ticker: str,
-               with_torch: bool = False) -> str:
+               with_torch: bool = False) -> tuple[str, str]:
+    """The served model as a pyfunc (and the network as a pytorch model on request): its URI
+    and logged-model id."""
     python_model = StockcastForecaster(serving.forecaster, ticker)
     requirements = pip_requirements()
     # The signature names what the model reads: its raw price columns, and an optional Date of
@@ -176,7 +185,7 @@ def _log_model(data: PreparedData, serving: ServingFit, ticker: str,
             input_example=example, pip_requirements=requirements,
             serialization_format="pickle")
         mlflow.set_tag("model.torch_uri", torch_info.model_uri)
-    return info.model_uri
+    return info.model_uri, info.model_id
 
 
 def fit_tags(fit: TickerFit) -> dict[str, str]:
@@ -220,16 +229,6 @@ def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Ev
                        run_description(ticker, evaluation.metrics, result, serving,
                                        evaluation.choice.reason))
         mlflow.log_params({k: ("" if v is None else v) for k, v in cfg.flat().items()})
-        # Per-epoch step metrics in one batch call, not one round trip per value.
-        now = int(time.time() * 1000)
-        store.client.log_batch(run_id, metrics=[
-            Metric(key, float(value), now, step)
-            for step, epoch_metrics in enumerate(result.history, start=1)
-            for key, value in epoch_metrics.items()])
-        mlflow.log_metrics({**evaluation.metrics, "best_epoch": result.best_epoch,
-                            "train_seconds": result.seconds + serving.seconds,
-                            "refit_seconds": serving.seconds,
-                            "windows_per_second": result.windows_per_second})
         mlflow.log_input(mlflow.data.from_pandas(
             data.frame, source=_data_source(validated.prices.location), targets="Close",
             name=f"{ticker}-prices"), context="training")
@@ -241,7 +240,21 @@ def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Ev
         mlflow.log_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
                         "config/config.yaml")
         _log_tables(data, evaluation)
-        model_uri = _log_model(data, serving, ticker, cfg.tracking.log_torch_model)
+        # The model before the metrics: MLflow links a run's existing metrics to a model it
+        # logs by reading each one's history (~0.5 s a run); metrics logged with its id are
+        # linked in the same batch.
+        model_uri, model_id = _log_model(data, serving, ticker, cfg.tracking.log_torch_model)
+        mlflow.log_metrics({**evaluation.metrics, "best_epoch": result.best_epoch,
+                            "train_seconds": result.seconds + serving.seconds,
+                            "refit_seconds": serving.seconds,
+                            "windows_per_second": result.windows_per_second},
+                           model_id=model_id)
+        # Per-epoch step metrics in one batch call, not one round trip per value.
+        now = int(time.time() * 1000)
+        store.client.log_batch(run_id, metrics=[
+            Metric(key, float(value), now, step)
+            for step, epoch_metrics in enumerate(result.history, start=1)
+            for key, value in epoch_metrics.items()])
         key = cfg.tracking.model_key.get_secret_value() if cfg.tracking.model_key else None
         if key is not None:
             sign_logged_model(model_uri, run_id, key, store)

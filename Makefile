@@ -12,6 +12,9 @@ PREFECT_PORT ?= 4200
 POOL ?= stockcast-pool
 TICKER ?= GOOG
 MODEL_PORT ?= 5001
+# Test processes side by side (pytest-xdist): the suite's servers and flows wait on each other
+# much of the time, so two processes keep two cores busier. TEST_WORKERS=0 runs it in one.
+TEST_WORKERS ?= 2
 # The project home (the CLI's too): the store, data and tool state live under it.
 STOCKCAST_HOME ?= $(CURDIR)
 export STOCKCAST_HOME
@@ -58,7 +61,7 @@ report: setup ## write the exploratory data report for the default ticker(s) to 
 	$(BIN)/stockcast report $(ARGS)
 
 test: setup ## run the whole test suite (unit, end-to-end, servers)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 
 test-fast: setup ## fast tests only (no slow end-to-end or model-quality tests, no network)
 	$(BIN)/python -m pytest -m "not slow and not network" $(ARGS)

@@ -33,7 +33,7 @@ ifeq ($(wildcard $(HOME)/.prefect/profiles.toml),)
 export PREFECT_HOME ?= $(abspath $(STOCKCAST_HOME))/.prefect
 endif
 
-.PHONY: help setup run-flow forecast report test test-fast lint bench ui server deploy worker serve serve-model clean clean-store
+.PHONY: help setup run-flow forecast report test test-fast test-other-cpu lint bench ui server deploy worker serve serve-model clean clean-store
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ report: setup ## write the exploratory data report for the default ticker(s) to 
 
 test: setup ## run the whole test suite (unit, end-to-end, servers)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(ARGS)
+
+test-other-cpu: setup ## fast tests again under the other CPU kind's numerical paths (CI runs it; docs/development.md)
+	.ci/other-cpu $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow and not network" $(ARGS)
 
 test-fast: setup ## fast tests only (no slow end-to-end or model-quality tests, no network)
 	$(BIN)/python -m pytest -m "not slow and not network" $(ARGS)

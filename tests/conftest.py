@@ -17,6 +17,11 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+# Float32 everywhere, in this process and every subprocess it starts (CLI, flows, servers): the
+# training tests' tolerances were set in float32, and bf16 CPUs would otherwise train in bf16
+# autocast. The bf16 branch has its own tests, which force the capability on any CPU
+# (tests/modeling/test_precision.py).
+os.environ["STOCKCAST_NO_BF16"] = "1"
 torch.set_num_threads(1)
 
 from helpers import FakeTicker, make_prices  # noqa: E402
@@ -32,6 +37,19 @@ def _watch_for_the_default_store(event: str, args: tuple) -> None:
             import traceback
 
             _stray.append("".join(traceback.format_stack(limit=25)))
+
+
+def pytest_report_header(config):
+    """Which numerical paths this run takes: CI runs the fast tests on two (.ci/other-cpu)."""
+    from threadpoolctl import threadpool_info
+
+    from stockcast.modeling.device import cpu_flags_have_bf16
+
+    blas = [f"{i.get('internal_api')} {i.get('architecture')}" for i in threadpool_info()
+            if i.get("user_api") == "blas"]
+    return (f"numerical paths: BLAS {', '.join(blas) or 'unknown'}; ATen "
+            f"{torch.backends.cpu.get_cpu_capability()}; CPU bf16 "
+            f"{'yes' if cpu_flags_have_bf16() else 'no'} (tests train in float32)")
 
 
 def pytest_sessionstart(session):

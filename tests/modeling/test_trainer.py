@@ -124,45 +124,6 @@ def test_cuda_training_uses_amp_and_cudnn():
     assert torch.backends.cudnn.enabled
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_cpu_mixed_precision_only_where_the_cpu_has_bf16(monkeypatch, native):
-    from stockcast.modeling import device
-
-    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: native)
-    cpu = torch.device("cpu")
-    assert device.amp_dtype_for(cpu, False) is None
-    assert device.amp_dtype_for(cpu, True) == (torch.bfloat16 if native else None)
-    assert device.amp_dtype_for(torch.device("mps"), True) is None
-
-
-def test_bf16_switch_forces_float32(monkeypatch):
-    from stockcast.modeling import device
-
-    monkeypatch.setenv(device.NO_BF16_ENV, "1")
-    device.cpu_has_native_bf16.cache_clear()
-    try:
-        assert device.cpu_has_native_bf16() is False
-        assert device.amp_dtype_for(torch.device("cpu"), True) is None
-    finally:
-        monkeypatch.delenv(device.NO_BF16_ENV)
-        device.cpu_has_native_bf16.cache_clear()
-
-
-def _cpu_bf16() -> bool:
-    from stockcast.modeling.device import cpu_has_native_bf16
-
-    return cpu_has_native_bf16()
-
-
-@pytest.mark.skipif(not _cpu_bf16(), reason="this CPU has no native bf16 (oneDNN refuses a "
-                    "bf16 LSTM on AVX2-only CPUs), or STOCKCAST_NO_BF16=1")
-def test_head_stays_float32_under_cpu_autocast():
-    m = LSTMForecaster(input_size=1, hidden_size=8)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = m(torch.randn(4, 12, 1))
-    assert out.dtype == torch.float32
-
-
 @pytest.mark.gpu
 def test_head_stays_float32_under_cuda_autocast():
     m = LSTMForecaster(input_size=1, hidden_size=8).cuda()

@@ -33,6 +33,18 @@ NO_BF16_ENV = "STOCKCAST_NO_BF16"  # "1": behave as on a CPU without native bf16
 
 
 @functools.cache
+def cpu_flags_have_bf16() -> bool:
+    """True where the CPU itself has bf16 arithmetic (AVX512-BF16, AMX) and oneDNN uses it,
+    whatever ``STOCKCAST_NO_BF16`` says."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return ("avx512_bf16" in flags or "amx_bf16" in flags) and bool(
+        torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+@functools.cache
 def cpu_has_native_bf16() -> bool:
     """True on CPUs with bf16 arithmetic (AVX512-BF16, AMX): oneDNN's LSTM then runs in
     bf16 at several times the float32 speed. Elsewhere bf16 is emulated and slower (and
@@ -40,12 +52,7 @@ def cpu_has_native_bf16() -> bool:
     the float32 answer, so a bf16 machine can check what an AVX2-only one would do."""
     if os.environ.get(NO_BF16_ENV, "").strip().lower() in {"1", "true", "yes"}:
         return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return ("avx512_bf16" in flags or "amx_bf16" in flags) and bool(
-        torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return cpu_flags_have_bf16()
 
 
 def amp_dtype_for(device: torch.device, enabled: bool) -> torch.dtype | None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from stockcast.serving.drift_simulation import simulate
 
-MONITORS = {"range": "range CUSUM (the default)", "moves": "|z| CUSUM (no reference)"}
+MONITORS = {"range": "range CUSUM (the default)", "moves": "|z| CUSUM (no reference)",
+            "band80": "80 % band coverage CUSUM", "band95": "95 % band coverage CUSUM",
+            "red": "Basel red zone (from 20 forecasts)",
+            "any": "**every DRIFT path** (range, both bands, red zone)"}
 
 
 def markdown(result: dict) -> list[str]:

@@ -30,6 +30,8 @@ from portfolio import markdown as portfolio_markdown
 from promotion import markdown as promotion_markdown
 from promotion import seed_spread
 from refit import bench_refit
+from served import bench_served
+from served import markdown as served_markdown
 from refit import markdown as refit_markdown
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -331,6 +333,8 @@ def markdown(out: dict) -> str:
         lines += intervals_markdown(out["intervals"])
     if "global" in out:
         lines += global_markdown(out["global"])
+    if "served" in out:
+        lines += served_markdown(out["served"])
     if "portfolio" in out:
         lines += portfolio_markdown(out["portfolio"])
     if "drift" in out:
@@ -366,7 +370,7 @@ def main() -> int:
                         help="tickers in the portfolio case (500 for the large run)")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["throughput", "quality", "intervals", "stages", "portfolio",
-                                 "drift", "promotion", "refit", "warm_start"])
+                                 "drift", "promotion", "refit", "warm_start", "served"])
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     frame = read_price_file(sample_path("GOOG"))
@@ -392,6 +396,9 @@ def main() -> int:
         print("\n" + "\n".join(intervals_markdown(out["intervals"])), flush=True)
         out["global"] = bench_global()
         print("\n" + "\n".join(global_markdown(out["global"])), flush=True)
+    if "served" not in args.skip:
+        out["served"] = bench_served()
+        print("\n" + "\n".join(served_markdown(out["served"])), flush=True)
     if "stages" not in args.skip:
         out["stages"] = bench_stages()
         s = out["stages"]

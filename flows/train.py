@@ -226,9 +226,14 @@ def fit_global_task(validated: dict[str, ValidatedPrices], cfg: PipelineConfig
                     ) -> dict[str, TickerFit]:
     """One network on the windows of every ticker and bundled sample; per-ticker calibration."""
     extra = bundled_samples(cfg.window, cfg.validation, skip=tuple(validated))
-    get_run_logger().info("global model: training on %s", ", ".join([*validated, *extra]))
-    return fit_global({t: v.frame for t, v in validated.items()},
+    logger = get_run_logger()
+    logger.info("global model: training on %s", ", ".join([*validated, *extra]))
+    fits = fit_global({t: v.frame for t, v in validated.items()},
                       {t: v.frame for t, v in extra.items()}, cfg.window, cfg.model, cfg.train)
+    for ticker, fit in fits.items():
+        if fit.note:
+            logger.warning("%s: %s", ticker, fit.note)
+    return fits
 
 
 @task(name="refit-global", cache_policy=NO_CACHE)
@@ -489,9 +494,9 @@ def _train_tickers(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
                 never_run += [(f, ticker, why[:300]) for f in run.all() if f.state.is_pending()]
                 continue
             s = summary[ticker] = _summary(run)
-            logger.info("%s: v%s source=%s skill %+.2f %% (DM p %.2g), coverage_95 %.3f, "
-                        "interval score %.4f vs EWMA %.4f; %s", ticker, s["version"],
-                        s["source"], s["skill_rmse_pct"], s["dm_pvalue_naive"],
+            logger.info("%s: v%s serves %s, source=%s skill %+.2f %% (DM p %.2g), coverage_95 "
+                        "%.3f, interval score %.4f vs EWMA %.4f; %s", ticker, s["version"],
+                        s["forecaster"], s["source"], s["skill_rmse_pct"], s["dm_pvalue_naive"],
                         s["test_coverage_95"], s["test_interval_score_95"],
                         s["ewma_interval_score_95"], s["reason"])
     end_never_run(never_run)

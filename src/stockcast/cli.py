@@ -110,7 +110,9 @@ def _print_summary(summary: dict) -> None:
         if s["pvalue"] is not None:
             verdict += f" (promotion p {s['pvalue']:.3g}, H1: better than the champion)"
         registered = f"v{s['version']}" if s["version"] else "not registered"
-        print(f"{ticker}: {registered} (data: {s['source']}, to {s['last_date']}) point skill "
+        serves = s.get("forecaster", "lstm")
+        print(f"{ticker}: {registered} serves {serves} (data: {s['source']}, to "
+              f"{s['last_date']}) point skill "
               f"{s['skill_rmse_pct']:+.2f} % vs persistence (DM p {s['dm_pvalue_naive']:.2f}, "
               "H1: beats persistence), "
               f"coverage_95 {s['test_coverage_95']:.3f}, interval score "
@@ -118,7 +120,7 @@ def _print_summary(summary: dict) -> None:
               f"GARCH(1,1)-t {s['garch_interval_score_95']:.3f} (DM p "
               f"{s['dm_pvalue_is95_garch']:.2g}, H1: beats GARCH) "
               f"-> {verdict}\n  {s['reason']}"
-              + ("" if s.get("forecaster", "lstm") == "lstm" else f"\n  {s['forecaster_reason']}"))
+              + ("" if serves == "lstm" else f"\n  {s['forecaster_reason']}"))
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
@@ -207,14 +209,18 @@ def _print_version(r: dict) -> None:
 
 
 def _live_tests(live: dict, zone: str) -> str:
-    """The drift CUSUM and the 2.5 % quantile's backtests, in one phrase."""
+    """The drift CUSUMs and the 2.5 % quantile's backtests, in one phrase."""
     statistic = (live.get("statistic") or "drift CUSUM").split(" (")[0]
+    bands = ", ".join(f"{c} % band CUSUM {_fmt(live.get(f'live_band{c}_cusum'), '.2f')} "
+                      f"({_fmt(live.get(f'live_band{c}_cusum_threshold'), 'g')})"
+                      for c in (80, 95) if f"live_band{c}_cusum" in live)
+    zone = f"{zone} zone" if zone in {"green", "yellow", "red"} else (zone or "-")
     return (f"{statistic} {_fmt(live.get('live_cusum'), '.2f')} (threshold "
-            f"{_fmt(live.get('live_cusum_threshold'), 'g')}), 2.5 % quantile exceeded "
-            f"{_fmt(live.get('live_tail_exceedances'), '.0f')}/"
+            f"{_fmt(live.get('live_cusum_threshold'), 'g')}){', ' + bands if bands else ''}, "
+            f"2.5 % quantile exceeded {_fmt(live.get('live_tail_exceedances'), '.0f')}/"
             f"{_fmt(live.get('live_tail_forecasts'), '.0f')} (Kupiec p "
             f"{_fmt(live.get('live_kupiec_pvalue'), '.2g')}, Christoffersen p "
-            f"{_fmt(live.get('live_christoffersen_pvalue'), '.2g')}, {zone or '-'} zone)")
+            f"{_fmt(live.get('live_christoffersen_pvalue'), '.2g')}, {zone})")
 
 
 def cmd_promote(args: argparse.Namespace) -> int:

@@ -21,6 +21,12 @@ from pydantic import (
     model_validator,
 )
 
+from stockcast.config_serving import (  # the serving sections, re-exported here
+    ForecastConfig,
+    IntervalConfig,
+    MonitorConfig,
+    NotifyConfig,
+)
 from stockcast.errors import ConfigError
 from stockcast.tickers import clean_ticker
 
@@ -216,35 +222,6 @@ class OrchestrationConfig(_Frozen):
     max_workers: int = Field(default=2, ge=1, le=256)
 
 
-class MonitorConfig(_Frozen):
-    """Live monitoring of each champion by the forecast flow."""
-
-    # Live metrics (RMSE, coverage, interval score) over this many recent scored forecasts.
-    window: int = Field(default=20, ge=2, le=10_000)
-    # Drift: Page's CUSUM of min(w, cap) - reference over every scored one-step forecast,
-    # w = the day's range against its 95 % interval, standardised on the champion's test span.
-    # Defaults measured in bench/drift.py (docs/operating.md: false alarms and delays).
-    cusum_reference: float = Field(default=1.0, gt=0, le=10)
-    cusum_cap: float = Field(default=3.0, gt=0, le=100)
-    cusum_threshold: float = Field(default=4.25, gt=0, le=1000)
-    # The 2.5 % quantile's backtests (Kupiec, Christoffersen, Basel zone) over this many.
-    tail_days: int = Field(default=250, ge=20, le=10_000)
-    # On drift, also start the retraining deployment (needs a Prefect server).
-    retrain_deployment: str | None = None
-
-
-class NotifyConfig(_Frozen):
-    """Where failures go (an Apprise URL: slack://..., mailto://...; None: $STOCKCAST_NOTIFY_URL)."""
-
-    url: str | None = None
-
-
-class ForecastConfig(_Frozen):
-    """The forecast flow's output."""
-
-    output_dir: Path = Path("forecasts")
-
-
 class PipelineConfig(_Frozen):
     """The whole effective configuration of one pipeline run."""
 
@@ -256,6 +233,7 @@ class PipelineConfig(_Frozen):
     train: TrainConfig = TrainConfig()
     tracking: TrackingConfig = TrackingConfig()
     promotion: PromotionConfig = PromotionConfig()
+    intervals: IntervalConfig = IntervalConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
     forecast: ForecastConfig = ForecastConfig()
     notify: NotifyConfig = NotifyConfig()

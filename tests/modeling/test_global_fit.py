@@ -3,6 +3,7 @@ the earliest validation end in the shared training, per-ticker calibration."""
 
 import numpy as np
 import pytest
+import torch
 from helpers import TINY, make_prices
 
 from stockcast.config import build_config
@@ -13,8 +14,9 @@ CFG = build_config(TINY)
 
 
 def _frames():
-    cheap = make_prices(300, seed=1, price=5.0)
-    dear = make_prices(340, seed=2, price=3000.0, start="2015-06-01")
+    # Histories of different lengths ending two weeks apart, as a night's downloads do.
+    cheap = make_prices(300, seed=1, price=5.0, start="2015-07-27")
+    dear = make_prices(340, seed=2, price=3000.0, start="2015-06-15")
     return {"CHEAP": cheap, "DEAR": dear}
 
 
@@ -70,3 +72,26 @@ def test_no_ticker_left_is_a_clear_error():
 
     with pytest.raises(TrainingError, match="nothing to train a global model on"):
         global_fit.fit_global({}, {"X": make_prices(300)}, CFG.window, CFG.model, CFG.train)
+
+
+def test_a_ticker_ending_early_is_trained_alone_and_cuts_no_other_series():
+    frames = _frames()
+    frames["GONE"] = make_prices(300, seed=4, price=20.0, start="2012-01-02")  # ends in 2013
+    fits = global_fit.fit_global(frames, {}, CFG.window, CFG.model, CFG.train)
+    together = global_fit.fit_global(_frames(), {}, CFG.window, CFG.model, CFG.train)
+    # The others trained exactly as without it: the same windows, the same network.
+    for t in ("CHEAP", "DEAR"):
+        assert fits[t].trained_on == ("CHEAP", "DEAR") and not fits[t].note
+        assert fits[t].trained_to == together[t].trained_to
+        assert all(torch.equal(p, q) for p, q in zip(fits[t].result.model.parameters(),
+                                                      together[t].result.model.parameters(),
+                                                      strict=True))
+    gone = fits["GONE"]
+    assert gone.result.model is not fits["CHEAP"].result.model and gone.trained_on == ()
+    assert gone.note == ("trained alone: its validation ends 2012-12-21, and the global model "
+                         "would have cut the other series' windows from 518 to 0")
+    assert gone.trained_to < fits["CHEAP"].trained_to
+    # The serving refit keeps the two networks apart.
+    served = global_fit.refit_global(fits, CFG.model, CFG.train)
+    assert served["CHEAP"].forecaster.model is served["DEAR"].forecaster.model
+    assert served["GONE"].forecaster.model is not served["CHEAP"].forecaster.model

@@ -10,6 +10,7 @@ from helpers import predictable_prices, quality, run_stages
 from mlflow.tracking import MlflowClient
 
 from stockcast.config import merge
+from stockcast.modeling.adaptive import Tracking, adapted_forecast
 
 INTERVAL_METRICS = ("coverage_80", "coverage_95", "width_95_bp", "interval_score_95", "pinball")
 
@@ -174,9 +175,24 @@ def test_an_lstm_worse_than_a_volatility_model_is_not_served(tmp_path, tracking_
     evaluation, metrics = out["evaluation"], out["evaluation"].metrics
     choice = evaluation.choice
     assert not choice.is_lstm
-    assert metrics[f"{choice.prefix}_interval_score_95"] < metrics["test_interval_score_95"]
+    assert metrics[f"{choice.prefix}_interval_score_95"] < metrics["lstm_interval_score_95"]
     assert choice.pvalue < 0.05 and choice.reason.startswith("LSTM worse than")
-    tags = MlflowClient(tracking_uri).get_run(out["logged"].run_id).data.tags
+    # The headline is the served forecaster's; the LSTM's metrics stay beside it, renamed.
+    for key in ("coverage_80", "coverage_95", "interval_score_95", "pinball"):
+        assert metrics[f"test_{key}"] == metrics[f"{choice.prefix}_{key}"]
+    assert metrics["test_rmse"] == metrics["naive_rmse"] and metrics["skill_rmse_pct"] == 0
+    assert evaluation.lstm_metrics["test_coverage_95"] == metrics["lstm_coverage_95"]
+    table = evaluation.table
+    covered = (table["actual"] >= table["q0.025"]) & (table["actual"] <= table["q0.975"])
+    assert metrics["test_coverage_95"] == pytest.approx(covered.mean())
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(out["logged"].run_id)
+    assert run.data.metrics["test_interval_score_95"] == metrics["test_interval_score_95"]
+    assert "serves " + evaluation.served_label in run.data.tags["mlflow.note.content"]
+    version = client.get_model_version("stockcast-TEST", out["version"])
+    assert version.tags["forecaster"] == choice.tag  # what the Models page shows
+    assert f"serves {evaluation.served_label}" in version.description
+    tags = run.data.tags
     assert tags["forecaster"] == choice.tag != "lstm"
     assert tags["forecaster.reason"] == choice.reason
     assert "model.torch_uri" not in tags  # no network is served
@@ -189,7 +205,8 @@ def test_an_lstm_worse_than_a_volatility_model_is_not_served(tmp_path, tracking_
     mlflow.set_tracking_uri(tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/stockcast-TEST/{out['version']}")
     forecast = model.predict(frame)
-    expected = served.forecast_at(frame, np.array([len(frame) - 1]))
+    expected = adapted_forecast(served, frame, np.array([len(frame) - 1]),
+                                Tracking.from_config(out["cfg"].intervals)).forecast
     assert forecast["forecast"].iloc[0] == pytest.approx(frame["Close"].iloc[-1])
     assert forecast["upper_95"].iloc[0] == pytest.approx(expected.interval(0.95)[1][0, 0])
     assert (evaluation.table["point"] == evaluation.table["origin_date"].map(
@@ -216,12 +233,15 @@ def test_the_service_reads_only_the_recent_rows_and_bounds_the_request(tmp_path,
 
     out = run_stages(predictable_prices(800), quality(1), tracking_uri, tmp_path)
     frame = out["data"].frame
-    served = StockcastForecaster(out["serving"].forecaster, "TEST", max_rows=700)
-    # The window plus the warm-up is all it reads, and that is enough: its forecast equals
-    # the forecaster's from the whole history (the volatility has forgotten its start).
-    whole = out["serving"].forecaster.forecast_at(frame, np.array([len(frame) - 1]))
-    tail = frame.tail(served.min_rows + WARMUP_ROWS)
-    np.testing.assert_allclose(served.predict(None, tail)["upper_95"],
-                               whole.interval(0.95)[1][0], rtol=1e-7)
-    with pytest.raises(ValueError, match="800 rows sent; at most 700 are accepted"):
+    served = StockcastForecaster(out["serving"].forecaster, "TEST", max_rows=790)
+    # The window, the warm-up and the adaptation's past are all it reads, and that is enough:
+    # its forecast equals the adapted one from the whole history (the volatility has forgotten
+    # its start, and the adaptation replays the same realised forecasts).
+    assert served.rows_used == served.min_rows + WARMUP_ROWS + served.adaptation.window + 1
+    whole = adapted_forecast(out["serving"].forecaster, frame, np.array([len(frame) - 1]),
+                             served.adaptation)
+    answer = served.predict(None, frame.tail(served.rows_used))
+    np.testing.assert_allclose(answer["upper_95"], whole.forecast.interval(0.95)[1][0], rtol=1e-7)
+    assert answer["adapted_on"].tolist() == [served.adaptation.window]
+    with pytest.raises(ValueError, match="800 rows sent; at most 790 are accepted"):
         served.predict(None, frame)

@@ -78,3 +78,11 @@ def test_calm_years_rarely_alarm_and_a_tripling_is_caught_within_a_week():
     # The fallback without a reference is slower but no more alarming.
     assert result["moves"]["false_alarm_rate"] <= 0.07
     assert result["moves"]["stale"]["median_delay"] > rng["stale"]["median_delay"]
+    # Counting every path that can raise DRIFT (the range CUSUM, both bands' coverage
+    # CUSUMs, the red zone from its minimum sample): still rare in calm years, still fast.
+    every = result["any"]
+    assert every["false_alarm_rate"] <= 0.07 and every["stale"]["median_delay"] <= 5
+    assert every["false_alarm_rate"] >= rng["false_alarm_rate"]
+    for band in ("band80", "band95", "red"):
+        assert result[band]["false_alarm_rate"] <= 0.03
+        assert result[band]["stale"]["detected_within_20"] > 0.05  # each path does fire

@@ -138,3 +138,44 @@ def test_the_lower_tail_is_backtested_with_the_basel_zone(tmp_path):
     assert report.metrics["live_tail_exceedances"] == 12 and report.zone == "red"
     assert report.metrics["live_kupiec_pvalue"] < 1e-6
     assert report.drift and "Basel red zone" in report.drift
+
+
+def _scored_days(tmp_path, moves, width=0.05, start=100.0):
+    """Score one-step forecasts of a band +-width (95 %) and +-width/2 (80 %) on ``moves``."""
+    closes = list(start * np.exp(np.cumsum(np.r_[0, moves])))
+    frame = prices(closes)
+    for i in range(len(closes) - 1):
+        record_forecast(tmp_path, "T", forecast(frame["Date"].iloc[i], closes[i], width))
+    return score_ledger(pd.read_parquet(tmp_path / "T" / "ledger.parquet"), frame)
+
+
+def test_one_forecast_below_the_band_raises_no_drift_and_no_zone(tmp_path):
+    scored = _scored_days(tmp_path, [-0.08])  # the first scored forecast falls through the floor
+    report = live_report(scored, MonitorConfig())
+    assert report.drift is None and report.zone.startswith("too few: 1 forecasts")
+    assert "live_basel_zone" not in report.metrics
+    assert report.metrics["live_tail_exceedances"] == 1
+    # Two calm forecasts are not "yellow" either (Basel's cumulative probability of 0 in 2).
+    calm = _scored_days(tmp_path / "calm", [0.001, -0.002])
+    assert live_report(calm, MonitorConfig()).zone.startswith("too few")
+    # From the minimum sample on, the zone is read.
+    many = _scored_days(tmp_path / "many", np.full(25, 0.001))
+    assert live_report(many, MonitorConfig()).zone == "green"
+
+
+def test_an_80_band_that_misses_too_often_is_drift_even_when_the_95_band_holds(tmp_path):
+    # 80 days: every other day moves 3.5 % up or down (outside the +-2.5 % 80 % band, inside
+    # the +-5 % 95 % one), the rest 0.1 %: the 80 % band misses half the time, the 95 % never.
+    moves = np.select([np.arange(80) % 4 == 0, np.arange(80) % 4 == 2], [0.035, -0.035], -0.001)
+    report = live_report(_scored_days(tmp_path, moves), MonitorConfig())
+    assert report.metrics["live_coverage_95"] == 1.0
+    assert report.metrics["live_band80_cusum"] > report.metrics["live_band80_cusum_threshold"]
+    assert report.metrics["live_band95_cusum"] == 0.0
+    assert report.drift and "the 80 % band missed 40 of 80" in report.drift
+    # The 10 % quantile's backtest sees it too (20 falls through it in 80; none through 2.5 %).
+    assert report.metrics["live_tail80_exceedances"] == 20
+    assert report.metrics["live_kupiec80_pvalue"] < 1e-3
+    assert report.metrics["live_tail_exceedances"] == 0
+    # ...and the band's CUSUM clears only once covered days accumulate.
+    healed = np.r_[moves, np.full(120, 0.001)]
+    assert live_report(_scored_days(tmp_path / "healed", healed), MonitorConfig()).drift is None

@@ -56,14 +56,30 @@ def choose_forecaster(metrics: dict[str, float], alpha: float) -> Choice:
                   f"best baseline ({evidence} >= alpha {alpha})")
 
 
-def promotion_metrics(metrics: dict[str, float], choice: Choice) -> dict[str, float]:
-    """The metrics the promotion sanity gate reads, for the forecaster actually served: a
-    baseline's point forecast is persistence itself, so its RMSE is persistence's and it
-    cannot be significantly worse than persistence (DM p 0.5)."""
+# Metrics that describe the course of prices, not a forecaster: the same whoever is served.
+SHARED = ("naive_", "drift_rmse", "always_up_rate")
+
+
+def lstm_name(key: str) -> str:
+    """Where the LSTM's headline metric goes when a baseline is served: ``test_coverage_95``
+    -> ``lstm_coverage_95``, ``skill_rmse_pct`` -> ``lstm_skill_rmse_pct``."""
+    return "lstm_" + key.removeprefix("test_")
+
+
+def served_metrics(metrics: dict[str, float], served: dict[str, float],
+                   choice: Choice) -> dict[str, float]:
+    """The run's metrics with the headline (``test_*``, the point skill and its DM p-values)
+    describing the forecaster actually served: ``served`` is its own ``score_all`` on the test
+    span. The LSTM's keep their values under ``lstm_*`` (``lstm_name``). A baseline's point
+    forecast is persistence itself, so it cannot be significantly worse than persistence
+    (``dm_pvalue_naive`` 0.5)."""
     if choice.is_lstm:
         return metrics
-    p = choice.prefix
-    return {**metrics, "test_rmse": metrics["naive_rmse"], "dm_pvalue_naive": 0.5,
-            "test_coverage_95": metrics[f"{p}_coverage_95"],
-            "test_coverage_80": metrics[f"{p}_coverage_80"],
-            "test_interval_score_95": metrics[f"{p}_interval_score_95"]}
+    out = dict(metrics)
+    for key, value in served.items():
+        if key.startswith(SHARED):
+            continue
+        out[lstm_name(key)] = metrics[key]
+        out[key] = value
+    out["dm_pvalue_naive"] = 0.5
+    return out

@@ -16,9 +16,11 @@ from stockcast.evaluation.baselines import drift_forecast, ewma_band, naive_fore
 from stockcast.evaluation.figures import plot_coverage, plot_fan, plot_losses, plot_residuals
 from stockcast.evaluation.forecaster_choice import (
     CALIBRATED_BASELINES,
+    LABELS,
     Choice,
     choose_forecaster,
-    promotion_metrics,
+    lstm_name,
+    served_metrics,
 )
 from stockcast.evaluation.interval_scores import coverage_rate, interval_score, pinball_loss, width_bp
 from stockcast.evaluation.point_metrics import score_forecasts
@@ -33,7 +35,9 @@ COVERAGES = (0.8, 0.95)
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Test-span forecasts in price units, their metrics, the forecast table, the choice."""
+    """Test-span forecasts in price units, their metrics, the forecast table, the choice.
+    ``metrics`` headline the served forecaster (``served_metrics``); ``forecast`` is the
+    LSTM's, whose metrics are ``lstm_metrics``."""
 
     metrics: dict[str, float]
     forecast: Forecast
@@ -46,8 +50,21 @@ class Evaluation:
     @property
     def decision_metrics(self) -> dict[str, float]:
         """The metrics of the served forecaster, as the promotion sanity gate reads them."""
-        return self.metrics if self.choice is None else promotion_metrics(self.metrics,
-                                                                          self.choice)
+        return self.metrics
+
+    @property
+    def served_label(self) -> str:
+        """The volatility model served in the LSTM's place, in words; empty when the LSTM is."""
+        choice = self.choice
+        return "" if choice is None or choice.is_lstm else LABELS[choice.prefix]
+
+    @property
+    def lstm_metrics(self) -> dict[str, float]:
+        """The metrics with the LSTM's values under the headline names (figures of the LSTM)."""
+        if self.choice is None or self.choice.is_lstm:
+            return self.metrics
+        return self.metrics | {k: self.metrics[lstm_name(k)] for k in self.metrics
+                               if lstm_name(k) in self.metrics and not k.startswith("lstm_")}
 
 
 def interval_metrics(prefix: str, quantiles: np.ndarray, levels: tuple[float, ...],
@@ -179,8 +196,9 @@ def evaluate_model(fit: TickerFit, ticker: str, alpha: float = 0.05) -> Evaluati
     evaluated = fit.forecaster if choice.is_lstm else span.baselines[choice.prefix]
     served = span.forecast if choice.is_lstm else evaluated.forecast_at(data.frame, test.origins)
     table = forecast_table(data.frame["Date"], test.origins, served, span.actual)
-    return Evaluation(span.metrics, span.forecast, span.actual, test.origins, table, choice,
-                      evaluated)
+    metrics = served_metrics(span.metrics, {} if choice.is_lstm else score_all(
+        served, span.actual, span.last, span.drift, {}), choice)
+    return Evaluation(metrics, span.forecast, span.actual, test.origins, table, choice, evaluated)
 
 
 def evaluation_figures(fit: TickerFit, evaluation: Evaluation, out_dir: Path,
@@ -188,7 +206,7 @@ def evaluation_figures(fit: TickerFit, evaluation: Evaluation, out_dir: Path,
     """The evaluation's figures as PNG files: the fan chart, calibration, the loss per epoch
     and the forecast errors beside persistence's."""
     data, result, out = fit.data, fit.result, Path(out_dir)
-    forecast, actual, metrics = evaluation.forecast, evaluation.actual, evaluation.metrics
+    forecast, actual, metrics = evaluation.forecast, evaluation.actual, evaluation.lstm_metrics
     dates, origins = data.frame["Date"], evaluation.origins
     ewma_q = ewma_band(data.close, origins, actual.shape[1], forecast.levels)  # the reference
     return {

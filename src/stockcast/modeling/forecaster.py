@@ -60,6 +60,11 @@ class Forecaster:
         return self.transformer.horizon
 
     @property
+    def calibration(self) -> np.ndarray:
+        """The split-conformal quantiles z [h, Q] found on the validation span."""
+        return self.z
+
+    @property
     def min_rows(self) -> int:
         """Rows of prices a forecast needs: a window plus the close before it."""
         return self.transformer.sequence_length + 1
@@ -80,16 +85,33 @@ class Forecaster:
     def forecast_at(self, frame: pd.DataFrame, origins: np.ndarray) -> Forecast:
         """Forecasts made at each origin row of a price frame (only rows <= origin are read)."""
         origins = np.asarray(origins, dtype=np.int64)
-        t = self.transformer
         if len(origins) == 0:
-            empty = np.empty((0, t.horizon))
-            return Forecast(empty, np.empty((0, t.horizon, len(self.levels))), self.levels)
+            empty = np.empty((0, self.horizon))
+            return Forecast(empty, np.empty((0, self.horizon, len(self.levels))), self.levels)
+        loc, scale, log_space = self.location_scale(frame, origins)
+        return forecast_from(loc, scale, self.z, frame, origins, log_space, self.levels)
+
+    def location_scale(self, frame: pd.DataFrame, origins: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """The location and scale [W, h] of the cumulative log return (of the price for the
+        ``price`` target) at each origin row, before calibration (rows <= origin only)."""
+        origins = np.asarray(origins, dtype=np.int64)
+        t = self.transformer
         # Targets beyond the frame are never read: pad with the last row so windows can slice.
         pad = pd.concat([frame] + [frame.iloc[[-1]]] * t.horizon, ignore_index=True)
         x, y = t.windows(pad, origins)
         close = frame["Close"].to_numpy(dtype=np.float64)
         split = Split(x, y, origins, base_scale(t, pad, origins))
-        return self.forecast_split(split, close[origins])
+        return _distribution(self.model, t, split, close[origins])
+
+
+def forecast_from(loc: np.ndarray, scale: np.ndarray, z: np.ndarray, frame: pd.DataFrame,
+                  origins: np.ndarray, log_space: bool, levels: tuple[float, ...]) -> Forecast:
+    """A Forecast from a location and scale [W, h] and calibration quantiles z ([h, Q], or one
+    set per origin [W, h, Q]); the point is the location (persistence for a zero location)."""
+    close = frame["Close"].to_numpy(dtype=np.float64)[np.asarray(origins, dtype=np.int64)]
+    point = close[:, None] * np.exp(loc) if log_space else loc
+    return Forecast(point, quantile_prices(loc, scale, z, close, log_space), levels)
 
 
 def _distribution(model: LSTMForecaster, transformer: SeriesTransformer, split: Split,

@@ -67,8 +67,9 @@ def quantile_prices(loc: np.ndarray, scale: np.ndarray, z: np.ndarray, last_clos
                     log_space: bool = True) -> np.ndarray:
     """Quantile forecasts [W, h, Q] in price units from a location and scale [W, h] of the
     cumulative log return (or of the price itself when ``log_space`` is False) and the
-    standardised quantiles z [h, Q]."""
-    values = loc[:, :, None] + scale[:, :, None] * z[None, :, :]
+    standardised quantiles z [h, Q] (or one set per origin [W, h, Q])."""
+    z = np.asarray(z, dtype=np.float64)
+    values = loc[:, :, None] + scale[:, :, None] * (z if z.ndim == 3 else z[None, :, :])
     if not log_space:
         return values
     return np.asarray(last_close, dtype=np.float64)[:, None, None] * np.exp(values)

@@ -26,6 +26,10 @@ class TickerFit:
     forecaster: Forecaster
     trained_on: tuple[str, ...] = ()  # a global model's series; empty: this ticker's alone
     warm_start_from: str = "scratch"  # where the weights started (a champion, or scratch)
+    # The last date the network's training and validation windows reached ("": this series'
+    # own validation end), and why a ticker of a global run was trained alone ("": it was not).
+    trained_to: str = ""
+    note: str = ""
 
 
 @dataclass(frozen=True)

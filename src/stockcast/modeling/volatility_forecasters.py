@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from stockcast.modeling.forecaster import Forecast
-from stockcast.modeling.intervals import QUANTILES, calibrated_z, gaussian_z, quantile_prices
+from stockcast.modeling.forecaster import Forecast, forecast_from
+from stockcast.modeling.intervals import QUANTILES, calibrated_z, gaussian_z
 from stockcast.modeling.volatility import (
     EWMA_WARMUP_RETURNS,
     HAR_LAGS,
@@ -99,14 +99,21 @@ class VolatilityForecaster:
         return self
 
     def forecast_at(self, frame: pd.DataFrame, origins: np.ndarray) -> Forecast:
-        """Forecasts made at each origin row (only rows <= origin are read)."""
-        origins = np.asarray(origins, dtype=np.int64)
-        close = frame["Close"].to_numpy(np.float64)[origins]
-        scale = self.scale(frame, origins)
-        z = self.z if self.z is not None else gaussian_z(self.horizon, self.levels)
-        point = np.repeat(close[:, None], self.horizon, axis=1)
-        return Forecast(point, quantile_prices(np.zeros_like(scale), scale, z, close),
-                        self.levels)
+        """Forecasts made at each origin row (only rows <= origin are read): persistence, and
+        quantiles of the cumulative log return from the volatility at the origin."""
+        loc, scale, log_space = self.location_scale(frame, origins)
+        return forecast_from(loc, scale, self.calibration, frame, origins, log_space, self.levels)
+
+    @property
+    def calibration(self) -> np.ndarray:
+        """The calibration quantiles z [h, Q] (Gaussian before calibration)."""
+        return self.z if self.z is not None else gaussian_z(self.horizon, self.levels)
+
+    def location_scale(self, frame: pd.DataFrame, origins: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Location (zero: persistence) and scale [W, h] of the cumulative log return."""
+        scale = self.scale(frame, np.asarray(origins, dtype=np.int64))
+        return np.zeros_like(scale), scale, True
 
 
 def fit_baseline(kind: str, frame: pd.DataFrame, train_end: int, val_origins: np.ndarray,

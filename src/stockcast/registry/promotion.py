@@ -196,7 +196,7 @@ def promote_if_better(version: str, name: str, evaluation: Evaluation, frame: pd
                                                 current, cfg, source))
             if decided[-1].promote:
                 client.set_registered_model_alias(name, CHAMPION, version)
-        record_decision(client, name, version, decided[-1])
+        record_decision(client, name, version, decided[-1], serves=evaluation.served_label)
         return decided[-1]
 
     try:
@@ -222,17 +222,18 @@ def _withdraw(name: str, version: str, store: MlflowStore) -> None:
 
 
 def record_decision(client: MlflowClient, name: str, version: str, decision: Decision,
-                    by: str = "pipeline") -> None:
+                    by: str = "pipeline", serves: str = "") -> None:
     """Audit trail: the test, the loss, both losses, the pairs, the p-value and the reason as
     ``promotion.*`` tags, and the reason in the version's description (the registry list
-    truncates tags)."""
+    truncates tags), after what the version serves when it is a volatility model."""
     tags = {f"promotion.{k}": "n/a" if v is None else str(v) for k, v in asdict(decision).items()}
     tags["promotion.decided_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
     tags["promotion.decided_by"] = by
     # The public call checks once that the name is a model, not a prompt; the tags then go
     # through the registry client behind MlflowClient.set_model_version_tag, which would
     # re-read the whole registered model (every version) for each of the ~18 tags.
-    client.update_model_version(name, version, description=f"{headline(decision, by)} · "
+    served = f" · serves {serves}" if serves else ""
+    client.update_model_version(name, version, description=f"{headline(decision, by)}{served} · "
                                 f"{decision.reason} (decided by {by})")
     registry = client._get_registry_client()  # MLflow is pinned; the promotion tests read these
     for key, value in tags.items():

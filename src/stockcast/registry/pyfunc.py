@@ -13,9 +13,13 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from stockcast.data.files import normalize_prices
 from stockcast.errors import DataSourceError
 from stockcast.market_calendar import next_trading_days
+from stockcast.modeling.adaptive import Tracking, adapted_forecast
 from stockcast.modeling.forecaster import Forecaster
 
 OUTPUT_COLUMNS = ["step", "forecast", "lower_80", "upper_80", "lower_95", "upper_95"]
+# What the adaptive calibration did: realised past forecasts it read at that step, and the
+# adapted band's width over the static one's (1: unchanged).
+ADAPTATION_COLUMNS = ["adapted_on", "band_ratio_80", "band_ratio_95"]
 # Rows a request may carry (about 80 years of sessions); more is refused before any parsing.
 MAX_REQUEST_ROWS = 20_000
 # Rows kept before the window: the volatility estimates forget their start within them
@@ -49,14 +53,33 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
     rows of the columns the model reads (``Close`` at least). ``Date`` is optional (text or
     datetime); other columns are ignored. It returns one row per future trading day: ``date``
     (when ``Date`` was given), ``step``, ``forecast`` (the point forecast), the 80 % and 95 %
-    interval bounds and the raw quantiles ``q0.025`` ... ``q0.975``.
+    interval bounds and the raw quantiles ``q0.025`` ... ``q0.975``, and what the adaptive
+    calibration did (``adapted_on``, ``band_ratio_80``, ``band_ratio_95``).
+
+    The bands adapt to the forecaster's own recent misses (``modeling.adaptive``): it scores
+    itself on the realised days inside the request, so send ``rows_for_adaptation`` rows (the
+    last ``tracking.window`` sessions plus the window and warm-up) for the fully adapted band;
+    fewer rows adapt on fewer past forecasts (``adapted_on`` says how many), and the same
+    rows always give the same answer.
     """
 
     def __init__(self, forecaster: Forecaster, ticker: str,
-                 max_rows: int = MAX_REQUEST_ROWS) -> None:
+                 max_rows: int = MAX_REQUEST_ROWS, tracking: Tracking | None = None) -> None:
         self.forecaster = forecaster
         self.ticker = ticker
         self.max_rows = max_rows
+        self.tracking = tracking if tracking is not None else Tracking()
+
+    @property
+    def adaptation(self) -> Tracking:
+        """How the bands adapt (models logged before adaptation take the defaults)."""
+        return getattr(self, "tracking", None) or Tracking()
+
+    @property
+    def rows_used(self) -> int:
+        """The most recent rows a forecast reads: the window and the volatility warm-up, and
+        the realised past forecasts the adaptation replays."""
+        return self.min_rows + WARMUP_ROWS + self.adaptation.window + self.forecaster.horizon
 
     @property
     def min_rows(self) -> int:
@@ -69,9 +92,9 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
         if len(model_input) > limit:
             raise RequestRefused(f"{len(model_input)} rows sent; at most {limit} are accepted: "
                                  f"send the most recent rows (the model reads the last "
-                             f"{self.min_rows + WARMUP_ROWS})")
-        # Only the tail matters: the window plus the volatility warm-up.
-        model_input = pd.DataFrame(model_input).tail(self.min_rows + WARMUP_ROWS)
+                                 f"{self.rows_used})")
+        # Only the tail matters: the window, the volatility warm-up and the adaptation's past.
+        model_input = pd.DataFrame(model_input).tail(self.rows_used)
         try:  # exactly the pipeline's reading: column spellings, Adj Close, number formats
             frame = normalize_prices(model_input.reset_index(drop=True))
         except DataSourceError as exc:
@@ -94,7 +117,9 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None):
         """Forecast the ``horizon`` trading days after the last row of ``model_input``."""
         frame = self._clean(model_input)
-        fc = self.forecaster.forecast_at(frame, np.array([len(frame) - 1]))
+        adapted = adapted_forecast(self.forecaster, frame, np.array([len(frame) - 1]),
+                                   self.adaptation)
+        fc = adapted.forecast
         lo80, hi80 = fc.interval(0.8)
         lo95, hi95 = fc.interval(0.95)
         h = fc.point.shape[1]
@@ -103,6 +128,9 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
                             "lower_95": lo95[0], "upper_95": hi95[0]})
         for j, level in enumerate(fc.levels):
             out[f"q{level:g}"] = fc.quantiles[0, :, j]
+        out["adapted_on"] = adapted.realised[0]
+        out["band_ratio_80"] = adapted.width_ratio(0.8)[0]
+        out["band_ratio_95"] = adapted.width_ratio(0.95)[0]
         if "Date" in frame.columns:
             out.insert(0, "date", next_trading_days(frame["Date"].iloc[-1], h))
         return out

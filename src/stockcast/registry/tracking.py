@@ -26,6 +26,7 @@ from stockcast.config import PipelineConfig
 from stockcast.data.exploration import summarize, summary_files
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.evaluation.scorecard import Evaluation
+from stockcast.modeling.adaptive import Tracking
 from stockcast.modeling.forecaster import Forecaster
 from stockcast.modeling.recipe import ServingFit, TickerFit
 from stockcast.modeling.trainer import TrainResult
@@ -125,21 +126,34 @@ def run_name(ticker: str, cfg: PipelineConfig, now: dt.datetime | None = None) -
 
 
 def run_description(ticker: str, metrics: dict[str, float], result: TrainResult,
-                    serving: ServingFit, choice: str = "") -> str:
+                    serving: ServingFit, choice: str = "", served_label: str = "") -> str:
     """The paragraph the MLflow UI shows for a run: results against the baselines, units,
-    and what MLflow's Duration does not show."""
+    and what MLflow's Duration does not show. With ``served_label`` (a volatility model is
+    served), the headline is that model's and the LSTM's follows under its own name."""
     m = metrics
+    if served_label:
+        head = (f"**{ticker} serves {served_label}**: 95 % interval coverage "
+                f"{m['test_coverage_95']:.3f}, 80 % {m['test_coverage_80']:.3f}, interval score "
+                f"{m['test_interval_score_95']:.4f} (EWMA band {m['ewma_interval_score_95']:.4f}); "
+                f"point forecast: persistence. The LSTM it was preferred to: coverage "
+                f"{m['lstm_coverage_95']:.3f}, interval score {m['lstm_interval_score_95']:.4f}, "
+                f"point skill {m['lstm_skill_rmse_pct']:+.2f} % RMSE vs persistence "
+                "(`lstm_*` metrics). ")
+    else:
+        head = (
+            f"**{ticker}**: point forecast skill {m['skill_rmse_pct']:+.2f} % RMSE vs persistence "
+            f"(one-sided DM p {m['dm_pvalue_naive']:.2f}; vs a constant drift p "
+            f"{m['dm_pvalue_drift']:.2f}). 95 % interval coverage {m['test_coverage_95']:.3f} "
+            f"(EWMA band {m['ewma_coverage_95']:.3f}), interval score "
+            f"{m['test_interval_score_95']:.4f} vs EWMA {m['ewma_interval_score_95']:.4f}, "
+            f"GARCH(1,1)-t {m['garch_interval_score_95']:.4f} (LSTM better: DM p "
+            f"{m['dm_pvalue_is95_garch']:.2f}), HAR {m['har_interval_score_95']:.4f} (p "
+            f"{m['dm_pvalue_is95_har']:.2f}) (price units, lower is better). ")
     return (
-        f"**{ticker}**: point forecast skill {m['skill_rmse_pct']:+.2f} % RMSE vs persistence "
-        f"(one-sided DM p {m['dm_pvalue_naive']:.2f}; vs a constant drift p "
-        f"{m['dm_pvalue_drift']:.2f}). 95 % interval coverage {m['test_coverage_95']:.3f} "
-        f"(EWMA band {m['ewma_coverage_95']:.3f}), interval score "
-        f"{m['test_interval_score_95']:.4f} vs EWMA {m['ewma_interval_score_95']:.4f}, "
-        f"GARCH(1,1)-t {m['garch_interval_score_95']:.4f} (LSTM better: DM p "
-        f"{m['dm_pvalue_is95_garch']:.2f}), HAR {m['har_interval_score_95']:.4f} (p "
-        f"{m['dm_pvalue_is95_har']:.2f}) (price units, lower is better). "
+        head
         + (f"**{choice}.** " if choice else "")
-        + "Units: `test_*`, `naive_*`, `drift_*`, `ewma*_`, `rangevol_*`, `har_*`, `garch_*` are "
+        + "Units: `test_*` (the served forecaster's), `lstm_*`, `naive_*`, `drift_*`, `ewma*_`, "
+        "`rangevol_*`, `har_*`, `garch_*` are "
         "price units on the test span; `val_*` and the losses are scaled model units. "
         f"Training took {result.seconds:.1f} s plus a {serving.seconds:.1f} s refit "
         "(`train_seconds`); MLflow's Duration covers only this logging step. Metrics are the "
@@ -152,11 +166,11 @@ def _data_source(location: str) -> str:
     return location if "://" in location else Path(location).resolve().as_uri()
 
 
-def _log_model(data: PreparedData, serving: ServingFit, ticker: str,
+def _log_model(data: PreparedData, serving: ServingFit, ticker: str, tracking: Tracking,
                with_torch: bool = False) -> tuple[str, str]:
     """The served model as a pyfunc (and the network as a pytorch model on request): its URI
     and logged-model id."""
-    python_model = StockcastForecaster(serving.forecaster, ticker)
+    python_model = StockcastForecaster(serving.forecaster, ticker, tracking=tracking)
     requirements = pip_requirements()
     # The signature names what the model reads: its raw price columns, and an optional Date of
     # any type (text from a CSV or JSON, or datetimes). Every column is optional to MLflow: the
@@ -191,7 +205,11 @@ def _log_model(data: PreparedData, serving: ServingFit, ticker: str,
 def fit_tags(fit: TickerFit) -> dict[str, str]:
     """What the network was trained on (this ticker alone, or every series of a global
     model) and where its weights started (the champion's, or scratch and why)."""
+    data = fit.data
+    own_end = str(data.frame["Date"].iloc[data.bounds.val_end - 1].date())
     return {"fit.trained_on": ",".join(fit.trained_on) or "this ticker",
+            "fit.trained_to": fit.trained_to or own_end,
+            "fit.note": fit.note or "none",
             "fit.warm_start_from": fit.warm_start_from}
 
 
@@ -227,7 +245,7 @@ def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Ev
                         | choice_tags(evaluation) | fit_tags(fit))
         mlflow.set_tag("mlflow.note.content",
                        run_description(ticker, evaluation.metrics, result, serving,
-                                       evaluation.choice.reason))
+                                       evaluation.choice.reason, evaluation.served_label))
         mlflow.log_params({k: ("" if v is None else v) for k, v in cfg.flat().items()})
         mlflow.log_input(mlflow.data.from_pandas(
             data.frame, source=_data_source(validated.prices.location), targets="Close",
@@ -243,7 +261,8 @@ def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Ev
         # The model before the metrics: MLflow links a run's existing metrics to a model it
         # logs by reading each one's history (~0.5 s a run); metrics logged with its id are
         # linked in the same batch.
-        model_uri, model_id = _log_model(data, serving, ticker, cfg.tracking.log_torch_model)
+        model_uri, model_id = _log_model(data, serving, ticker, Tracking.from_config(cfg.intervals),
+                                         cfg.tracking.log_torch_model)
         mlflow.log_metrics({**evaluation.metrics, "best_epoch": result.best_epoch,
                             "train_seconds": result.seconds + serving.seconds,
                             "refit_seconds": serving.seconds,

@@ -52,8 +52,10 @@ def version_of_run(client: MlflowClient, name: str, run_id: str) -> str | None:
 
 
 def register_version(model_uri: str, run_id: str, name: str, store: MlflowStore) -> str:
-    """Register the logged model as a new version and point `challenger` at it. Idempotent: a
-    retry after a transient failure never adds a second version for the same run."""
+    """Register the logged model as a new version and point `challenger` at it; the version
+    carries its run's ``forecaster`` tag (lstm, har, ...: what the Models page shows is
+    served). Idempotent: a retry after a transient failure never adds a second version for
+    the same run."""
 
     def attempt() -> str:
         client = store.client
@@ -63,8 +65,9 @@ def register_version(model_uri: str, run_id: str, name: str, store: MlflowStore)
             # its "Successfully registered model" prints go to our log, not the console.
             printed = io.StringIO()
             with contextlib.redirect_stderr(printed):
-                version = str(mlflow.register_model(model_uri, name,
-                                                    tags={"run_id": run_id}).version)
+                served = client.get_run(run_id).data.tags.get("forecaster", "lstm")
+                version = str(mlflow.register_model(
+                    model_uri, name, tags={"run_id": run_id, "forecaster": served}).version)
             for line in printed.getvalue().splitlines():
                 log.info("%s", line)
         client.set_registered_model_alias(name, CHALLENGER, version)

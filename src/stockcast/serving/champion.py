@@ -23,6 +23,8 @@ from stockcast.runtime import path_inside
 from stockcast.serving.drift import RangeReference, range_reference
 
 BAND_COLUMNS = ("forecast", "lower_80", "upper_80", "lower_95", "upper_95")
+# What the adaptive calibration did (models logged before it have none of these columns).
+ADAPTATION_COLUMNS = ("adapted_on", "band_ratio_80", "band_ratio_95")
 
 
 @dataclass
@@ -121,7 +123,9 @@ def log_forecast(ticker: str, paths: dict[str, Path], version: str, store: Mlflo
                  forecast: pd.DataFrame | None = None) -> str:
     """Record a forecast as an MLflow run in ``experiment`` (one run per ticker per day): its
     files, where its prices came from, the champion's live metrics, and the forecast itself
-    (``forecast``, ``lower_95`` ... as metrics whose step is the horizon step); returns the
+    (``forecast``, ``lower_95`` ... as metrics whose step is the horizon step, with the
+    adaptive calibration's state: ``adapted_on`` realised past forecasts, ``band_ratio_80`` /
+    ``band_ratio_95`` the adapted width over the static one's); returns the
     run id. The run is named by the day forecast and when: ``GOOG for 2013-03-04 (v2) ·
     2026-12-01 07:30:12``."""
 
@@ -132,8 +136,9 @@ def log_forecast(ticker: str, paths: dict[str, Path], version: str, store: Mlflo
             mlflow.log_metrics(metrics)
         if forecast is not None:
             mlflow.log_metric("last_close", float(forecast["last_close"].iloc[0]))
+            logged = [c for c in (*BAND_COLUMNS, *ADAPTATION_COLUMNS) if c in forecast.columns]
             for row in forecast.itertuples():
-                mlflow.log_metrics({c: float(getattr(row, c)) for c in BAND_COLUMNS},
+                mlflow.log_metrics({c: float(getattr(row, c)) for c in logged},
                                    step=int(row.step))
         for path in paths.values():
             mlflow.log_artifact(str(path), artifact_path="forecast")

@@ -125,3 +125,25 @@ def cusum(moves: np.ndarray, reference: float, cap: float, threshold: float) -> 
         if first is None and s > threshold:
             first = i
     return Cusum(s, peak, threshold, first)
+
+
+# Each band's promised share of misses (outside the central interval, either side).
+BAND_MISS_RATE = {80: 0.2, 95: 0.05}
+
+
+def band_misses(rows: pd.DataFrame, coverage: int) -> np.ndarray:
+    """1 where the realised close fell outside the row's central ``coverage`` % band."""
+    actual = rows["actual"].to_numpy(float)
+    lo, hi = rows[f"lower_{coverage}"].to_numpy(float), rows[f"upper_{coverage}"].to_numpy(float)
+    return ((actual < lo) | (actual > hi)).astype(float)
+
+
+def band_cusum(missed: np.ndarray, miss_rate: float, threshold: float) -> Cusum:
+    """The Bernoulli CUSUM of a band's misses: the log-likelihood ratio of misses twice as
+    frequent as promised (p1 = 2 p0) against the promise p0, accumulated from the first scored
+    forecast. Each miss adds ln 2; each covered day subtracts ln((1 - p0) / (1 - 2 p0)): it
+    stays above its threshold while the band keeps missing too often, and clears only as
+    covered days accumulate."""
+    p0, p1 = miss_rate, 2 * miss_rate
+    steps = np.where(np.asarray(missed, float) > 0, np.log(p1 / p0), np.log((1 - p1) / (1 - p0)))
+    return cusum(steps, 0.0, np.inf, threshold)

@@ -11,9 +11,12 @@ moves fall inside it, as split-conformal calibration does. The range monitor's r
 (mean and sd of u) comes from a separate 300-day calm sequence per run, as a champion's own
 test span gives it. Two shocks from day 100: moves and ranges triple and the band does not
 follow (the worst case: a model whose scale is stale), or they triple and the band adapts.
-Reported per monitor (the range CUSUM, and the |z| CUSUM used without a reference): the share
-of calm sequences with any alarm, and the sessions from the shock to the first alarm (999
-when none came within the 150 sessions left).
+Reported per monitor (the range CUSUM, and the |z| CUSUM used without a reference), for each
+band's coverage CUSUM (its misses against the band calibrated to 80 % / 95 % of calm moves),
+for the Basel red zone of the lower 2.5 % quantile (read from ``zone_min_forecasts`` on), and
+for every path that can raise DRIFT together (the range CUSUM, both band CUSUMs, the red
+zone): the share of calm sequences with any alarm, and the sessions from the shock to the
+first alarm (999 when none came within the 150 sessions left).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import numpy as np
 
 from stockcast.config import MonitorConfig
 from stockcast.data.files import SAMPLE_TICKERS, read_price_file, sample_path
+from stockcast.evaluation.tail_backtests import traffic_light
 from stockcast.modeling.volatility import ewma_variance, range_variance
-from stockcast.serving.drift import MOVES_CUSUM, Z95, cusum
+from stockcast.serving.drift import BAND_MISS_RATE, MOVES_CUSUM, Z95, band_cusum, cusum
 
 WARMUP, DAYS, SHOCK_AT, BLOCK, REFERENCE_DAYS = 60, 250, 100, 20, 300
 
@@ -42,7 +46,7 @@ def _bootstrap(days: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray
 
 
 def _sequence(days, rng, shock: str | None, n: int = DAYS) -> tuple[np.ndarray, np.ndarray]:
-    """|z| and the range over the band's sd for one sequence (before calibration)."""
+    """z (signed) and the range over the band's sd for one sequence (before calibration)."""
     pairs = 0.01 * _bootstrap(days, WARMUP + n + 1, rng)
     r, q = pairs[:, 0], pairs[:, 1]
     if shock == "adapting":
@@ -54,19 +58,41 @@ def _sequence(days, rng, shock: str | None, n: int = DAYS) -> tuple[np.ndarray, 
     if shock == "stale":
         z[SHOCK_AT:] *= 3
         ratio[SHOCK_AT:] *= 3
-    return np.abs(z), ratio
+    return z, ratio
 
 
-def _first_alarms(sequences, references, scale, cfg, after: int = 0):
-    """First alarm index (or None) per sequence, for the range and the |z| monitor."""
-    rng_, zs = [], []
-    for (moves, ratio), ref in zip(sequences, references, strict=True):
+def _red_from(low: np.ndarray, cfg: MonitorConfig) -> int | None:
+    """The first index at which the lower tail's Basel zone is red (from the minimum sample)."""
+    exceeded = np.cumsum(low)
+    for i in range(cfg.zone_min_forecasts - 1, len(low)):
+        n = min(i + 1, cfg.tail_days)
+        x = exceeded[i] - (exceeded[i - n] if i >= n else 0)
+        if traffic_light(int(x), n, 0.025) == "red":
+            return i
+    return None
+
+
+def _first_alarms(sequences, references, scale, quantiles, cfg, after: int = 0):
+    """First alarm index (or None) per sequence, for each monitor and for every DRIFT path
+    together (``any``: the range CUSUM, the band CUSUMs, the red zone)."""
+    out: dict[str, list] = {k: [] for k in ("range", "moves", "band80", "band95", "red", "any")}
+    thresholds = {80: cfg.band_cusum_threshold_80, 95: cfg.band_cusum_threshold_95}
+    for (z, ratio), ref in zip(sequences, references, strict=True):
+        z, ratio = z[after:], ratio[after:]
         u0 = np.log(np.maximum(ref / scale, 1e-4))
         w = (np.log(np.maximum(ratio / scale, 1e-4)) - u0.mean()) / u0.std(ddof=1)
-        rng_.append(cusum(w[after:], cfg.cusum_reference, cfg.cusum_cap,
-                          cfg.cusum_threshold).first_alarm)
-        zs.append(cusum(moves[after:] / scale, *MOVES_CUSUM).first_alarm)
-    return {"range": rng_, "moves": zs}
+        first = {"range": cusum(w, cfg.cusum_reference, cfg.cusum_cap,
+                                cfg.cusum_threshold).first_alarm,
+                 "moves": cusum(np.abs(z) / scale, *MOVES_CUSUM).first_alarm,
+                 "red": _red_from(z < -quantiles[95], cfg)}
+        for c in (80, 95):
+            missed = (np.abs(z) > quantiles[c]).astype(float)
+            first[f"band{c}"] = band_cusum(missed, BAND_MISS_RATE[c], thresholds[c]).first_alarm
+        paths = [first[k] for k in ("range", "band80", "band95", "red") if first[k] is not None]
+        first["any"] = min(paths) if paths else None
+        for k, v in first.items():
+            out[k].append(v)
+    return out
 
 
 def simulate(sequences: int = 2000, cfg: MonitorConfig | None = None, seed: int = 0) -> dict:
@@ -77,13 +103,17 @@ def simulate(sequences: int = 2000, cfg: MonitorConfig | None = None, seed: int 
     calm = [_sequence(days[i % len(days)], rng, None) for i in range(sequences)]
     refs = [_sequence(days[i % len(days)], rng, None, REFERENCE_DAYS)[1]
             for i in range(sequences)]
-    scale = np.quantile(np.concatenate([c[0] for c in calm]), 0.95) / Z95  # the calibration
+    moves = np.abs(np.concatenate([c[0] for c in calm]))
+    # The calibration: each band holds its share of calm moves, as split-conformal makes it.
+    quantiles = {c: float(np.quantile(moves, 1 - BAND_MISS_RATE[c])) for c in BAND_MISS_RATE}
+    scale = quantiles[95] / Z95
     out = {"sequences": sequences}
-    for monitor, alarms in _first_alarms(calm, refs, scale, cfg).items():
+    for monitor, alarms in _first_alarms(calm, refs, scale, quantiles, cfg).items():
         out[monitor] = {"false_alarm_rate": float(np.mean([a is not None for a in alarms]))}
     for shock in ("stale", "adapting"):
         shocked = [_sequence(days[i % len(days)], rng, shock) for i in range(sequences)]
-        for monitor, alarms in _first_alarms(shocked, refs, scale, cfg, SHOCK_AT).items():
+        for monitor, alarms in _first_alarms(shocked, refs, scale, quantiles, cfg,
+                                             SHOCK_AT).items():
             delays = np.array([999 if a is None else a + 1 for a in alarms])
             out[monitor][shock] = {"median_delay": float(np.median(delays)),
                                    "p75_delay": float(np.percentile(delays, 75)),

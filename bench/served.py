@@ -1,0 +1,145 @@
+"""Unseen days: a champion trained on prices to a cut date, then served every later session
+for a year through the served path (the pyfunc's adaptive calibration), against the same
+champion with its static split-conformal bands. Defaults throughout (the pipeline's own
+choice of forecaster, LSTM or volatility model); nothing is tuned to these series.
+
+Cases: each bundled series cut before the 2008 crisis and before calm 2012, and synthetic
+series of our making (calm years, then the volatility tripled for a year, then calm again).
+The adapted bands are computed for every day at once (``adapted_forecast`` is causal: the
+tests check that a day's answer reads no later row); a few days are checked against the
+pyfunc called with that day's rows only, as a client would call it."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from stockcast.config import PipelineConfig
+from stockcast.data.files import SAMPLE_TICKERS, read_price_file, sample_path
+from stockcast.data.schemas import validate_prices
+from stockcast.data.sources import PriceData
+from stockcast.evaluation.scorecard import evaluate_model, interval_metrics
+from stockcast.modeling.adaptive import Tracking, adapted_forecast
+from stockcast.modeling.recipe import fit_and_calibrate, fit_for_serving
+from stockcast.registry.pyfunc import StockcastForecaster
+
+CUTS = ("2007-12-31", "2011-12-30")
+SESSIONS = 252
+
+
+def regime_prices(seed: int, calm_years: int = 8, vol: float = 0.01) -> pd.DataFrame:
+    """Calm years with volatility clustering (GARCH(1,1)-t), then one year at three times the
+    volatility, then calm again; OHLC from the same daily variance."""
+    rng = np.random.default_rng(seed)
+    calm = calm_years * SESSIONS
+    n = calm + 2 * SESSIONS + 60
+    level = np.where((np.arange(n) >= calm) & (np.arange(n) < calm + SESSIONS), 3.0, 1.0)
+    shocks = rng.standard_t(5, n) * np.sqrt(3 / 5)
+    var, r = vol**2, np.empty(n)
+    omega, alpha, beta = vol**2 * 0.05, 0.07, 0.88
+    for t in range(n):
+        r[t] = np.sqrt(var) * level[t] * shocks[t]
+        var = omega + alpha * (r[t] / level[t]) ** 2 + beta * var
+    close = 100 * np.exp(np.cumsum(r))
+    sd = np.abs(r) + vol * level * 0.3
+    open_ = np.r_[100, close[:-1]] * np.exp(rng.normal(0, vol * level / 4))
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, sd / 2)))
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, sd / 2)))
+    return pd.DataFrame({"Date": pd.bdate_range("2000-01-03", periods=n), "Open": open_,
+                         "High": high, "Low": low, "Close": close, "Volume": 1e6})
+
+
+def _validated(ticker: str, frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
+    return validate_prices(PriceData(ticker, frame, "sample", ticker), cfg.window,
+                           cfg.validation).frame
+
+
+def serve_year(frame: pd.DataFrame, cut: int, cfg: PipelineConfig, label: str) -> dict:
+    """Train the pipeline's served forecaster on rows < ``cut``, serve rows cut-1 .. for a year:
+    coverage and interval score of the adapted and the static bands, per step."""
+    train = cfg.train.model_copy(update={"threads": os.cpu_count() or 1, "progress": False})
+    seen = frame.iloc[:cut].reset_index(drop=True)
+    fit = fit_and_calibrate(seen, cfg.window, cfg.model, train)
+    evaluation = evaluate_model(fit, label, cfg.promotion.alpha)
+    served = fit_for_serving(fit, cfg.model, train,
+                             None if evaluation.choice.is_lstm else evaluation.evaluated).forecaster
+    h = cfg.window.horizon
+    days = np.arange(cut - 1, min(cut - 1 + SESSIONS, len(frame) - h))
+    close = frame["Close"].to_numpy(np.float64)
+    actual = np.stack([close[days + k] for k in range(1, h + 1)], axis=1)
+    tracking = Tracking.from_config(cfg.intervals)
+    adapted = adapted_forecast(served, frame, days, tracking)
+    static = adapted_forecast(served, frame, days, Tracking(window=0))
+    pyfunc = StockcastForecaster(served, label, tracking=tracking)
+    for d in days[[0, len(days) // 2, -1]]:  # the service, called with that day's rows only
+        answer = pyfunc.predict(None, frame.iloc[:d + 1])
+        np.testing.assert_allclose(answer["upper_95"], adapted.forecast.interval(0.95)[1][
+            d - days[0]], rtol=1e-6)  # the request holds the recent rows only
+    out = {"label": label, "served": evaluation.choice.tag, "days": int(len(days)),
+           "from": str(frame["Date"].iloc[days[0]].date()),
+           "to": str(frame["Date"].iloc[days[-1]].date())}
+    for name, fc in (("adaptive", adapted.forecast), ("static", static.forecast)):
+        steps = []
+        for k in range(h):
+            m = interval_metrics("s", fc.quantiles[:, k:k + 1], fc.levels, actual[:, k:k + 1],
+                                 close[days])
+            steps.append({c: m[f"s_{c}"] for c in ("coverage_80", "coverage_95",
+                                                   "interval_score_95")})
+        out[name] = steps
+    out["band_ratio_95"] = {"median": float(np.median(adapted.width_ratio(0.95)[:, 0])),
+                            "max": float(np.max(adapted.width_ratio(0.95)[:, 0]))}
+    return out
+
+
+def bench_served(horizons: tuple[int, ...] = (1, 5), synthetic: int = 2) -> dict:
+    """Every case at each horizon (horizon 5 on the bundled series' pre-2008 cut only)."""
+    out: dict = {"cases": []}
+    for h in horizons:
+        cfg = PipelineConfig()
+        cfg = cfg.model_copy(update={"window": cfg.window.model_copy(update={"horizon": h})})
+        for ticker in SAMPLE_TICKERS:
+            frame = _validated(ticker, read_price_file(sample_path(ticker)), cfg)
+            for cut_date in CUTS if h == 1 else CUTS[:1]:
+                cut = int(np.searchsorted(frame["Date"], pd.Timestamp(cut_date), side="right"))
+                out["cases"].append({"horizon": h, **serve_year(frame, cut, cfg,
+                                                                f"{ticker} to {cut_date}")})
+        if h != 1:
+            continue
+        for seed in range(synthetic):
+            frame = _validated(f"SYN{seed}", regime_prices(seed), cfg)
+            calm = 8 * SESSIONS
+            for cut, what in ((calm, "tripled"), (calm + SESSIONS, "calm again")):
+                out["cases"].append({"horizon": h, **serve_year(frame, cut, cfg,
+                                                                f"synthetic {seed}: {what}")})
+    return out
+
+
+def markdown(result: dict) -> list[str]:
+    """The unseen-days table for docs/benchmarks.md."""
+    lines = ["**Unseen days** (a champion trained to the cut, then served every session for a "
+             "year through the served path; adaptive = the served bands, static = the same "
+             "champion's split-conformal bands; interval score 95 in price units, lower is "
+             "better; the last step at horizon 5):", "",
+             "| case | served | h | days | coverage 80 adaptive / static | coverage 95 adaptive "
+             "/ static | interval score 95 adaptive / static | band ratio 95 median, max |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for c in result["cases"]:
+        a, s = c["adaptive"][-1], c["static"][-1]
+        lines.append(
+            f"| {c['label']} ({c['from']} .. {c['to']}) | {c['served']} | {c['horizon']} | "
+            f"{c['days']} | {a['coverage_80']:.3f} / {s['coverage_80']:.3f} | "
+            f"{a['coverage_95']:.3f} / {s['coverage_95']:.3f} | {a['interval_score_95']:.3f} / "
+            f"{s['interval_score_95']:.3f} ({100 * (a['interval_score_95'] / s['interval_score_95'] - 1):+.1f} %) | "
+            f"{c['band_ratio_95']['median']:.2f}, {c['band_ratio_95']['max']:.2f} |")
+    multi = [c for c in result["cases"] if c["horizon"] > 1]
+    if multi:
+        lines += ["", "**Horizon 5 per step** (served, adaptive / static):", "",
+                  "| case | step | coverage 80 | coverage 95 |", "|---|---:|---:|---:|"]
+        for c in multi:
+            for k, (a, s) in enumerate(zip(c["adaptive"], c["static"], strict=True), start=1):
+                lines.append(f"| {c['label']} | {k} | {a['coverage_80']:.3f} / "
+                             f"{s['coverage_80']:.3f} | {a['coverage_95']:.3f} / "
+                             f"{s['coverage_95']:.3f} |")
+    return [*lines, ""]

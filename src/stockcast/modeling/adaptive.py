@@ -1,0 +1,161 @@
+"""Online adaptive calibration: the interval's quantiles follow the forecaster's recent misses.
+
+Split-conformal quantiles fixed on the validation span (``intervals.calibrated_z``) hold while
+the future looks like that span; through a regime change they do not. Here each quantile of
+the standardised residual, per horizon step and per level, is *tracked* over the realised
+forecasts the forecaster made on the sessions before the origin: online quantile tracking
+(the P term of conformal PID control, Angelopoulos et al. 2023; adaptive conformal inference
+in score space, Gibbs & Candes 2021), on the log of each bound's distance from the median,
+so the gain does not depend on the score's scale:
+
+    q = median + d0 x exp(theta),   theta <- theta + step x (1{miss} - tail)
+
+where d0 is the static bound's distance from the static median and ``tail`` the share of
+misses the bound promises (2.5 % for either bound of the 95 % band, 10 % for the 80 % one's).
+A miss beyond the upper 95 % bound widens it by about step x 97.5 %, a hit narrows it by
+step x 2.5 %: each bound settles where its misses are as frequent as promised, whatever the
+regime, and a tripling of the volatility is followed within tens of sessions (tracking the
+bound itself rather than its log needs about three times as many misses for a tripling;
+bench/served.py, docs/model-and-evaluation.md).
+
+Causal by construction: a step-k score of origin s is realised at row s + k, so at origin t
+only origins s <= t - k enter (the tracker for step k lags k sessions). The state is replayed
+from the static quantile over the last ``window`` realised scores: a pure function of the
+rows up to the origin, so the CLI, the forecast flow, the pyfunc and the REST service give
+the same interval for the same rows, and nothing is stored or synchronised between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stockcast.config import IntervalConfig
+from stockcast.modeling.forecaster import Forecast, forecast_from
+
+MEDIAN = 0.5
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """How the quantiles adapt: ``window`` realised past forecasts replayed per step, ``step``
+    the gain on the log of each quantile (0: the static calibration)."""
+
+    window: int = 250
+    step: float = 0.1
+
+    @classmethod
+    def from_config(cls, cfg: IntervalConfig) -> Tracking:
+        """The tracking the ``intervals`` config section asks for."""
+        return cls(cfg.adapt_window, cfg.adapt_step)
+
+    @property
+    def enabled(self) -> bool:
+        return self.window > 0 and self.step > 0
+
+
+def standard_scores(realised: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Standardised residuals z [W, h] = (realised - loc) / scale; NaN where not realised."""
+    return (np.asarray(realised, np.float64) - loc) / scale
+
+
+def track_quantiles(z0: np.ndarray, scores: np.ndarray, positions: np.ndarray,
+                    levels: tuple[float, ...], tracking: Tracking) -> np.ndarray:
+    """The tracked quantiles [P, h, Q] at each position (a row index into ``scores``).
+
+    ``scores`` [N, h] are the standardised residuals at N consecutive origins (NaN where a
+    step's outcome is unknown); ``z0`` [h, Q] the static quantiles the tracking starts from
+    (lower levels negative, upper positive). At position p, step k replays the scores of
+    positions p - k - window + 1 .. p - k (those that exist and are finite), so nothing
+    realised after p is read. The median is not tracked (it is not an interval bound); the
+    levels stay ordered."""
+    z0 = np.asarray(z0, np.float64)
+    positions = np.asarray(positions, dtype=np.int64)
+    h, n_levels = z0.shape
+    lv = np.asarray(levels, np.float64)
+    upper, lower = lv > MEDIAN, lv < MEDIAN
+    median = z0[:, lv == MEDIAN][:, :1] if (lv == MEDIAN).any() else np.zeros((h, 1))  # [h, 1]
+    # Each bound's distance from the median, on its own side (never zero: it must be able to grow).
+    d0 = np.where(upper, 1.0, np.where(lower, -1.0, 0.0)) * np.maximum(np.abs(z0 - median), 1e-3)
+    theta = np.zeros((len(positions), h, n_levels))
+    if tracking.enabled and len(positions):
+        tail = np.where(upper, 1 - lv, lv)  # the share of misses each bound promises
+        for k in range(h):
+            first = positions - (k + 1) - tracking.window + 1  # [P]
+            for i in range(tracking.window):
+                idx = first + i
+                ok = idx >= 0
+                z = np.full(len(positions), np.nan)
+                z[ok] = scores[idx[ok], k]
+                ok &= np.isfinite(z)
+                if not ok.any():
+                    continue
+                q = median[k] + d0[k][None, :] * np.exp(theta[ok, k, :])  # [P', Q]
+                miss = (upper & (z[ok, None] > q)) | (lower & (z[ok, None] < q))
+                theta[ok, k, :] += tracking.step * np.where(upper | lower, miss - tail, 0.0)
+    tracked = np.where(upper | lower, median[None] + d0[None] * np.exp(theta), z0[None])
+    return np.maximum.accumulate(tracked, axis=2)  # q0.025 <= ... <= q0.975
+
+
+def realised_count(positions: np.ndarray, n_scores: np.ndarray, horizon: int,
+                   window: int) -> np.ndarray:
+    """How many realised scores each step's tracking read at each position [P, h]
+    (``n_scores`` [N, h]: 1 where a score exists)."""
+    out = np.zeros((len(positions), horizon), dtype=np.int64)
+    csum = np.vstack([np.zeros((1, horizon)), np.cumsum(n_scores, axis=0)])
+    for k in range(horizon):
+        hi = np.clip(positions - k, 0, len(n_scores))  # scores at positions <= p - k - 1
+        lo = np.clip(positions - k - window, 0, len(n_scores))
+        out[:, k] = csum[hi, k] - csum[lo, k]
+    return out
+
+
+@dataclass
+class Adapted:
+    """Forecasts with tracked quantiles, and what the tracking did at each origin: the static
+    and tracked quantiles [W, h, Q] and how many realised past forecasts it read [W, h]."""
+
+    forecast: Forecast
+    static_z: np.ndarray
+    tracked_z: np.ndarray
+    realised: np.ndarray
+
+    def width_ratio(self, coverage: float) -> np.ndarray:
+        """Tracked / static width of the central ``coverage`` band, per origin and step [W, h]."""
+        lo = self.forecast.levels.index(round((1 - coverage) / 2, 6))
+        hi = self.forecast.levels.index(round(1 - (1 - coverage) / 2, 6))
+        static = self.static_z[..., hi] - self.static_z[..., lo]
+        return (self.tracked_z[..., hi] - self.tracked_z[..., lo]) / static
+
+
+def adapted_forecast(forecaster, frame: pd.DataFrame, origins: np.ndarray,
+                     tracking: Tracking) -> Adapted:
+    """Forecasts at ``origins`` (rows of ``frame``, ascending) whose quantiles are tracked over
+    each origin's own realised past (see the module docstring). ``forecaster`` is either kind
+    (LSTM or volatility model): anything with ``location_scale``, ``calibration``, ``horizon``,
+    ``levels`` and ``min_rows``. Rows after an origin change nothing of its forecast."""
+    origins = np.asarray(origins, dtype=np.int64)
+    h, levels = forecaster.horizon, forecaster.levels
+    z0 = np.asarray(forecaster.calibration, np.float64)
+    if len(origins) == 0 or not tracking.enabled:
+        loc, scale, log_space = forecaster.location_scale(frame, origins)
+        static = np.broadcast_to(z0, (len(origins), *z0.shape))
+        return Adapted(forecast_from(loc, scale, z0, frame, origins, log_space, levels),
+                       static, static, np.zeros((len(origins), h), dtype=np.int64))
+    first = max(forecaster.min_rows - 1, int(origins.min()) - tracking.window - h)
+    span = np.arange(first, int(origins.max()) + 1)  # every origin the tracking may replay
+    loc, scale, log_space = forecaster.location_scale(frame, span)
+    close = frame["Close"].to_numpy(np.float64)
+    ahead = span[:, None] + np.arange(1, h + 1)[None, :]  # [N, h]: the row each step lands on
+    known = ahead < len(close)
+    future = np.where(known, close[np.minimum(ahead, len(close) - 1)], np.nan)
+    realised = np.log(future / close[span][:, None]) if log_space else future
+    scores = standard_scores(realised, loc, scale)
+    positions = origins - first
+    tracked = track_quantiles(z0, scores, positions, levels, tracking)
+    count = realised_count(positions, np.isfinite(scores).astype(np.int64), h, tracking.window)
+    forecast = forecast_from(loc[positions], scale[positions], tracked, frame, origins,
+                             log_space, levels)
+    return Adapted(forecast, np.broadcast_to(z0, tracked.shape), tracked, count)

@@ -30,9 +30,9 @@ from portfolio import markdown as portfolio_markdown
 from promotion import markdown as promotion_markdown
 from promotion import seed_spread
 from refit import bench_refit
+from refit import markdown as refit_markdown
 from served import bench_served
 from served import markdown as served_markdown
-from refit import markdown as refit_markdown
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from warm_start import bench_warm_start

@@ -178,3 +178,22 @@ def test_a_warm_refit_continues_from_the_given_weights_and_leaves_them_alone():
     # Three epochs from trained weights end far better than three from scratch (a fresh Adam
     # kicks the first epoch off the optimum, and it recovers).
     assert warm.history[-1]["train_loss"] < cold.history[-1]["train_loss"] - 0.5
+
+
+def test_prediction_reads_a_shared_model_without_changing_it():
+    # A served model answers concurrent requests from one module: predicting must not rebuild
+    # the LSTM's flat weight list (Module.cpu() did, under another thread's forward: "zip()
+    # argument 2 is longer than argument 1" on 1 request in a few hundred).
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stockcast.modeling.trainer import predict
+
+    model = LSTMForecaster(input_size=1, hidden_size=16, num_layers=2).eval()
+    train, _ = sine_windows()
+    flat = model.lstm._flat_weights
+    first = predict(model, train)[0]
+    assert model.lstm._flat_weights is flat and not model.training
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: predict(model, train)[0], range(64)))
+    assert all(np.array_equal(a, first) for a in answers)
+    assert model.lstm._flat_weights is flat

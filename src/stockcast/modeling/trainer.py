@@ -66,7 +66,8 @@ def build_model(input_size: int, output_size: int, cfg: ModelConfig,
 
 
 def _predict(model: nn.Module, x: torch.Tensor, amp: torch.dtype | None, batch: int = 4096):
-    model.eval()
+    if model.training:  # only ever switched once: a served model is shared by threads
+        model.eval()
     outs = []
     with torch.inference_mode():
         for i in range(0, len(x), batch):
@@ -77,8 +78,12 @@ def _predict(model: nn.Module, x: torch.Tensor, amp: torch.dtype | None, batch: 
 
 
 def predict(model: nn.Module, split: Split) -> tuple[np.ndarray, np.ndarray]:
-    """The model's location and scale [W, out] (scaled units) for a split's windows, on the CPU."""
-    model = model.cpu()
+    """The model's location and scale [W, out] (scaled units) for a split's windows, on the CPU.
+    Reads the model without changing it when it is already on the CPU in eval mode, so one
+    served model answers concurrent requests (``Module.cpu()`` rebuilds an LSTM's flat weight
+    list even when nothing moves, under another thread's forward)."""
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        model = model.cpu()
     out = _predict(model, torch.as_tensor(split.x), None)
     loc, scale = split_output(out, torch.as_tensor(split.base))
     return loc.double().numpy(), scale.double().numpy()

@@ -20,6 +20,7 @@ from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import model_name
 from stockcast.runtime import resolve_runtime
 from stockcast.serving.champion import (
+    ADAPTATION_COLUMNS,
     BAND_COLUMNS,
     drift_reference,
     forecast_next,
@@ -83,8 +84,9 @@ def forecast_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore,
     return {"version": champion.version, "source": prices.source, "last_date": last_date,
             "path": str(paths["csv"]), "live": live.metrics, "drift": live.drift,
             "zone": live.zone, "stale": stale, "ledger": list(live.notes),
-            "rows": [{"date": str(r.date.date()), **{c: float(getattr(r, c)) for c in BAND_COLUMNS}}
-                     for r in result.itertuples()]}
+            "rows": [{"date": str(r.date.date()),
+                      **{c: float(getattr(r, c)) for c in (*BAND_COLUMNS, *ADAPTATION_COLUMNS)
+                         if c in result.columns}} for r in result.itertuples()]}
 
 
 def _on_drift(ticker: str, drift: str, cfg: PipelineConfig) -> None:

@@ -47,6 +47,7 @@ from stockcast.data.loading import bundled_samples
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.errors import PipelineFailed
 from stockcast.evaluation.scorecard import Evaluation, evaluate_model
+from stockcast.modeling.adaptive import Tracking
 from stockcast.modeling.global_fit import fit_global, refit_global
 from stockcast.modeling.recipe import (
     ServingFit,
@@ -316,7 +317,8 @@ def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: P
     fit = (submit(fit_task, validated, cfg, start) if shared is None else
            submit(pick_fit_task, shared.fits, ticker, wait_for=[validated, freshness]))
     out = path_inside(work_dir, ticker)
-    evaluation = submit(evaluate_task, fit, ticker, cfg.promotion.alpha)
+    evaluation = submit(evaluate_task, fit, ticker, cfg.promotion.alpha,
+                        Tracking.from_config(cfg.intervals))
     serving = (submit(refit_task, fit, evaluation, cfg) if shared is None else
                submit(serve_shared_task, fit, evaluation, shared.refits, ticker, cfg))
     logged = submit(track_task, validated, fit, evaluation, serving, cfg, store)

@@ -90,6 +90,7 @@ def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path
     from stockcast.data.schemas import validate_prices
     from stockcast.data.sources import PriceData
     from stockcast.evaluation.scorecard import evaluate_model
+    from stockcast.modeling.adaptive import Tracking
     from stockcast.modeling.recipe import fit_and_calibrate, fit_for_serving
     from stockcast.registry.promotion import promote_if_better
     from stockcast.registry.store import MlflowStore
@@ -104,7 +105,8 @@ def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path
     fit = fit_and_calibrate(validated.frame, cfg.window, cfg.model, cfg.train)
     if after_fit is not None:
         after_fit(fit)
-    evaluation = evaluate_model(fit, ticker, cfg.promotion.alpha)
+    evaluation = evaluate_model(fit, ticker, cfg.promotion.alpha,
+                                Tracking.from_config(cfg.intervals))
     serving = fit_for_serving(fit, cfg.model, cfg.train,
                               None if evaluation.choice.is_lstm else evaluation.evaluated)
     logged = log_training_run(validated, fit, evaluation, serving, cfg, store)

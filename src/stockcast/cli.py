@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from stockcast.cli_parser import build_parser
+from stockcast.cli_tables import live_tests
 from stockcast.config import PipelineConfig
 from stockcast.config_files import load_config
 from stockcast.console import (
@@ -136,14 +137,18 @@ def _print_forecasts(forecasts: dict) -> None:
     for ticker, item in forecasts.items():
         print(f"{ticker} (champion v{item['version']}, data to {item['last_date']}):")
         for row in item["rows"]:
+            adapted = (f"   (bands adapted on {row['adapted_on']:.0f} past forecasts: "
+                       f"x{row['band_ratio_80']:.2f} / x{row['band_ratio_95']:.2f} the static "
+                       "widths)" if "adapted_on" in row else "")
             print(f"  {row['date']}  {row['forecast']:.4f}   80 % [{row['lower_80']:.4f}, "
-                  f"{row['upper_80']:.4f}]   95 % [{row['lower_95']:.4f}, {row['upper_95']:.4f}]")
+                  f"{row['upper_80']:.4f}]   95 % [{row['lower_95']:.4f}, {row['upper_95']:.4f}]"
+                  + adapted)
         print(f"  written to {item['path']}")
         live = item.get("live") or {}
         if live.get("live_scored"):
             print(f"  live, last {live['live_scored']:.0f} forecast(s): RMSE {live['live_rmse']:.4f}"
                   f" vs persistence {live['live_naive_rmse']:.4f}, 95 % coverage "
-                  f"{live['live_coverage_95']:.2f}; {_live_tests(live, item['zone'])}")
+                  f"{live['live_coverage_95']:.2f}; {live_tests(live, item['zone'])}")
         if item.get("stale"):
             print(f"  STALE: {item['stale']}")
         for note in item.get("ledger") or []:
@@ -204,23 +209,8 @@ def _print_version(r: dict) -> None:
     print(f"       decision: {r['decision'] or '-'}")
     live = r.get("live") or {}
     if live.get("live_scored"):
-        print(f"       live: {live['live_scored']:.0f} scored, {_live_tests(live, live['zone'])}; "
+        print(f"       live: {live['live_scored']:.0f} scored, {live_tests(live, live['zone'])}; "
               f"drift: {live['drift'] or 'none'}")
-
-
-def _live_tests(live: dict, zone: str) -> str:
-    """The drift CUSUMs and the 2.5 % quantile's backtests, in one phrase."""
-    statistic = (live.get("statistic") or "drift CUSUM").split(" (")[0]
-    bands = ", ".join(f"{c} % band CUSUM {_fmt(live.get(f'live_band{c}_cusum'), '.2f')} "
-                      f"({_fmt(live.get(f'live_band{c}_cusum_threshold'), 'g')})"
-                      for c in (80, 95) if f"live_band{c}_cusum" in live)
-    zone = f"{zone} zone" if zone in {"green", "yellow", "red"} else (zone or "-")
-    return (f"{statistic} {_fmt(live.get('live_cusum'), '.2f')} (threshold "
-            f"{_fmt(live.get('live_cusum_threshold'), 'g')}){', ' + bands if bands else ''}, "
-            f"2.5 % quantile exceeded {_fmt(live.get('live_tail_exceedances'), '.0f')}/"
-            f"{_fmt(live.get('live_tail_forecasts'), '.0f')} (Kupiec p "
-            f"{_fmt(live.get('live_kupiec_pvalue'), '.2g')}, Christoffersen p "
-            f"{_fmt(live.get('live_christoffersen_pvalue'), '.2g')}, {zone})")
 
 
 def cmd_promote(args: argparse.Namespace) -> int:

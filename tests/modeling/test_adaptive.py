@@ -123,3 +123,27 @@ def test_a_tripling_of_volatility_is_covered_again_within_weeks(baseline):
     assert covered(adapted, later) > 0.92
     assert adapted.width_ratio(0.95)[first_weeks].max() > 1.0
     assert (adapted.realised[:, 0] == 250).all() and (adapted.realised[:, 2] == 250).all()
+
+
+def test_the_test_span_scores_the_bands_as_served():
+    from helpers import TINY, predictable_prices
+
+    from stockcast.config import build_config
+    from stockcast.evaluation.scorecard import evaluate_model
+    from stockcast.modeling.recipe import fit_and_calibrate
+
+    cfg = build_config(TINY)
+    fit = fit_and_calibrate(predictable_prices(700), cfg.window, cfg.model, cfg.train)
+    static = evaluate_model(fit, "T", tracking=Tracking(window=0)).metrics
+    # Switched off, the served bands are the static ones the headline scores.
+    for key in ("coverage_80", "coverage_95", "interval_score_95"):
+        assert static[f"adapted_{key}"] == pytest.approx(static[f"test_{key}"], rel=1e-12)
+    evaluation = evaluate_model(fit, "T", tracking=Tracking())
+    adapted, test = evaluation.metrics, fit.data.test
+    # What is served (the LSTM or the volatility model chosen), adapting day by day.
+    expected = adapted_forecast(evaluation.evaluated, fit.data.frame, test.origins, Tracking())
+    lo, hi = expected.forecast.interval(0.95)
+    actual = fit.data.actual_prices(test)
+    assert adapted["adapted_coverage_95"] == pytest.approx(
+        np.mean((actual >= lo) & (actual <= hi)), rel=1e-12)
+    assert adapted["adapted_interval_score_95"] != static["adapted_interval_score_95"]

@@ -25,6 +25,7 @@ from stockcast.evaluation.forecaster_choice import (
 from stockcast.evaluation.interval_scores import coverage_rate, interval_score, pinball_loss, width_bp
 from stockcast.evaluation.point_metrics import score_forecasts
 from stockcast.evaluation.significance import dm_test
+from stockcast.modeling.adaptive import Tracking, adapted_forecast
 from stockcast.modeling.forecaster import Forecast, Forecaster
 from stockcast.modeling.intervals import central_interval
 from stockcast.modeling.recipe import TickerFit
@@ -187,9 +188,12 @@ def score_test_span(fit: TickerFit, ticker: str = "") -> SpanScores:
                       score_all(forecast, actual, last, drift, bands))
 
 
-def evaluate_model(fit: TickerFit, ticker: str, alpha: float = 0.05) -> Evaluation:
+def evaluate_model(fit: TickerFit, ticker: str, alpha: float = 0.05,
+                   tracking: Tracking | None = None) -> Evaluation:
     """Score the calibrated model on the test span against the baselines and choose the
-    forecaster to serve (``choose_forecaster`` at ``alpha``); no files, no figures."""
+    forecaster to serve (``choose_forecaster`` at ``alpha``); no files, no figures. The
+    served forecaster's bands as they are served, adapting to its misses day by day through
+    the test span (``tracking``, the defaults when None), are scored too: ``adapted_*``."""
     span = score_test_span(fit, ticker)
     data, test = fit.data, fit.data.test
     choice = choose_forecaster(span.metrics, alpha)
@@ -198,6 +202,9 @@ def evaluate_model(fit: TickerFit, ticker: str, alpha: float = 0.05) -> Evaluati
     table = forecast_table(data.frame["Date"], test.origins, served, span.actual)
     metrics = served_metrics(span.metrics, {} if choice.is_lstm else score_all(
         served, span.actual, span.last, span.drift, {}), choice)
+    adapted = adapted_forecast(evaluated, data.frame, test.origins, tracking or Tracking())
+    metrics |= interval_metrics("adapted", adapted.forecast.quantiles, adapted.forecast.levels,
+                                span.actual, span.last)
     return Evaluation(metrics, span.forecast, span.actual, test.origins, table, choice, evaluated)
 
 

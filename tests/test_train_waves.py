@@ -23,3 +23,35 @@ def test_no_more_trainings_run_at_once_than_max_workers():
     finally:
         slot.release()
         slot.release()
+
+
+def test_the_fit_and_refit_tasks_take_a_training_slot(monkeypatch):
+    # What the slot bounds: the trainings the tasks run, however many threads submit them.
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    import flows.train as train
+    from stockcast.config import PipelineConfig
+
+    cfg = PipelineConfig.model_validate({"orchestration": {"max_workers": 2},
+                                         "train": {"progress": False}})
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def training(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+
+    monkeypatch.setattr(train, "fit_and_calibrate", training)
+    monkeypatch.setattr(train, "fit_for_serving", training)
+    validated = SimpleNamespace(ticker="T", frame=None)
+    lstm = SimpleNamespace(choice=SimpleNamespace(is_lstm=True))
+    calls = [lambda: train.fit_task.fn(validated, cfg), lambda: train.refit_task.fn(None, lstm, cfg)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: calls[i % 2](), range(16)))
+    assert peak[0] == 2

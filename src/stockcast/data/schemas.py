@@ -214,6 +214,30 @@ def check_prices(frame: pd.DataFrame, ticker: str, window: WindowConfig,
     return ValidationReport(ticker, len(clean), required, warnings=warnings, frame=clean)
 
 
+def request_failures(frame: pd.DataFrame, cfg: ValidationConfig,
+                     today: dt.date | None = None) -> pd.DataFrame:
+    """The pipeline's schema on the rows a served model is sent (no history-length rule: the
+    request carries recent rows only): the failure table, empty when they pass. Columns the
+    request may leave out are filled so that they cannot fail (Open, High, Low with the close,
+    Volume with 0; without Date, the date checks are skipped)."""
+    full = frame.copy()
+    for col in ("Open", "High", "Low"):
+        if col not in full:
+            full[col] = full["Close"]
+    if "Volume" not in full:
+        full["Volume"] = 0.0
+    last_date = None
+    if "Date" in full:
+        last_date = pd.Timestamp(today or dt.date.today()) + pd.Timedelta(days=cfg.max_future_days)
+    else:
+        full["Date"] = pd.bdate_range("2000-01-03", periods=len(full))
+    try:
+        price_schema(1, cfg.max_rows, last_date, cfg.max_move_factor).validate(full, lazy=True)
+    except (SchemaErrors, SchemaError) as exc:
+        return _failure_table(full, exc)
+    return pd.DataFrame()
+
+
 def raise_if_invalid(report: ValidationReport, saved_to: Path | None = None) -> None:
     """DataValidationError (carrying the report) when any check failed."""
     if report.valid:

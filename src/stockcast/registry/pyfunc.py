@@ -10,7 +10,9 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from stockcast.config import ValidationConfig
 from stockcast.data.files import normalize_prices
+from stockcast.data.schemas import request_failures
 from stockcast.errors import DataSourceError
 from stockcast.market_calendar import next_trading_days
 from stockcast.modeling.adaptive import Tracking, adapted_forecast
@@ -64,11 +66,13 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
     """
 
     def __init__(self, forecaster: Forecaster, ticker: str,
-                 max_rows: int = MAX_REQUEST_ROWS, tracking: Tracking | None = None) -> None:
+                 max_rows: int = MAX_REQUEST_ROWS, tracking: Tracking | None = None,
+                 validation: ValidationConfig | None = None) -> None:
         self.forecaster = forecaster
         self.ticker = ticker
         self.max_rows = max_rows
         self.tracking = tracking if tracking is not None else Tracking()
+        self.validation = validation if validation is not None else ValidationConfig()
 
     @property
     def adaptation(self) -> Tracking:
@@ -94,6 +98,7 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
                                  f"send the most recent rows (the model reads the last "
                                  f"{self.rows_used})")
         # Only the tail matters: the window, the volatility warm-up and the adaptation's past.
+        sent = len(model_input)
         model_input = pd.DataFrame(model_input).tail(self.rows_used)
         try:  # exactly the pipeline's reading: column spellings, Adj Close, number formats
             frame = normalize_prices(model_input.reset_index(drop=True))
@@ -108,11 +113,27 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
             raise RequestRefused(f"need at least {self.min_rows} rows of prices, got "
                                  f"{len(frame)}")
         keep = (["Date"] if "Date" in frame.columns else []) + needed
+        _check(frame[keep], needed)
+        self._validate(frame, offset=sent - len(frame))
         frame = frame[keep].copy()
         for col in needed:  # parsed by normalize_prices; plain floats for the windows
             frame[col] = frame[col].astype(np.float64)
-        _check(frame, needed)
         return frame
+
+    def _validate(self, frame: pd.DataFrame, offset: int) -> None:
+        """The pipeline's own rules (``data.schemas``), with the settings the model was
+        trained under: High >= max(Open, Close) >= min(Open, Close) >= Low, no flat series,
+        no one-day move beyond ``max_move_factor``, no dates in the future; the refusal
+        names the column, the rule and the rows (counted in what was sent)."""
+        failures = request_failures(frame, getattr(self, "validation", None) or ValidationConfig())
+        if failures.empty:
+            return
+        reasons = []
+        for (column, check), rows in failures.groupby(["column", "check"], sort=False)["row"]:
+            where = sorted({int(r) + offset for r in rows.dropna()})[:5]
+            reasons.append(f"{column}: {check}" + (f" at row(s) {where}" if where else ""))
+        raise RequestRefused("prices refused by the pipeline's validation: " + "; ".join(
+            reasons[:3]) + " (send the rows as the pipeline would accept them, oldest first)")
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None):
         """Forecast the ``horizon`` trading days after the last row of ``model_input``."""

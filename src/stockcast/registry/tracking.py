@@ -166,11 +166,14 @@ def _data_source(location: str) -> str:
     return location if "://" in location else Path(location).resolve().as_uri()
 
 
-def _log_model(data: PreparedData, serving: ServingFit, ticker: str, tracking: Tracking,
-               with_torch: bool = False) -> tuple[str, str]:
+def _log_model(data: PreparedData, serving: ServingFit, ticker: str, cfg: PipelineConfig
+               ) -> tuple[str, str]:
     """The served model as a pyfunc (and the network as a pytorch model on request): its URI
-    and logged-model id."""
-    python_model = StockcastForecaster(serving.forecaster, ticker, tracking=tracking)
+    and logged-model id. It adapts its bands and validates requests as configured."""
+    python_model = StockcastForecaster(serving.forecaster, ticker,
+                                       tracking=Tracking.from_config(cfg.intervals),
+                                       validation=cfg.validation)
+    with_torch = cfg.tracking.log_torch_model
     requirements = pip_requirements()
     # The signature names what the model reads: its raw price columns, and an optional Date of
     # any type (text from a CSV or JSON, or datetimes). Every column is optional to MLflow: the
@@ -261,8 +264,7 @@ def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Ev
         # The model before the metrics: MLflow links a run's existing metrics to a model it
         # logs by reading each one's history (~0.5 s a run); metrics logged with its id are
         # linked in the same batch.
-        model_uri, model_id = _log_model(data, serving, ticker, Tracking.from_config(cfg.intervals),
-                                         cfg.tracking.log_torch_model)
+        model_uri, model_id = _log_model(data, serving, ticker, cfg)
         mlflow.log_metrics({**evaluation.metrics, "best_epoch": result.best_epoch,
                             "train_seconds": result.seconds + serving.seconds,
                             "refit_seconds": serving.seconds,

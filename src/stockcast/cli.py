@@ -20,6 +20,8 @@ from stockcast.console import (
     quiet_prefect_tracebacks,
     route_tool_logs,
     setup_logging,
+    stop_on_signals,
+    stopped_by,
 )
 from stockcast.errors import ConfigError, PipelineFailed, StockcastError
 from stockcast.runtime import path_inside, project_root, resolve_runtime
@@ -288,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     apply_env_defaults(project_root(), args.verbose)
     log_file = setup_logging(project_root() / "logs", args.verbose)
     quiet_prefect_tracebacks()
+    stop_on_signals()
     try:
         return args.func(args)
     except StockcastError as exc:
@@ -296,8 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(details in {log_file})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        why = stopped_by()
+        print(f"stopped by {why}: trainings end within a batch; nothing was registered or "
+              "promoted", file=sys.stderr)
+        return 143 if why == "SIGTERM" else 130
     except Exception as exc:
         with open(log_file, "a") as fh:
             traceback.print_exc(file=fh)

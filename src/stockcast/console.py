@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from stockcast.errors import StockcastError
+from stockcast.stopping import request_stop, stop_reason
 
 log = logging.getLogger("stockcast")
 
@@ -96,3 +97,27 @@ def apply_env_defaults(root: Path, verbose: bool = False) -> None:
     os.environ.setdefault("MPLCONFIGDIR", str(root / ".cache" / "matplotlib"))
     if not (Path.home() / ".prefect" / "profiles.toml").exists():
         os.environ.setdefault("PREFECT_HOME", str(root / ".prefect"))
+
+
+def stop_on_signals() -> None:
+    """SIGTERM (Prefect's cancellation, process supervisors) and Ctrl-C stop a run: every
+    training in the process ends at its next mini-batch (``stopping``), and the main thread
+    gets KeyboardInterrupt so the command returns at once (143 for SIGTERM, 130 for Ctrl-C).
+    Only from the main thread (signal handlers cannot be set elsewhere)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        request_stop(signal.Signals(signum).name)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+
+
+def stopped_by() -> str:
+    """Which signal stopped the run ("Ctrl-C" when none was recorded)."""
+    return (stop_reason() or "Ctrl-C").replace("SIGINT", "Ctrl-C")

@@ -160,6 +160,32 @@ def test_sigkill_mid_training_loses_nothing_and_the_next_run_succeeds(project, p
     assert models["stockcast-GOOG"][0] == ["1", "2"]
 
 
+def test_sigterm_mid_training_stops_the_run_within_seconds_and_loses_nothing(project,
+                                                                             prefect_api):
+    # SIGTERM is what Prefect's cancellation and process supervisors send: the run stops at
+    # the next mini-batch (it used to train on to the last epoch), exits 143, says why, and
+    # leaves the cache, the registry and the champion as they were.
+    before = state(project)
+    slow = write_cfg(project, train={"epochs": 500, "patience": 500},
+                     model={"hidden_size": 64, "num_layers": 2})
+    proc = cli_process(project, prefect_api, "-v", "run", "--config", slow, "--source", "cache")
+    seen = []
+    deadline = time.monotonic() + 180
+    for line in proc.stdout:
+        seen.append(line)
+        if "epoch 1/500" in line:
+            break
+        assert time.monotonic() < deadline, "".join(seen)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=120)
+    assert time.monotonic() - sent < 60, "".join(seen) + rest
+    assert proc.returncode == 143, rest
+    assert "stopped by SIGTERM" in rest and "RunStopped" not in rest.splitlines()[-1]
+    assert state(project) == before
+    assert not list((project / "data" / "cache").glob(".*tmp"))
+
+
 # 8 ---------------------------------------------------------------------------------------
 def test_two_runs_at_once_leave_one_consistent_champion(project, prefect_api):
 

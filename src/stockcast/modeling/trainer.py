@@ -26,6 +26,7 @@ from stockcast.modeling.device import amp_dtype_for, resolve_device
 from stockcast.modeling.model import LSTMForecaster, split_output
 from stockcast.modeling.targets import TARGETS
 from stockcast.modeling.windows import Split
+from stockcast.stopping import raise_if_stopped
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ def _train_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, base: torch.Tens
     perm = torch.randperm(n, generator=loop.generator).to(x.device)
     total = torch.zeros((), device=x.device)
     for i in range(0, n, loop.batch_size):
+        raise_if_stopped("training")  # SIGTERM / Ctrl-C: end within a batch (stopping.py)
         idx = perm[i : i + loop.batch_size]
         xb, yb, bb = x[idx], y[idx], base[idx]  # [B, L, F], [B, out], [B, out]
         opt.zero_grad(set_to_none=True)

@@ -134,19 +134,25 @@ def test_diverging_training_registers_nothing(project, capsys):
 
 
 # 7 ---------------------------------------------------------------------------------------
-def test_sigkill_mid_training_loses_nothing_and_the_next_run_succeeds(project, prefect_api):
-    before = state(project)
+def start_a_long_training(project, prefect_api):
+    """`stockcast run` of 500 epochs, returned once its first epoch is done (and what it said)."""
     slow = write_cfg(project, train={"epochs": 500, "patience": 500},
                      model={"hidden_size": 64, "num_layers": 2})
     # -v: the trainer's first epoch line (quiet by default) tells when training has started.
     proc = cli_process(project, prefect_api, "-v", "run", "--config", slow, "--source", "cache")
     seen = []
     deadline = time.monotonic() + 180
-    for line in proc.stdout:  # wait until training has started
+    for line in proc.stdout:
         seen.append(line)
         if "epoch 1/500" in line:
             break
         assert time.monotonic() < deadline, "".join(seen)
+    return proc, seen
+
+
+def test_sigkill_mid_training_loses_nothing_and_the_next_run_succeeds(project, prefect_api):
+    before = state(project)
+    proc, _ = start_a_long_training(project, prefect_api)
     time.sleep(2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
@@ -166,16 +172,7 @@ def test_sigterm_mid_training_stops_the_run_within_seconds_and_loses_nothing(pro
     # the next mini-batch (it used to train on to the last epoch), exits 143, says why, and
     # leaves the cache, the registry and the champion as they were.
     before = state(project)
-    slow = write_cfg(project, train={"epochs": 500, "patience": 500},
-                     model={"hidden_size": 64, "num_layers": 2})
-    proc = cli_process(project, prefect_api, "-v", "run", "--config", slow, "--source", "cache")
-    seen = []
-    deadline = time.monotonic() + 180
-    for line in proc.stdout:
-        seen.append(line)
-        if "epoch 1/500" in line:
-            break
-        assert time.monotonic() < deadline, "".join(seen)
+    proc, seen = start_a_long_training(project, prefect_api)
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     rest, _ = proc.communicate(timeout=120)

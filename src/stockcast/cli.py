@@ -266,15 +266,16 @@ def cmd_serve_model(args: argparse.Namespace) -> int:
     """`stockcast serve-model`: a ticker's champion (signature verified) as a REST service."""
     from stockcast.registry.store import MlflowStore
     from stockcast.registry.versions import model_name
-    from stockcast.serving.champion import load_champion
+    from stockcast.serving.champion import follow_champion
     from stockcast.serving.rest import serve
 
     cfg = resolve_config(args)
     name = model_name(cfg.tracking.model_name_prefix, args.ticker[0])
-    champion = load_champion(name, MlflowStore.from_config(cfg.tracking), cfg.tracking.model_key)
-    print(f"serving {name} v{champion.version} (champion) at "
-          f"http://{args.host}:{args.port}/invocations", flush=True)
-    serve(champion.model, args.host, args.port, args.max_request_mb * 2**20)
+    app = follow_champion(name, MlflowStore.from_config(cfg.tracking), cfg.tracking.model_key,
+                          args.reload_seconds)
+    print(f"serving {app.served.label} (champion) at http://{args.host}:{args.port}/invocations;"
+          f" a new champion is picked up within {args.reload_seconds:g} s", flush=True)
+    serve(app, args.host, args.port, args.max_request_mb * 2**20)
     return 0
 
 

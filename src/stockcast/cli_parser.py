@@ -97,6 +97,9 @@ def _registry_commands(sub, commands: Commands) -> None:
     p.add_argument("--port", type=positive, default=5001, help="port (default 5001)")
     p.add_argument("--max-request-mb", type=positive, default=16, metavar="MB",
                    help="refuse request bodies larger than this (default 16)")
+    p.add_argument("--reload-seconds", type=positive, default=30, metavar="S",
+                   help="check this often whether the champion moved, and serve the new one "
+                   "(default 30)")
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
     _tracking_options(p)
     p.set_defaults(func=commands["serve-model"])

@@ -222,17 +222,15 @@ def test_live_monitoring_scores_yesterdays_forecast_and_flags_a_planted_drift(pr
     assert runs[0].data.metrics["adapted_on"] > 0 and runs[0].data.metrics["band_ratio_95"] > 0
 
 
-def test_the_champion_as_a_rest_service_takes_a_csv_frame(project):
+def start_model_server(project, *options: str):
+    """`stockcast serve-model --ticker GOOG` on a free port, once it answers /ping."""
     import os
     import socket
     import subprocess
     import sys
     import time
 
-    import pandas as pd
     import requests
-
-    from stockcast.data.files import read_price_file, sample_path
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -240,20 +238,32 @@ def test_the_champion_as_a_rest_service_takes_a_csv_frame(project):
     venv_bin = os.path.dirname(sys.executable)
     env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}",
            "MLFLOW_TRACKING_URI": store_uri(project)}
-    # As `make serve-model` runs it: the project's server (MLflow's scoring app behind the
-    # request bound and the CSV reader), here with a 1 MB bound.
     proc = subprocess.Popen([os.path.join(venv_bin, "stockcast"), "serve-model", "--ticker",
-                             "GOOG", "--port", str(port), "--max-request-mb", "1"], env=env,
+                             "GOOG", "--port", str(port), *options], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if requests.get(f"{url}/ping", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.5)
+    return proc, url
+
+
+def test_the_champion_as_a_rest_service_takes_a_csv_frame(project):
+    import os
+
+    import pandas as pd
+    import requests
+
+    from stockcast.data.files import read_price_file, sample_path
+
+    # As `make serve-model` runs it: the project's server (MLflow's scoring app behind the
+    # request bound and the CSV reader), here with a 1 MB bound.
+    proc, url = start_model_server(project, "--max-request-mb", "1")
     try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(120):
-            try:
-                if requests.get(f"{url}/ping", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.5)
         # As users have it: Date as text, unadjusted Close beside Adj Close (GOOG split 2:1).
         frame = pd.read_csv(sample_path("GOOG")).tail(100)
         # What `stockcast forecast --csv` feeds the same champion: the pipeline's reading.
@@ -357,3 +367,39 @@ def test_tasks_that_never_ran_end_cancelled_in_the_timeline(project, prefect_api
         assert runs[name].message.startswith("not run: GOOG failed at validated: ")
         assert "\n" not in runs[name].message
     assert not any(s.is_pending() for s in runs.values()), runs
+
+
+def test_the_service_follows_a_promotion_without_a_restart(project, capsys):
+    import os
+    import time
+
+    import requests
+    from mlflow.tracking import MlflowClient
+
+    from stockcast.cli import main
+    from stockcast.data.files import read_price_file, sample_path
+
+    client = MlflowClient(store_uri(project))
+    v1 = client.get_model_version("stockcast-GOOG", "1")
+    proc, url = start_model_server(project, "--reload-seconds", "1")
+    frame = read_price_file(sample_path("GOOG")).tail(120)
+    frame["Date"] = frame["Date"].dt.strftime("%Y-%m-%d")
+    body = {"dataframe_split": frame.to_dict(orient="split")}
+    try:
+        first = requests.post(f"{url}/invocations", json=body, timeout=30)
+        assert first.status_code == 200 and first.headers["x-stockcast-model"] == "stockcast-GOOG v1"
+        # A second version (the same files), promoted by hand while the service runs.
+        client.create_model_version("stockcast-GOOG", v1.source, v1.run_id)
+        assert main(["promote", "--ticker", "GOOG", "--version", "2"]) == 0
+        capsys.readouterr()
+        answered, deadline = [], time.monotonic() + 20
+        while not answered or answered[-1] != "stockcast-GOOG v2":
+            assert time.monotonic() < deadline, answered
+            answer = requests.post(f"{url}/invocations", json=body, timeout=30)
+            assert answer.status_code == 200, answer.text[:300]  # no request fails meanwhile
+            answered.append(answer.headers["x-stockcast-model"])
+            time.sleep(0.2)
+        assert set(answered) <= {"stockcast-GOOG v1", "stockcast-GOOG v2"}
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(30)

@@ -21,6 +21,8 @@ from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import champion_version
 from stockcast.runtime import path_inside
 from stockcast.serving.drift import RangeReference, range_reference
+from stockcast.serving.following import ChampionApp, Served
+from stockcast.serving.rest import scoring_app
 
 BAND_COLUMNS = ("forecast", "lower_80", "upper_80", "lower_95", "upper_95")
 # What the adaptive calibration did (models logged before it have none of these columns).
@@ -56,6 +58,23 @@ def load_champion(name: str, store: MlflowStore, model_key: SecretStr | None = N
                 "artifacts; registered by hand?): promote a version the pipeline logged "
                 f"(`stockcast promote --ticker ... --version N`), or run `make run-flow`")
         return Champion(name, version, mlflow.pyfunc.load_model(str(local)))
+
+
+def served_champion(name: str, store: MlflowStore, model_key: SecretStr | None = None) -> Served:
+    """The champion loaded (signature verified) as a scoring app, labelled with its version."""
+    champion = load_champion(name, store, model_key)
+    return Served(scoring_app(champion.model), f"{name} v{champion.version}", champion.version)
+
+
+def follow_champion(name: str, store: MlflowStore, model_key: SecretStr | None,
+                    reload_seconds: float) -> ChampionApp:
+    """The REST service's app: the champion now, and the next one within ``reload_seconds``
+    of the alias moving (``following``)."""
+    return ChampionApp(served_champion(name, store, model_key),
+                       lambda: store.call("registry read",
+                                          lambda: champion_version(store.client, name)),
+                       lambda _: served_champion(name, store, model_key),
+                       reload_seconds).start()
 
 
 def drift_reference(champion: Champion, store: MlflowStore,

@@ -98,10 +98,16 @@ async def _refuse(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": content})
 
 
-def serve(model: Any, host: str, port: int, max_bytes: int = MAX_REQUEST_BYTES) -> None:
-    """Serve a loaded pyfunc model until interrupted (uvicorn, one worker)."""
-    import uvicorn
+def scoring_app(model: Any) -> Callable:
+    """MLflow's scoring app (``/invocations``, ``/ping``) for a loaded pyfunc model."""
     from mlflow.pyfunc import scoring_server
 
-    app = PriceRequests(scoring_server.init(model), max_bytes)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    return scoring_server.init(model)
+
+
+def serve(app: Callable, host: str, port: int, max_bytes: int = MAX_REQUEST_BYTES) -> None:
+    """Serve an ASGI app (a ``ChampionApp``) behind the request bounds until interrupted
+    (uvicorn, one worker)."""
+    import uvicorn
+
+    uvicorn.run(PriceRequests(app, max_bytes), host=host, port=port, log_level="info")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from stockcast.cli_parser import build_parser
-from stockcast.cli_tables import live_tests
+from stockcast.cli_tables import fmt, live_tests
 from stockcast.config import PipelineConfig
 from stockcast.config_files import load_config
 from stockcast.console import (
@@ -193,19 +193,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt(value, spec: str = ".4f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def _print_version(r: dict) -> None:
     """One version of `stockcast models`: test metrics, the decision, the live record."""
     when = f"decided {r['decided_at'].replace('T', ' ')} by {r['decided_by']}" if r["decided_at"] else ""
     print(f"  v{r['version']:<3} {r['aliases'] or '-':<20} serves {r['forecaster']:<9} {when}")
-    print(f"       test (LSTM): skill {_fmt(r['skill_rmse_pct'], '+.2f')} %, coverage_95 "
-          f"{_fmt(r['test_coverage_95'], '.3f')}, interval score "
-          f"{_fmt(r['test_interval_score_95'])} (EWMA band {_fmt(r['ewma_interval_score_95'])}, "
-          f"GARCH(1,1)-t {_fmt(r['garch_interval_score_95'])}, LSTM better: DM p "
-          f"{_fmt(r['dm_pvalue_is95_garch'], '.2f')}; price units)")
+    print(f"       test (LSTM): skill {fmt(r['skill_rmse_pct'], '+.2f')} %, coverage_95 "
+          f"{fmt(r['test_coverage_95'], '.3f')}, interval score "
+          f"{fmt(r['test_interval_score_95'])} (EWMA band {fmt(r['ewma_interval_score_95'])}, "
+          f"GARCH(1,1)-t {fmt(r['garch_interval_score_95'])}, LSTM better: DM p "
+          f"{fmt(r['dm_pvalue_is95_garch'], '.2f')}; price units)")
     if r["forecaster"] != "lstm":
         print(f"       forecaster: {r['forecaster_reason']}")
     print(f"       decision: {r['decision'] or '-'}")

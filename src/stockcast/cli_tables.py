@@ -30,20 +30,21 @@ def backtest_verdict(aggregate: dict, folds: int) -> str:
     return "\n".join(lines)
 
 
-def _fmt(value, spec: str = ".4f") -> str:
+def fmt(value, spec: str = ".4f") -> str:
+    """A number as text, "-" when missing."""
     return "-" if value is None else format(value, spec)
 
 
 def live_tests(live: dict, zone: str) -> str:
     """The drift CUSUMs and the 2.5 % quantile's backtests, in one phrase."""
     statistic = (live.get("statistic") or "drift CUSUM").split(" (")[0]
-    bands = ", ".join(f"{c} % band CUSUM {_fmt(live.get(f'live_band{c}_cusum'), '.2f')} "
-                      f"({_fmt(live.get(f'live_band{c}_cusum_threshold'), 'g')})"
+    bands = ", ".join(f"{c} % band CUSUM {fmt(live.get(f'live_band{c}_cusum'), '.2f')} "
+                      f"({fmt(live.get(f'live_band{c}_cusum_threshold'), 'g')})"
                       for c in (80, 95) if f"live_band{c}_cusum" in live)
     zone = f"{zone} zone" if zone in {"green", "yellow", "red"} else (zone or "-")
-    return (f"{statistic} {_fmt(live.get('live_cusum'), '.2f')} (threshold "
-            f"{_fmt(live.get('live_cusum_threshold'), 'g')}){', ' + bands if bands else ''}, "
-            f"2.5 % quantile exceeded {_fmt(live.get('live_tail_exceedances'), '.0f')}/"
-            f"{_fmt(live.get('live_tail_forecasts'), '.0f')} (Kupiec p "
-            f"{_fmt(live.get('live_kupiec_pvalue'), '.2g')}, Christoffersen p "
-            f"{_fmt(live.get('live_christoffersen_pvalue'), '.2g')}, {zone})")
+    return (f"{statistic} {fmt(live.get('live_cusum'), '.2f')} (threshold "
+            f"{fmt(live.get('live_cusum_threshold'), 'g')}){', ' + bands if bands else ''}, "
+            f"2.5 % quantile exceeded {fmt(live.get('live_tail_exceedances'), '.0f')}/"
+            f"{fmt(live.get('live_tail_forecasts'), '.0f')} (Kupiec p "
+            f"{fmt(live.get('live_kupiec_pvalue'), '.2g')}, Christoffersen p "
+            f"{fmt(live.get('live_christoffersen_pvalue'), '.2g')}, {zone})")

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -21,11 +19,14 @@ from pydantic import (
     model_validator,
 )
 
-from stockcast.config_serving import (  # the serving sections, re-exported here
+from stockcast.config_serving import (
     ForecastConfig,
     IntervalConfig,
     MonitorConfig,
     NotifyConfig,
+)
+from stockcast.config_serving import (  # the serving sections, re-exported here
+    Frozen as _Frozen,
 )
 from stockcast.errors import ConfigError
 from stockcast.tickers import clean_ticker
@@ -35,10 +36,6 @@ Feature = Literal["Open", "High", "Low", "Close", "Volume", "LogReturn", "RangeV
                   "RelVolume"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 TaskRunner = Literal["threads", "dask"]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class DataConfig(_Frozen):

@@ -9,11 +9,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class _Frozen(BaseModel):
+class Frozen(BaseModel):
+    """The base of every config section: immutable, unknown keys refused."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class MonitorConfig(_Frozen):
+class MonitorConfig(Frozen):
     """Live monitoring of each champion by the forecast flow."""
 
     # Live metrics (RMSE, coverage, interval score) over this many recent scored forecasts.
@@ -37,13 +39,13 @@ class MonitorConfig(_Frozen):
     retrain_deployment: str | None = None
 
 
-class NotifyConfig(_Frozen):
+class NotifyConfig(Frozen):
     """Where failures go (an Apprise URL: slack://..., mailto://...; None: $STOCKCAST_NOTIFY_URL)."""
 
     url: str | None = None
 
 
-class IntervalConfig(_Frozen):
+class IntervalConfig(Frozen):
     """How the served intervals follow the forecaster's recent misses (modeling/adaptive.py):
     each bound's quantile is tracked over the last ``adapt_window`` realised forecasts before
     the origin, per horizon step, with gain ``adapt_step`` on the log of its distance from the
@@ -53,7 +55,7 @@ class IntervalConfig(_Frozen):
     adapt_step: float = Field(default=0.1, ge=0, le=1)
 
 
-class ForecastConfig(_Frozen):
+class ForecastConfig(Frozen):
     """The forecast flow's output."""
 
     output_dir: Path = Path("forecasts")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,7 @@ def _frame_checks(required_rows: int, max_rows: int) -> list[pa.Check]:
     ]
 
 
+@functools.lru_cache(maxsize=16)  # built once per setting: the served model checks every request
 def price_schema(required_rows: int = 1, max_rows: int = 50_000,
                  last_date: pd.Timestamp | None = None,
                  max_move_factor: float | None = None) -> pa.DataFrameSchema:

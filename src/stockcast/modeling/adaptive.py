@@ -34,6 +34,7 @@ import pandas as pd
 
 from stockcast.config import IntervalConfig
 from stockcast.modeling.forecaster import Forecast, forecast_from
+from stockcast.modeling.intervals import central_interval
 
 MEDIAN = 0.5
 
@@ -54,11 +55,6 @@ class Tracking:
     @property
     def enabled(self) -> bool:
         return self.window > 0 and self.step > 0
-
-
-def standard_scores(realised: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Standardised residuals z [W, h] = (realised - loc) / scale; NaN where not realised."""
-    return (np.asarray(realised, np.float64) - loc) / scale
 
 
 def track_quantiles(z0: np.ndarray, scores: np.ndarray, positions: np.ndarray,
@@ -124,10 +120,9 @@ class Adapted:
 
     def width_ratio(self, coverage: float) -> np.ndarray:
         """Tracked / static width of the central ``coverage`` band, per origin and step [W, h]."""
-        lo = self.forecast.levels.index(round((1 - coverage) / 2, 6))
-        hi = self.forecast.levels.index(round(1 - (1 - coverage) / 2, 6))
-        static = self.static_z[..., hi] - self.static_z[..., lo]
-        return (self.tracked_z[..., hi] - self.tracked_z[..., lo]) / static
+        lo, hi = central_interval(self.tracked_z, self.forecast.levels, coverage)
+        static_lo, static_hi = central_interval(self.static_z, self.forecast.levels, coverage)
+        return (hi - lo) / (static_hi - static_lo)
 
 
 def adapted_forecast(forecaster, frame: pd.DataFrame, origins: np.ndarray,
@@ -152,7 +147,7 @@ def adapted_forecast(forecaster, frame: pd.DataFrame, origins: np.ndarray,
     known = ahead < len(close)
     future = np.where(known, close[np.minimum(ahead, len(close) - 1)], np.nan)
     realised = np.log(future / close[span][:, None]) if log_space else future
-    scores = standard_scores(realised, loc, scale)
+    scores = (realised - loc) / scale  # standardised residuals [N, h]; NaN: not realised
     positions = origins - first
     tracked = track_quantiles(z0, scores, positions, levels, tracking)
     count = realised_count(positions, np.isfinite(scores).astype(np.int64), h, tracking.window)

@@ -16,6 +16,8 @@ fit records the last date its network's windows reached (``trained_to``).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -26,6 +28,7 @@ from stockcast.modeling.recipe import (
     ServingFit,
     TickerFit,
     every_window,
+    fit_and_calibrate,
     refit_plan,
     serve_refit,
 )
@@ -99,10 +102,9 @@ def fit_global(frames: dict[str, pd.DataFrame], extra: dict[str, pd.DataFrame],
     result = train_model(shared_train, shared_val, model, train)
     fits = {t: TickerFit(datas[t], result, calibrate(result.model, datas[t]), tuple(shared),
                          trained_to=str(cutoff.date())) for t in together}
-    for t, why in alone.items():  # its own network, on its own windows (scope: ticker)
-        own = train_model(datas[t].train, datas[t].val, model, train)
-        fits[t] = TickerFit(datas[t], own, calibrate(own.model, datas[t]),
-                            trained_to=str(validation_cutoff(datas, [t]).date()), note=why)
+    for t, why in alone.items():  # the one recipe, as with scope: ticker
+        fits[t] = replace(fit_and_calibrate(frames[t], window, model, train),
+                          trained_to=str(validation_cutoff(datas, [t]).date()), note=why)
     return {t: fits[t] for t in frames}
 
 

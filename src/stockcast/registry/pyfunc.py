@@ -59,7 +59,7 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
     calibration did (``adapted_on``, ``band_ratio_80``, ``band_ratio_95``).
 
     The bands adapt to the forecaster's own recent misses (``modeling.adaptive``): it scores
-    itself on the realised days inside the request, so send ``rows_for_adaptation`` rows (the
+    itself on the realised days inside the request, so send ``rows_used`` rows (the
     last ``tracking.window`` sessions plus the window and warm-up) for the fully adapted band;
     fewer rows adapt on fewer past forecasts (``adapted_on`` says how many), and the same
     rows always give the same answer.

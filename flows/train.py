@@ -46,7 +46,9 @@ from stockcast.data.freshness import Freshness
 from stockcast.data.loading import bundled_samples
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.errors import PipelineFailed
+from stockcast.evaluation.earlier_folds import WalkForward
 from stockcast.evaluation.scorecard import Evaluation, evaluate_model
+from stockcast.modeling import slots
 from stockcast.modeling.adaptive import Tracking
 from stockcast.modeling.global_fit import fit_global, refit_global
 from stockcast.modeling.recipe import (
@@ -72,16 +74,9 @@ SUMMARY_METRICS = ("test_rmse", "naive_rmse", "skill_rmse", "skill_rmse_pct", "d
                    "garch_interval_score_95", "dm_pvalue_is95_garch", "har_interval_score_95",
                    "dm_pvalue_is95_har")
 
-# At most `orchestration.max_workers` trainings at once in this process: the flow's default
-# thread runner is unbounded, and a wave's eight trainings on two cores each ran four times
-# slower (the trainer's timers summed to 2.4x the cores' wall time in bench/portfolio.py).
-_TRAINING_SLOTS: dict[int, threading.BoundedSemaphore] = {}
-
-
 def training_slot(cfg: PipelineConfig) -> threading.BoundedSemaphore:
     """The process's semaphore for ``cfg.orchestration.max_workers`` concurrent trainings."""
-    n = max(1, cfg.orchestration.max_workers)
-    return _TRAINING_SLOTS.setdefault(n, threading.BoundedSemaphore(n))
+    return slots.training_slot(cfg.orchestration.max_workers)
 
 
 # Every task is side-effecting or takes frames/models: never cache on inputs.
@@ -150,7 +145,8 @@ def promote_task(version: str | None, evaluation: Evaluation, fit: TickerFit, ti
         return Decision(False, f"not registered: {freshness.reason}")
     key = cfg.tracking.model_key.get_secret_value() if cfg.tracking.model_key else None
     return promote_if_better(version, model_name(cfg.tracking.model_name_prefix, ticker),
-                             evaluation, fit.data.frame, cfg.promotion, store, key)
+                             evaluation, fit.data.frame, cfg.promotion, store, key,
+                             WalkForward.of(cfg))
 
 
 @task(name="figures", cache_policy=NO_CACHE)
@@ -319,7 +315,8 @@ def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: P
            submit(pick_fit_task, shared.fits, ticker, wait_for=[validated, freshness]))
     out = path_inside(work_dir, ticker)
     evaluation = submit(evaluate_task, fit, ticker, cfg.promotion.alpha,
-                        Tracking.from_config(cfg.intervals))
+                        Tracking.from_config(cfg.intervals),
+                        WalkForward.of(cfg))
     serving = (submit(refit_task, fit, evaluation, cfg) if shared is None else
                submit(serve_shared_task, fit, evaluation, shared.refits, ticker, cfg))
     logged = submit(track_task, validated, fit, evaluation, serving, cfg, store)

@@ -89,6 +89,7 @@ def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path
     from stockcast.config import build_config, merge
     from stockcast.data.schemas import validate_prices
     from stockcast.data.sources import PriceData
+    from stockcast.evaluation.earlier_folds import WalkForward
     from stockcast.evaluation.scorecard import evaluate_model
     from stockcast.modeling.adaptive import Tracking
     from stockcast.modeling.recipe import fit_and_calibrate, fit_for_serving
@@ -106,7 +107,7 @@ def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path
     if after_fit is not None:
         after_fit(fit)
     evaluation = evaluate_model(fit, ticker, cfg.promotion.alpha,
-                                Tracking.from_config(cfg.intervals))
+                                Tracking.from_config(cfg.intervals), WalkForward.of(cfg))
     serving = fit_for_serving(fit, cfg.model, cfg.train,
                               None if evaluation.choice.is_lstm else evaluation.evaluated)
     logged = log_training_run(validated, fit, evaluation, serving, cfg, store)
@@ -114,7 +115,7 @@ def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path
     version = register_version(logged.model_uri, logged.run_id, name, store)
     key = cfg.tracking.model_key.get_secret_value() if cfg.tracking.model_key else None
     decision = promote_if_better(version, name, evaluation, fit.data.frame, cfg.promotion,
-                                 store, key)
+                                 store, key, WalkForward.of(cfg))
     return {"cfg": cfg, "store": store, "validated": validated, "version": version, "decision": decision,
             "evaluation": evaluation, "logged": logged, "data": fit.data, "fit": fit,
             "forecaster": fit.forecaster, "serving": serving}

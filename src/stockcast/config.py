@@ -203,6 +203,11 @@ class PromotionConfig(_Frozen):
     # the DM variance: a reseed alone is not evidence. Optionally a relative margin to beat.
     seed_sd: float = Field(default=0.012, ge=0, lt=1)
     margin: float = Field(default=0.0, ge=0, lt=1)
+    # Walk-forward evidence: when tonight's test span alone would change what is served (a
+    # baseline in the LSTM's place, or a champion of other settings replaced), the decision
+    # pools this many consecutive out-of-sample folds ending tonight, each fit cold
+    # (evaluation/earlier_folds.py); 1: tonight's span alone.
+    walk_forward_folds: int = Field(default=3, ge=1, le=10)
     # Sanity gate: the 95 % interval's test coverage must lie within this of 0.95.
     coverage_tolerance: float = Field(default=0.05, gt=0, lt=0.95)
     # A candidate with a shorter horizon than the champion would shrink the product.

@@ -218,6 +218,29 @@ def test_a_champion_without_model_files_names_the_version(project, capsys):
                   "stockcast promote")
 
 
+def test_a_champion_whose_model_file_is_corrupt_names_the_version_file_and_remedy(
+        project, capsys):
+    """No key, nothing verified: the pickle itself is broken. The forecast refuses with the
+    version, the file and what to do; the registry is left as it was."""
+    import shutil
+    from urllib.parse import urlparse
+
+    client = MlflowClient(store_uri(project))
+    champion = client.get_model_version_by_alias("stockcast-GOOG", "champion")
+    broken = project / "broken-model"
+    shutil.copytree(urlparse(client.get_model_version_download_uri(
+        "stockcast-GOOG", champion.version)).path, broken)
+    (broken / "python_model.pkl").write_bytes(b"\x80\x04 truncated")
+    mv = client.create_model_version("stockcast-GOOG", source=str(broken))
+    client.set_registered_model_alias("stockcast-GOOG", "champion", mv.version)
+    try:
+        fails_cleanly(capsys, ["forecast", "--source", "cache"], project,
+                      f"stockcast-GOOG v{mv.version} (the champion) cannot be loaded",
+                      "python_model.pkl", "stockcast promote --ticker GOOG --version N")
+    finally:
+        client.set_registered_model_alias("stockcast-GOOG", "champion", champion.version)
+
+
 # issue #19: the wave's downloads at once, each ticker with its own error ------------------
 def test_one_bad_symbol_in_a_batched_download_fails_only_itself(project, capsys, fake_yf):
     args = ["run", "--config", write_cfg(project), "--source", "yfinance", "--ticker", "GOOG",

@@ -130,3 +130,25 @@ def test_with_no_champion_yet_the_next_fit_starts_from_the_latest_version(tmp_pa
     assert champion_start("stockcast-TEST", wider, store).source == (
         "scratch: v1's settings differ (model.hidden_size 16 -> 24; the latest version, no "
         "champion yet)")
+
+
+def test_a_corrupt_evaluation_fit_without_a_key_still_lets_the_next_run_decide(tmp_path,
+                                                                              tracking_uri):
+    """No key, so nothing is verified: a champion whose evaluation fit no longer unpickles is
+    compared on its logged forecasts, and the reason says why; the warm start trains cold."""
+    from urllib.parse import urlparse
+
+    from mlflow.tracking import MlflowClient
+
+    first = run_stages(predictable_prices(), quality(1), tracking_uri, tmp_path)
+    run = MlflowClient(tracking_uri).get_run(first["logged"].run_id)
+    pkl = urlparse(run.info.artifact_uri).path + "/evaluation_fit/forecaster.pkl"
+    with open(pkl, "wb") as f:
+        f.write(b"\x80\x04 not a pickle any more")
+    with pytest.raises(RegistryError, match=r"evaluation_fit/forecaster.pkl of run .* cannot be"):
+        load_evaluation_fit(first["store"], run.info.run_id, None)
+    second = run_stages(predictable_prices(), quality(1), tracking_uri, tmp_path)
+    decision = second["decision"]
+    assert second["version"] == "2" and decision.pvalue is not None
+    assert "its evaluation fit was not used" in decision.evidence
+    assert "cannot be loaded" in decision.reason

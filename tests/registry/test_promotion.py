@@ -146,6 +146,7 @@ def test_promotion_lifecycle_on_a_real_sqlite_store(tmp_path, tracking_uri):
     assert int(mv.tags["promotion.pairs"]) == len(first["evaluation"].table)
     assert float(mv.tags["promotion.pvalue"]) >= 0.05
     assert mv.tags["promotion.loss"] == "interval_score"
+    assert mv.tags["promotion.folds"] == "1"  # the same settings: tonight's span decides
     assert re.match(r"v1 stays champion: [+-]\d+\.\d %, p [01]\.\d{3} · refused: ", mv.description)
     assert "p =" in mv.description and mv.description.endswith("(decided by pipeline)")
 
@@ -176,7 +177,7 @@ def test_listing_an_empty_store(tracking_uri):
 
 
 def test_the_headline_says_the_decision_in_the_first_40_characters():
-    from stockcast.registry.promotion import Decision, headline
+    from stockcast.registry.decision_record import Decision, headline
 
     promoted = Decision(True, "promoted: ...", candidate_loss=0.94, champion_loss=1.0,
                         pvalue=0.004, champion_version="3")
@@ -201,3 +202,44 @@ def test_run_names_put_what_differs_first():
     assert run_name("GOOG", PipelineConfig(), now) == "GOOG defaults · 2026-11-22 07:30:12"
     cfg = PipelineConfig.model_validate({"train": {"epochs": 7}})
     assert run_name("GOOG", cfg, now) == "GOOG epochs=7 · 2026-11-22 07:30:12"
+
+
+def _folds(candidate_sigma, champion_sigma):
+    """Three consecutive 300-day folds, each forecast by its own (planted) fits."""
+    return [(table(c, 100 + 300 * i), table(k, 100 + 300 * i))
+            for i, (c, k) in enumerate(zip(candidate_sigma, champion_sigma, strict=True))]
+
+
+def test_a_consistent_edge_is_promoted_on_the_folds_where_one_span_lacks_the_power():
+    from stockcast.registry.promotion import compare
+
+    folds = _folds((0.01, 0.01, 0.01), (0.0115, 0.0115, 0.0115))  # ~4 % better on each
+    alone = compare(*folds[-1], CFG, "1")
+    pooled = compare(*folds[-1], CFG, "1", earlier=folds[:-1])
+    assert not alone.promote and alone.pvalue > CFG.alpha  # two fits' training noise
+    assert pooled.promote and pooled.folds == 3 and pooled.pairs == 900
+    assert "3 walk-forward folds (per fold -" in pooled.reason
+    assert pooled.span == f"{folds[0][0]['date'].min().date()}..{folds[-1][0]['date'].max().date()}"
+
+
+def test_an_edge_on_tonights_span_alone_is_not_promoted_on_the_folds():
+    from stockcast.registry.promotion import compare
+
+    folds = _folds((0.013, 0.013, 0.01), (0.01, 0.01, 0.013))  # better tonight, worse before
+    assert compare(*folds[-1], CFG, "1").promote
+    pooled = compare(*folds[-1], CFG, "1", earlier=folds[:-1])
+    assert not pooled.promote and pooled.folds == 3 and "not significantly better" in pooled.reason
+
+
+def test_a_champion_of_other_settings_is_judged_on_walk_forward_folds(tmp_path, tracking_uri):
+    """A new configuration against the champion's: both are fit cold on each earlier fold of
+    the same history, and the decision pools them with tonight's span."""
+    frame = predictable_prices()
+    run_stages(frame, quality(2), tracking_uri, tmp_path)
+    better = run_stages(frame, quality(20), tracking_uri, tmp_path)
+    decision = better["decision"]
+    assert "both configurations fit cold (train.epochs 2 -> 20)" in decision.evidence
+    assert decision.folds == 3 and decision.promote and decision.pvalue < CFG.alpha
+    assert decision.pairs > len(better["evaluation"].table)  # more days than tonight's span
+    tags = versions(tracking_uri, model_name("stockcast", "TEST"))["2"].tags
+    assert tags["promotion.folds"] == "3" and "walk-forward" in tags["promotion.evidence"]

@@ -126,3 +126,33 @@ def test_pointing_mlflow_at_a_store_does_not_leak_into_the_environment(tmp_path,
     monkeypatch.setenv("STOCKCAST_HOME", str(tmp_path / "b"))
     uri = resolve_runtime(PipelineConfig()).tracking.tracking_uri
     assert str(tmp_path / "b") in uri and first not in uri
+
+
+def test_a_lock_timeout_names_the_holding_process_and_the_remedy(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from stockcast.errors import RegistryError
+    from stockcast.registry.locks import held
+
+    path = tmp_path / "promotion.lock"
+    code = ("import sys, time; from pathlib import Path; from stockcast.registry.locks import held\n"
+            f"with held(Path({str(path)!r}), 'test'):\n"
+            "    print('held', flush=True); time.sleep(30)")
+    holder = subprocess.Popen([sys.executable, "-c", code, "nightly-run"], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        with pytest.raises(RegistryError) as err, held(path, "promotion of GOOG", timeout=0.5):
+            pass
+        assert time.monotonic() - start < 10
+        message = str(err.value)
+        assert f"process {holder.pid} on " in message and "nightly-run" in message
+        assert "promotion of GOOG" in message and f"delete {path}" in message
+    finally:
+        holder.kill()
+        holder.wait()
+    with held(path, "promotion of GOOG", timeout=5):  # a dead holder's lock is free again
+        pass

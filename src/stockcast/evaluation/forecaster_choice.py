@@ -26,6 +26,7 @@ class Choice:
     best_baseline: str
     pvalue: float
     reason: str
+    folds: int = 1  # the out-of-sample spans the decision pooled (``earlier_folds``)
 
     @property
     def tag(self) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from stockcast.modeling.intervals import central_interval
+
 
 def pinball_loss(quantiles: np.ndarray, actual: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
     """Pinball loss per (origin, step) [W, h], averaged over the quantile levels (price units)."""
@@ -31,3 +33,12 @@ def coverage_rate(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray) -> f
 def width_bp(lower: np.ndarray, upper: np.ndarray, last_close: np.ndarray) -> float:
     """Mean interval width in basis points of the last close."""
     return float(np.mean((upper - lower) / np.asarray(last_close)[:, None]) * 1e4)
+
+
+def relative_interval_score(quantiles: np.ndarray, levels: tuple[float, ...],
+                            actual: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """The 95 % interval score per origin and step relative to the last close [W, h]: the loss
+    the DM tests between interval forecasters compare (scale-free, so a series that rose
+    tenfold over the span does not weigh its last year tenfold)."""
+    lo, hi = central_interval(quantiles, levels, 0.95)
+    return interval_score(lo, hi, actual, 0.95) / np.asarray(last)[:, None]

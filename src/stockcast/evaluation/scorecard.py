@@ -13,7 +13,9 @@ import pandas as pd
 
 from stockcast.errors import TrainingError
 from stockcast.evaluation.baselines import drift_forecast, ewma_band, naive_forecast, training_drift
+from stockcast.evaluation.earlier_folds import WalkForward, confirm_baseline
 from stockcast.evaluation.figures import plot_coverage, plot_fan, plot_losses, plot_residuals
+from stockcast.evaluation.forecast_tables import forecast_table
 from stockcast.evaluation.forecaster_choice import (
     CALIBRATED_BASELINES,
     LABELS,
@@ -22,7 +24,13 @@ from stockcast.evaluation.forecaster_choice import (
     lstm_name,
     served_metrics,
 )
-from stockcast.evaluation.interval_scores import coverage_rate, interval_score, pinball_loss, width_bp
+from stockcast.evaluation.interval_scores import (
+    coverage_rate,
+    interval_score,
+    pinball_loss,
+    relative_interval_score,
+    width_bp,
+)
 from stockcast.evaluation.point_metrics import score_forecasts
 from stockcast.evaluation.significance import dm_test
 from stockcast.modeling.adaptive import Tracking, adapted_forecast
@@ -94,15 +102,6 @@ def _returns_metrics(point: np.ndarray, actual: np.ndarray, last: np.ndarray) ->
     }
 
 
-def relative_interval_score(quantiles: np.ndarray, levels: tuple[float, ...],
-                            actual: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """The 95 % interval score per origin and step relative to the last close [W, h]: the loss
-    the DM tests between interval forecasters compare (scale-free, so a series that rose
-    tenfold over the span does not weigh its last year tenfold)."""
-    lo, hi = central_interval(quantiles, levels, 0.95)
-    return interval_score(lo, hi, actual, 0.95) / np.asarray(last)[:, None]
-
-
 def score_all(forecast: Forecast, actual: np.ndarray, last: np.ndarray, drift: float,
               bands: dict[str, np.ndarray]) -> dict[str, float]:
     """Every metric of a run: point metrics vs persistence and drift with DM p-values, return
@@ -127,26 +126,6 @@ def score_all(forecast: Forecast, actual: np.ndarray, last: np.ndarray, drift: f
         band_loss = relative_interval_score(quantiles, forecast.levels, actual, last)
         metrics[f"dm_pvalue_is95_{prefix}"] = dm_test(model_loss, band_loss, h).pvalue
     return metrics
-
-
-def forecast_table(dates: pd.Series, origins: np.ndarray, forecast: Forecast,
-                   actual: np.ndarray) -> pd.DataFrame:
-    """The out-of-sample forecasts as rows (date = target date, step, origin_date, point,
-    q0.025 ... q0.975, actual): what promotion compares across versions."""
-    dates = pd.to_datetime(pd.Series(dates)).reset_index(drop=True)
-    w, h = actual.shape
-    steps = np.tile(np.arange(1, h + 1), w)
-    origin_rows = np.repeat(origins, h)
-    table = pd.DataFrame({
-        "date": dates.iloc[origin_rows + steps].to_numpy(),
-        "step": steps,
-        "origin_date": dates.iloc[origin_rows].to_numpy(),
-        "point": forecast.point.ravel(),
-    })
-    for j, level in enumerate(forecast.levels):
-        table[f"q{level:g}"] = forecast.quantiles[:, :, j].ravel()
-    table["actual"] = actual.ravel()
-    return table
 
 
 @dataclass(frozen=True)
@@ -189,14 +168,25 @@ def score_test_span(fit: TickerFit, ticker: str = "") -> SpanScores:
 
 
 def evaluate_model(fit: TickerFit, ticker: str, alpha: float = 0.05,
-                   tracking: Tracking | None = None) -> Evaluation:
+                   tracking: Tracking | None = None,
+                   walk_forward: WalkForward | None = None) -> Evaluation:
     """Score the calibrated model on the test span against the baselines and choose the
     forecaster to serve (``choose_forecaster`` at ``alpha``); no files, no figures. The
     served forecaster's bands as they are served, adapting to its misses day by day through
-    the test span (``tracking``, the defaults when None), are scored too: ``adapted_*``."""
+    the test span (``tracking``, the defaults when None), are scored too: ``adapted_*``.
+    A baseline better on the test span alone is served only if ``walk_forward``'s folds
+    confirm it (``earlier_folds.confirm_baseline``; None: the test span decides)."""
     span = score_test_span(fit, ticker)
     data, test = fit.data, fit.data.test
     choice = choose_forecaster(span.metrics, alpha)
+    if not choice.is_lstm and walk_forward is not None:
+        levels = span.forecast.levels
+        tonight = (relative_interval_score(span.bands[choice.prefix], levels, span.actual,
+                                           span.last),
+                   relative_interval_score(span.forecast.quantiles, levels, span.actual,
+                                           span.last),
+                   data.frame["Date"].iloc[test.origins].reset_index(drop=True))
+        choice = confirm_baseline(choice, fit, tonight, walk_forward, alpha)
     evaluated = fit.forecaster if choice.is_lstm else span.baselines[choice.prefix]
     served = span.forecast if choice.is_lstm else evaluated.forecast_at(data.frame, test.origins)
     table = forecast_table(data.frame["Date"], test.origins, served, span.actual)

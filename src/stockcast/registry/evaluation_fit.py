@@ -20,9 +20,13 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import yaml
+from pydantic import ValidationError
 
+from stockcast.config import PipelineConfig
 from stockcast.errors import RegistryError
-from stockcast.evaluation.scorecard import forecast_table
+from stockcast.evaluation.earlier_folds import Recipe
+from stockcast.evaluation.forecast_tables import forecast_table
 from stockcast.modeling.forecaster import Forecaster
 from stockcast.modeling.recipe import TickerFit
 from stockcast.modeling.volatility_forecasters import VolatilityForecaster
@@ -35,6 +39,7 @@ SIGNATURE_TAG = "stockcast.eval_fit_hmac"
 LSTM_ARTIFACT = f"{ARTIFACT_DIR}/lstm.pkl"  # the LSTM, when a baseline was served instead
 LSTM_SIGNATURE_TAG = "stockcast.eval_lstm_hmac"
 VAL_END_TAG = "fit.val_end"
+CONFIG_ARTIFACT = "config/config.yaml"  # every run logs its effective configuration
 
 
 def validation_end(fit: TickerFit) -> pd.Timestamp:
@@ -95,7 +100,9 @@ def load_evaluation_fit(store: MlflowStore, run_id: str, key: str | None,
     if val_end is None:
         return None
     data = _verified(store, run, ARTIFACT, SIGNATURE_TAG, key)
-    return None if data is None else EvaluationFit(pickle.loads(data), pd.Timestamp(val_end))
+    if data is None:
+        return None
+    return EvaluationFit(_unpickled(data, run.info.run_id, ARTIFACT), pd.Timestamp(val_end))
 
 
 def load_evaluation_lstm(store: MlflowStore, run, key: str | None) -> Forecaster | None:
@@ -105,7 +112,17 @@ def load_evaluation_lstm(store: MlflowStore, run, key: str | None) -> Forecaster
     if fit is None or isinstance(fit.forecaster, Forecaster):
         return None if fit is None else fit.forecaster
     data = _verified(store, run, LSTM_ARTIFACT, LSTM_SIGNATURE_TAG, key)
-    return None if data is None else pickle.loads(data)
+    return None if data is None else _unpickled(data, run.info.run_id, LSTM_ARTIFACT)
+
+
+def _unpickled(data: bytes, run_id: str, artifact: str):
+    """The object in a (verified or unsigned) pickle; RegistryError naming the run and the file
+    when it does not load (truncated, corrupt, made by an incompatible stockcast)."""
+    try:
+        return pickle.loads(data)
+    except Exception as exc:  # any unpickling failure is the artifact's, not the caller's
+        raise RegistryError(f"{artifact} of run {run_id} cannot be loaded "
+                            f"({type(exc).__name__}: {exc})"[:400]) from exc
 
 
 def rescore(fit: EvaluationFit, frame: pd.DataFrame, origins: np.ndarray) -> pd.DataFrame:
@@ -122,3 +139,16 @@ def rescore(fit: EvaluationFit, frame: pd.DataFrame, origins: np.ndarray) -> pd.
     actual = (np.stack([close[keep + k] for k in range(1, h + 1)], axis=1) if len(keep)
               else np.empty((0, h)))
     return forecast_table(dates, keep, forecast, actual)
+
+
+def logged_recipe(store: MlflowStore, run_id: str) -> Recipe | None:
+    """The configuration a run was trained with (its logged ``config/config.yaml``), as the
+    walk-forward folds fit it; None when it is missing or no longer reads as a configuration
+    (a run of an older stockcast)."""
+    data = store.run_artifact(run_id, CONFIG_ARTIFACT)
+    if data is None:
+        return None
+    try:
+        return Recipe.of(PipelineConfig.model_validate(yaml.safe_load(data)))
+    except (ValidationError, yaml.YAMLError, TypeError):
+        return None

@@ -4,21 +4,21 @@ version (tags and description)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import logging
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from stockcast.config import PromotionConfig
 from stockcast.errors import RegistryError
+from stockcast.evaluation.earlier_folds import WalkForward, test_span_table
 from stockcast.evaluation.scorecard import Evaluation
-from stockcast.evaluation.significance import TEST_NAME, dm_test
-from stockcast.registry.evaluation_fit import load_evaluation_fit, rescore
+from stockcast.evaluation.significance import TEST_NAME, pooled_dm_test
+from stockcast.registry.decision_record import Decision, record_decision
+from stockcast.registry.evaluation_fit import load_evaluation_fit, logged_recipe, rescore
 from stockcast.registry.store import MlflowStore, is_transient
 from stockcast.registry.versions import CHAMPION, champion_version
 
@@ -27,27 +27,7 @@ log = logging.getLogger(__name__)
 TABLE_ARTIFACT = "forecasts/test_forecasts.parquet"
 RESCORED = "champion's evaluation fit re-scored on the candidate's test span"
 LOGGED = "champion's own logged test-span forecasts (an older stockcast)"
-UNVERIFIED = ("champion's own logged test-span forecasts (its evaluation fit is not signed "
-              "with this deployment's key, so it was not unpickled)")
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Whether a candidate becomes champion, and the evidence."""
-
-    promote: bool
-    reason: str
-    test: str = TEST_NAME
-    loss: str = ""
-    candidate_loss: float | None = None
-    champion_loss: float | None = None
-    pairs: int = 0
-    pvalue: float | None = None
-    champion_version: str | None = None
-    evidence: str = ""  # where the champion's forecasts compared came from
-    span: str = ""  # first and last target date compared
-    margin: float = 0.0
-    seed_sd: float = 0.0  # the training noise the test allowed for (relative, per fit)
+UNUSED = "champion's own logged test-span forecasts (its evaluation fit was not used"
 
 
 # ---------------------------------------------------------------------------- the decision
@@ -85,12 +65,24 @@ def sanity_gate(metrics: dict[str, float], cfg: PromotionConfig) -> str | None:
     return None
 
 
+def paired_losses(candidate: pd.DataFrame, champion: pd.DataFrame, loss: str) -> pd.DataFrame:
+    """Both tables' losses on the (date, step) pairs both forecast: date, step, loss_cand,
+    loss_champ."""
+    common = ["date", "step"]
+    return candidate.assign(loss=row_losses(candidate, loss))[[*common, "loss"]].merge(
+        champion.assign(loss=row_losses(champion, loss))[[*common, "loss"]],
+        on=common, suffixes=("_cand", "_champ")).dropna()
+
+
 def compare(candidate: pd.DataFrame, champion: pd.DataFrame, cfg: PromotionConfig,
-            champion_version: str, evidence: str = "") -> Decision:
+            champion_version: str, evidence: str = "",
+            earlier: Sequence[tuple[pd.DataFrame, pd.DataFrame]] = ()) -> Decision:
     """One-sided DM test on the (date, step) pairs both forecast out of sample: promote when the
     candidate's loss is lower than (1 - margin) x the champion's with p < alpha, the test's
-    variance including both fits' training noise (2 x (seed_sd x the champion's loss)^2)."""
-    common = ["date", "step"]
+    variance including both fits' training noise (2 x (seed_sd x the champion's loss)^2).
+    ``earlier``: the (candidate, champion) tables of earlier walk-forward folds, each forecast
+    by its own fits: the test pools them with tonight's (``pooled_dm_test``), each fold's
+    training noise weighted by its share of the dates."""
     h_cand, h_champ = int(candidate["step"].max()), int(champion["step"].max())
     base = dict(loss=cfg.loss, champion_version=champion_version, evidence=evidence,
                 margin=cfg.margin, seed_sd=cfg.seed_sd)
@@ -98,28 +90,35 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, cfg: PromotionConfi
         return Decision(False, f"refused: the candidate forecasts {h_cand} step(s), champion "
                         f"v{champion_version} forecasts {h_champ}; set "
                         "promotion.allow_horizon_change to accept a shorter horizon", **base)
-    merged = candidate.assign(loss=row_losses(candidate, cfg.loss))[[*common, "loss"]].merge(
-        champion.assign(loss=row_losses(champion, cfg.loss))[[*common, "loss"]],
-        on=common, suffixes=("_cand", "_champ")).dropna()
-    pairs = len(merged)
+    folds = [m for m in (paired_losses(c, k, cfg.loss) for c, k in (*earlier, (candidate, champion)))
+             if len(m)]
+    pairs = sum(len(m) for m in folds)
     if pairs < cfg.min_pairs:
         return Decision(False, f"refused: only {pairs} (date, step) pair(s) forecast out of "
                         f"sample by both this version and champion v{champion_version} "
                         f"(promotion.min_pairs is {cfg.min_pairs})", pairs=pairs, **base)
-    by_date = merged.groupby("date")[["loss_cand", "loss_champ"]].mean().sort_index()
+    by_date = [m.groupby("date")[["loss_cand", "loss_champ"]].mean().sort_index() for m in folds]
+    merged = pd.concat(folds)
     h = int(merged["step"].max())
     cand, champ = float(merged["loss_cand"].mean()), float(merged["loss_champ"].mean())
-    training_noise = 2 * (cfg.seed_sd * float(by_date["loss_champ"].mean())) ** 2
-    result = dm_test(by_date["loss_cand"], by_date["loss_champ"] * (1 - cfg.margin), h,
-                     training_noise)
-    span = f"{by_date.index[0].date()}..{by_date.index[-1].date()}"
+    dates = sum(len(b) for b in by_date)
+    training_noise = sum((len(b) / dates) ** 2 * 2 * (cfg.seed_sd * float(b["loss_champ"].mean())) ** 2
+                         for b in by_date)
+    result = pooled_dm_test([(b["loss_cand"], b["loss_champ"] * (1 - cfg.margin)) for b in by_date],
+                            h, training_noise)
+    span = f"{by_date[0].index[0].date()}..{by_date[-1].index[-1].date()}"
     found = dict(candidate_loss=cand, champion_loss=champ, pairs=pairs, pvalue=result.pvalue,
-                 span=span, **base)
+                 span=span, folds=len(folds), **base)
+    per_fold = ", ".join(f"{100 * (b['loss_cand'].mean() / b['loss_champ'].mean() - 1):+.1f} %"
+                         for b in by_date)
     summary = (f"{cfg.loss} per unit of price {cand:.5g} vs champion v{champion_version} "
                f"{champ:.5g} on {pairs} common out-of-sample (date, step) pairs {span}"
+               + (f" in {len(folds)} walk-forward folds (per fold {per_fold})"
+                  if len(folds) > 1 else "")
                + (f", margin {cfg.margin:.3g}" if cfg.margin else "")
                + (f", training noise {cfg.seed_sd:.3g} per fit" if cfg.seed_sd else "")
-               + f"; {TEST_NAME} p = {result.pvalue:.3g}")
+               + f"; {TEST_NAME} p = {result.pvalue:.3g}"
+               + (f"; the champion's side: {evidence}" if evidence.startswith(UNUSED) else ""))
     if result.pvalue < cfg.alpha:
         return Decision(True, f"promoted: {summary} < alpha {cfg.alpha}", **found)
     return Decision(False, f"refused: not significantly better: {summary} >= alpha {cfg.alpha}",
@@ -128,7 +127,8 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, cfg: PromotionConfi
 
 def decide_promotion(candidate: pd.DataFrame, metrics: dict[str, float],
                      champion: pd.DataFrame | None, champion_version: str | None,
-                     cfg: PromotionConfig, evidence: str = "") -> Decision:
+                     cfg: PromotionConfig, evidence: str = "",
+                     earlier: Sequence[tuple[pd.DataFrame, pd.DataFrame]] = ()) -> Decision:
     """The whole rule: the sanity gate, then (when there is a champion) the significance test."""
     refused = sanity_gate(metrics, cfg)
     if refused:
@@ -144,7 +144,7 @@ def decide_promotion(candidate: pd.DataFrame, metrics: dict[str, float],
         return Decision(True, f"promoted: champion v{champion_version} has no out-of-sample "
                         "forecast table (made by an older stockcast) and the sanity gate "
                         "passed", loss=cfg.loss, champion_version=champion_version)
-    return compare(candidate, champion, cfg, champion_version, evidence)
+    return compare(candidate, champion, cfg, champion_version, evidence, earlier)
 
 
 # ---------------------------------------------------------------------------- the action
@@ -165,35 +165,73 @@ def champion_evidence(store: MlflowStore, name: str, version: str, frame: pd.Dat
     run_id = store.client.get_model_version(name, version).run_id
     try:
         fit = load_evaluation_fit(store, run_id, key) if run_id else None
-    except RegistryError as exc:  # not signed with this key: never unpickled
+    except RegistryError as exc:  # unsigned with this key (never unpickled), or unloadable
         log.warning("%s v%s: %s; comparing on its logged forecasts instead", name, version, exc)
-        return champion_table(store, name, version), UNVERIFIED
+        return champion_table(store, name, version), (
+            f"{UNUSED}: {exc})")
     if fit is not None:
         return rescore(fit, frame, origins), RESCORED
     return champion_table(store, name, version), LOGGED
 
 
+def walk_forward_evidence(store: MlflowStore, name: str, champion: str, frame: pd.DataFrame,
+                          tonight: tuple[pd.DataFrame, pd.DataFrame], walk: WalkForward,
+                          loss: str) -> tuple[list[tuple[pd.DataFrame, pd.DataFrame]], str]:
+    """The earlier walk-forward folds' (candidate, champion) tables, each configuration fit
+    cold on each fold, and what was done, when the champion was trained with other settings
+    and the candidate's loss is lower on tonight's span; else none and why. The same settings
+    (a reseeded rerun, a night's new data) gain nothing from folds: both would refit the one
+    configuration, and tonight's span (with the training noise) decides."""
+    run_id = store.client.get_model_version(name, champion).run_id
+    theirs = logged_recipe(store, run_id) if run_id else None
+    if theirs is None:
+        return [], "; walk-forward: the champion's configuration could not be read"
+    differ = walk.recipe.differences(theirs)
+    if not differ:
+        return [], ""
+    paired = paired_losses(*tonight, loss)
+    if not len(paired) or paired["loss_cand"].mean() >= paired["loss_champ"].mean():
+        return [], "; walk-forward not run: the candidate is not ahead on tonight's span"
+    earlier = [(test_span_table(walk.recipe.fit(frame, end, walk.workers)),
+                test_span_table(theirs.fit(frame, end, walk.workers)))
+               for end in walk.ends(len(frame))]
+    return earlier, (f"; {len(earlier)} earlier walk-forward fold(s), both configurations fit "
+                     f"cold ({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''})")
+
+
 def promote_if_better(version: str, name: str, evaluation: Evaluation, frame: pd.DataFrame,
-                      cfg: PromotionConfig, store: MlflowStore,
-                      model_key: str | None = None) -> Decision:
+                      cfg: PromotionConfig, store: MlflowStore, model_key: str | None = None,
+                      walk: WalkForward | None = None) -> Decision:
     """Decide against the current champion on the candidate's test span (the champion's
-    evaluation fit re-scored there), move the alias, and record the decision on the version.
-    One lock per store and model: whoever moves `champion` (a pipeline or ``set_champion``)
-    holds it, so the champion cannot change between reading and moving. Every step is
-    idempotent, so a retry is safe."""
+    evaluation fit re-scored there; with ``walk``, and a champion of other settings, pooled
+    with earlier walk-forward folds), move the alias, and record the decision on the version.
+    The evidence is gathered before the lock (folds fit); under the lock, a champion that moved
+    meanwhile is judged on tonight's span. One lock per store and model: whoever moves
+    `champion` (a pipeline or ``set_champion``) holds it, so the champion cannot change
+    between reading and moving. Every step is idempotent, so a retry is safe."""
 
     decided: list[Decision] = []
 
+    def decide(current: str | None, folds: WalkForward | None) -> Decision:
+        theirs, source = (champion_evidence(store, name, current, frame, evaluation.origins,
+                                            model_key) if current else (None, ""))
+        earlier: list[tuple[pd.DataFrame, pd.DataFrame]] = []
+        if (folds is not None and theirs is not None and source == RESCORED
+                and sanity_gate(evaluation.decision_metrics, cfg) is None):
+            earlier, note = walk_forward_evidence(store, name, current, frame,
+                                                  (evaluation.table, theirs), folds, cfg.loss)
+            source += note
+        return decide_promotion(evaluation.table, evaluation.decision_metrics, theirs, current,
+                                cfg, source, earlier)
+
     def attempt() -> Decision:
         client = store.client
+        if not decided:
+            decided.append(decide(champion_version(client, name), walk))
         with store.lock(f"promotion|{name}"):
             current = champion_version(client, name)
-            if not (decided and current == version):  # else: a retry after the alias moved
-                theirs, source = (champion_evidence(store, name, current, frame,
-                                                    evaluation.origins, model_key)
-                                  if current else (None, ""))
-                decided.append(decide_promotion(evaluation.table, evaluation.decision_metrics, theirs,
-                                                current, cfg, source))
+            if current not in (decided[-1].champion_version, version):  # it moved meanwhile
+                decided.append(decide(current, None))
             if decided[-1].promote:
                 client.set_registered_model_alias(name, CHAMPION, version)
         record_decision(client, name, version, decided[-1], serves=evaluation.served_label)
@@ -219,51 +257,6 @@ def _withdraw(name: str, version: str, store: MlflowStore) -> None:
     except Exception as exc:  # cleanup only, never retried: report and keep the first error
         log.warning("%s: promotion failed and version %s could not be removed (%s); it is "
                     "not champion", name, version, exc)
-
-
-def record_decision(client: MlflowClient, name: str, version: str, decision: Decision,
-                    by: str = "pipeline", serves: str = "") -> None:
-    """Audit trail: the test, the loss, both losses, the pairs, the p-value and the reason as
-    ``promotion.*`` tags, and the reason in the version's description (the registry list
-    truncates tags), after what the version serves when it is a volatility model."""
-    tags = {f"promotion.{k}": "n/a" if v is None else str(v) for k, v in asdict(decision).items()}
-    tags["promotion.decided_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-    tags["promotion.decided_by"] = by
-    # The public call checks once that the name is a model, not a prompt; the tags then go
-    # through the registry client behind MlflowClient.set_model_version_tag, which would
-    # re-read the whole registered model (every version) for each of the ~18 tags.
-    served = f" · serves {serves}" if serves else ""
-    client.update_model_version(name, version, description=f"{headline(decision, by)}{served} · "
-                                f"{decision.reason} (decided by {by})")
-    registry = client._get_registry_client()  # MLflow is pinned; the promotion tests read these
-    for key, value in tags.items():
-        registry.set_model_version_tag(name, version, key, value)
-
-
-def headline(decision: Decision, by: str = "pipeline") -> str:
-    """The decision in a few words, first in the version's description (the registry's
-    version list shows about 40 characters of it): ``CHAMPION: -6.1 % vs v3, p 0.004``,
-    ``v3 stays champion: -0.8 %, p 0.310``, ``no champion: sanity gate refused``."""
-    previous = decision.champion_version
-    change = ""
-    if decision.candidate_loss is not None and decision.champion_loss:
-        change = f"{100 * (decision.candidate_loss / decision.champion_loss - 1):+.1f} %"
-    if decision.promote:
-        if by == "manual":
-            return "CHAMPION by hand" + (f" (was v{previous})" if previous else "")
-        if decision.pvalue is not None:
-            return f"CHAMPION: {change} vs v{previous}, p {_p(decision.pvalue)}"
-        return f"CHAMPION: replaces v{previous}" if previous else "CHAMPION: first version"
-    kept = f"v{previous} stays champion" if previous else "no champion"
-    if decision.reason.startswith("refused by the sanity gate"):
-        return f"{kept}: sanity gate refused"
-    if decision.pvalue is not None:
-        return f"{kept}: {change}, p {_p(decision.pvalue)}"
-    return f"{kept}: refused"
-
-
-def _p(pvalue: float) -> str:
-    return f"{pvalue:.3f}" if pvalue >= 0.001 else f"{pvalue:.0e}"
 
 
 def set_champion(name: str, version: str, store: MlflowStore) -> Decision:

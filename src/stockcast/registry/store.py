@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import TypeVar
 
 import mlflow
-from filelock import FileLock
 from mlflow.exceptions import MlflowException, RestException
 from mlflow.tracking import MlflowClient
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from stockcast.config import TrackingConfig
 from stockcast.errors import RegistryError
+from stockcast.registry.locks import held, lock_dir
 from stockcast.runtime import sqlite_path
 
 log = logging.getLogger(__name__)
@@ -209,24 +209,11 @@ class MlflowStore:
         self.activate()
         return with_retries(what, fn, self.max_retries)
 
-    def lock(self, name: str) -> FileLock:
-        """A cross-process lock named ``name`` for this store (other users may take it too)."""
+    def lock(self, name: str, timeout: float = 600) -> contextlib.AbstractContextManager:
+        """A cross-process lock named ``name`` for this store (other users may take it too);
+        a timeout names the process holding it and the remedy (``locks.held``)."""
         key = hashlib.sha256(f"{self.tracking_uri}|{name}".encode()).hexdigest()[:16]
-        return FileLock(str(self._lock_dir() / f"{key}.lock"), timeout=600, mode=0o666)
-
-    def _lock_dir(self) -> Path:
-        """Beside a SQLite store (inside the project home), else a shared, sticky folder in
-        the temp directory that every user can use."""
-        db = sqlite_path(self.tracking_uri)
-        if db is not None:
-            path = db.parent / ".locks"
-            path.mkdir(parents=True, exist_ok=True)
-            return path
-        path = Path(tempfile.gettempdir()) / "stockcast-locks"
-        path.mkdir(exist_ok=True)
-        with contextlib.suppress(PermissionError):  # someone else's folder: already shared
-            path.chmod(0o1777)
-        return path
+        return held(lock_dir(self.tracking_uri) / f"{key}.lock", f"{name} of {self.tracking_uri}", timeout)
 
     def open(self) -> None:
         """Create, repair or upgrade the store's schema, one process at a time (concurrent

@@ -220,7 +220,7 @@ def choice_tags(evaluation: Evaluation) -> dict[str, str]:
     """Which forecaster the run serves and why (``forecaster``: lstm, garch_t, ...)."""
     choice = evaluation.choice
     return {"forecaster": choice.tag, "forecaster.reason": choice.reason,
-            "forecaster.pvalue": f"{choice.pvalue:.4g}",
+            "forecaster.pvalue": f"{choice.pvalue:.4g}", "forecaster.folds": str(choice.folds),
             "forecaster.best_baseline": choice.best_baseline}
 
 

@@ -57,7 +57,18 @@ def load_champion(name: str, store: MlflowStore, model_key: SecretStr | None = N
                 f"{name} v{version} (the champion) has no model files (no MLmodel in its "
                 "artifacts; registered by hand?): promote a version the pipeline logged "
                 f"(`stockcast promote --ticker ... --version N`), or run `make run-flow`")
-        return Champion(name, version, mlflow.pyfunc.load_model(str(local)))
+        try:
+            model = mlflow.pyfunc.load_model(str(local))
+        except Exception as exc:  # a corrupt or incompatible file: the version's, say which
+            ticker = name.split("-", 1)[-1]
+            raise RegistryError(
+                f"{name} v{version} (the champion) cannot be loaded from its model files "
+                f"(models:/{name}/{version}: MLmodel, python_model.pkl and artifacts/; "
+                f"{type(exc).__name__}: {exc})"[:500] + ". Promote a version that loads "
+                f"(`stockcast models --ticker {ticker}` lists them; `stockcast promote "
+                f"--ticker {ticker} --version N`), or run `make run-flow` to train a new "
+                "one") from exc
+        return Champion(name, version, model)
 
 
 def served_champion(name: str, store: MlflowStore, model_key: SecretStr | None = None) -> Served:

@@ -101,3 +101,24 @@ def test_flow_parameters_are_bounded_like_the_cli(days):
 
     with pytest.raises(ConfigError, match="days must be a whole number of at least 1"):
         forecast_pipeline.fn(days=days)
+
+
+@pytest.mark.parametrize("hidden,layers,bidirectional,horizon", [(50, 2, False, 1), (8, 3, True, 5),
+                                                                 (33, 1, False, 3)])
+def test_the_network_size_is_worked_out_before_it_is_built(hidden, layers, bidirectional, horizon):
+    from stockcast.model_size import model_size
+    from stockcast.modeling.model import LSTMForecaster
+
+    net = LSTMForecaster(input_size=7, hidden_size=hidden, num_layers=layers,
+                         bidirectional=bidirectional, horizon=horizon)
+    assert model_size(7, hidden, layers, bidirectional, horizon, 60, 96).parameters == sum(
+        p.numel() for p in net.parameters())
+
+
+def test_an_oversized_network_is_refused_by_the_config_naming_what_to_lower():
+    with pytest.raises(ConfigError, match=r"6,175,408,130 parameters .* lower model.hidden_size"):
+        build_config({"model": {"hidden_size": 4096, "num_layers": 16, "bidirectional": True}})
+    with pytest.raises(ConfigError, match=r"GiB of activations, .* lower train.batch_size"):
+        build_config({"train": {"batch_size": 65536}, "window": {"sequence_length": 500},
+                      "model": {"hidden_size": 512}})
+    build_config({"model": {"hidden_size": 512, "num_layers": 4}})  # large, and allowed

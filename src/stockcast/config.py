@@ -29,6 +29,7 @@ from stockcast.config_serving import (  # the serving sections, re-exported here
     Frozen as _Frozen,
 )
 from stockcast.errors import ConfigError
+from stockcast.model_size import model_size
 from stockcast.tickers import clean_ticker
 
 Source = Literal["auto", "yfinance", "cache", "csv", "sample"]
@@ -250,6 +251,15 @@ class PipelineConfig(_Frozen):
             raise ValueError(f"at most 1000 tickers per run, got {len(tickers)}")
         # The same ticker twice would train and register twice: keep the first, in order.
         return tuple(dict.fromkeys(clean_ticker(t) for t in tickers))
+
+    @model_validator(mode="after")
+    def _network_fits(self) -> PipelineConfig:
+        w, m = self.window, self.model
+        size = model_size(len(w.features), m.hidden_size, m.num_layers, m.bidirectional,
+                          w.horizon, w.sequence_length, self.train.batch_size)
+        if size.problem():
+            raise ValueError(size.problem())
+        return self
 
     def with_tickers(self, tickers: list[str] | tuple[str, ...] | None) -> PipelineConfig:
         """This config for other tickers (validated and cleaned like the field); unchanged

@@ -156,3 +156,30 @@ def test_a_lock_timeout_names_the_holding_process_and_the_remedy(tmp_path):
         holder.wait()
     with held(path, "promotion of GOOG", timeout=5):  # a dead holder's lock is free again
         pass
+
+
+def test_a_copied_home_writes_into_itself_and_reads_its_own_artifacts(tmp_path):
+    """The embedded store records absolute artifact paths; a copy of the home would write its
+    new runs, and read the champion's evaluation fit, in the original. Opened in its new place,
+    it points them at its own folder and leaves the original alone."""
+    import shutil
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    first, copy = tmp_path / "home", tmp_path / "copied"
+    uri = f"sqlite:///{first / 'mlflow' / 'mlflow.db'}?timeout=30"
+    run_stages(predictable_prices(), quality(1), uri, first)
+    shutil.copytree(first, copy)
+    before = sorted(p for p in (first / "mlflow" / "artifacts").rglob("*"))
+    copied_uri = f"sqlite:///{copy / 'mlflow' / 'mlflow.db'}?timeout=30"
+    again = run_stages(predictable_prices(), quality(1), copied_uri, copy)
+    client = MlflowClient(copied_uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert len(runs) == 2
+    for run in runs:
+        assert Path(urlparse(run.info.artifact_uri).path).is_relative_to(copy / "mlflow")
+    for mv in client.search_model_versions("name='stockcast-TEST'"):
+        location = client.get_model_version_download_uri("stockcast-TEST", mv.version)
+        assert str(copy / "mlflow") in location
+    assert again["decision"].evidence.startswith("champion's evaluation fit re-scored")
+    assert sorted(p for p in (first / "mlflow" / "artifacts").rglob("*")) == before

@@ -23,6 +23,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from stockcast.config import TrackingConfig
 from stockcast.errors import RegistryError
 from stockcast.registry.locks import held, lock_dir
+from stockcast.registry.relocation import relocate_artifacts
 from stockcast.runtime import sqlite_path
 
 log = logging.getLogger(__name__)
@@ -232,6 +233,7 @@ class MlflowStore:
                 repair_half_migrated(db)
                 self.client.search_experiments(max_results=1)  # tracking tables
                 self.client.search_registered_models(max_results=1)  # registry tables
+                relocate_artifacts(db)  # a copied home writes into itself
             except Exception as exc:
                 if is_transient(exc):
                     raise

@@ -68,3 +68,25 @@ def test_csv_bodies_are_read_like_price_files_and_large_bodies_refused(served):
     assert too_large.status_code == 413
     assert too_large.json()["message"].startswith("request of 200,001 bytes refused")
     assert client.get("/ping").status_code == 200
+
+
+def test_every_answer_says_how_many_sessions_its_prices_are_behind(served):
+    """A forecast from old rows is still made, and says how old they are; rows that end on
+    the last session are 0 behind."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from stockcast.market_calendar import sessions_between
+
+    model, frame = served
+    client = TestClient(PriceRequests(scoring_server.init(model)))
+    old = client.post("/invocations", content=split_body(frame),
+                      headers={"Content-Type": "application/json"}).json()["predictions"][0]
+    last = pd.Timestamp(frame["Date"].iloc[-1])
+    assert old["sessions_behind"] == sessions_between(last, pd.Timestamp(dt.date.today())) > 250
+    recent = frame.assign(Date=pd.bdate_range(end=pd.Timestamp(dt.date.today()) -
+                                              pd.Timedelta(days=1), periods=len(frame)))
+    fresh = client.post("/invocations", content=split_body(recent),
+                        headers={"Content-Type": "application/json"}).json()["predictions"][0]
+    assert fresh["sessions_behind"] == 0

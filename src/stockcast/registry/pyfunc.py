@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import mlflow.pyfunc
@@ -14,7 +15,7 @@ from stockcast.config import ValidationConfig
 from stockcast.data.files import normalize_prices
 from stockcast.data.schemas import request_failures
 from stockcast.errors import DataSourceError
-from stockcast.market_calendar import next_trading_days
+from stockcast.market_calendar import next_trading_days, sessions_between
 from stockcast.modeling.adaptive import Tracking, adapted_forecast
 from stockcast.modeling.forecaster import Forecaster
 
@@ -153,7 +154,11 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
         out["band_ratio_80"] = adapted.width_ratio(0.8)[0]
         out["band_ratio_95"] = adapted.width_ratio(0.95)[0]
         if "Date" in frame.columns:
-            out.insert(0, "date", next_trading_days(frame["Date"].iloc[-1], h))
+            last = pd.Timestamp(frame["Date"].iloc[-1])
+            out.insert(0, "date", next_trading_days(last, h))
+            # How old the request's prices are: a forecast from stale rows is still made,
+            # and says so (the pipeline's data.max_staleness_days is 3).
+            out["sessions_behind"] = sessions_between(last, pd.Timestamp(dt.date.today()))
         return out
 
 

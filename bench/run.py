@@ -35,6 +35,8 @@ from served import bench_served
 from served import markdown as served_markdown
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from walk_forward import bench_walk_forward
+from walk_forward import markdown as walk_forward_markdown
 from warm_start import bench_warm_start
 from warm_start import markdown as warm_start_markdown
 
@@ -341,6 +343,8 @@ def markdown(out: dict) -> str:
         lines += drift_markdown(out["drift"])
     if "promotion" in out:
         lines += promotion_markdown(out["promotion"])
+    if "walk_forward" in out:
+        lines += walk_forward_markdown(out["walk_forward"])
     if "refit" in out:
         lines += refit_markdown(out["refit"])
     if "stages" in out:
@@ -370,7 +374,8 @@ def main() -> int:
                         help="tickers in the portfolio case (500 for the large run)")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["throughput", "quality", "intervals", "stages", "portfolio",
-                                 "drift", "promotion", "refit", "warm_start", "served"])
+                                 "drift", "promotion", "refit", "warm_start", "served",
+                                 "walk_forward"])
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     frame = read_price_file(sample_path("GOOG"))
@@ -417,6 +422,9 @@ def main() -> int:
     if "promotion" not in args.skip:
         out["promotion"] = seed_spread()
         print("\n" + "\n".join(promotion_markdown(out["promotion"])), flush=True)
+    if "walk_forward" not in args.skip:
+        out["walk_forward"] = bench_walk_forward()
+        print("\n" + "\n".join(walk_forward_markdown(out["walk_forward"])), flush=True)
     if "refit" not in args.skip:
         out["refit"] = bench_refit()
         print("\n" + "\n".join(refit_markdown(out["refit"])), flush=True)

@@ -209,6 +209,10 @@ class PromotionConfig(_Frozen):
     # pools this many consecutive out-of-sample folds ending tonight, each fit cold
     # (evaluation/earlier_folds.py); 1: tonight's span alone.
     walk_forward_folds: int = Field(default=3, ge=1, le=10)
+    # A fit's training noise on the folds (relative loss sd across seeds, bench/walk_forward.py):
+    # the earlier folds train on shorter histories and include turbulent years, where it is
+    # larger than on tonight's span alone.
+    walk_forward_seed_sd: float = Field(default=0.018, ge=0, lt=1)
     # Sanity gate: the 95 % interval's test coverage must lie within this of 0.95.
     coverage_tolerance: float = Field(default=0.05, gt=0, lt=0.95)
     # A candidate with a shorter horizon than the champion would shrink the product.

@@ -71,7 +71,7 @@ class Recipe:
 @dataclass(frozen=True)
 class WalkForward:
     """How many folds a decision pools (tonight's span included) and the training noise each
-    fit adds (``promotion.seed_sd``, relative)."""
+    fit adds on a fold (``promotion.walk_forward_seed_sd``, relative)."""
 
     recipe: Recipe
     folds: int = 3
@@ -84,7 +84,8 @@ class WalkForward:
         model (one network for every series cannot be refit per ticker and fold)."""
         if cfg.promotion.walk_forward_folds < 2 or cfg.model.scope != "ticker":
             return None
-        return cls(Recipe.of(cfg), cfg.promotion.walk_forward_folds, cfg.promotion.seed_sd,
+        return cls(Recipe.of(cfg), cfg.promotion.walk_forward_folds,
+                   cfg.promotion.walk_forward_seed_sd,
                    cfg.orchestration.max_workers)
 
     def ends(self, n_rows: int) -> list[int]:

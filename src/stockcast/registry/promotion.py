@@ -82,10 +82,12 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, cfg: PromotionConfi
     variance including both fits' training noise (2 x (seed_sd x the champion's loss)^2).
     ``earlier``: the (candidate, champion) tables of earlier walk-forward folds, each forecast
     by its own fits: the test pools them with tonight's (``pooled_dm_test``), each fold's
-    training noise weighted by its share of the dates."""
+    training noise (``walk_forward_seed_sd``: fits on shorter histories and turbulent spans
+    vary more) weighted by its share of the dates."""
     h_cand, h_champ = int(candidate["step"].max()), int(champion["step"].max())
+    seed_sd = cfg.walk_forward_seed_sd if earlier else cfg.seed_sd
     base = dict(loss=cfg.loss, champion_version=champion_version, evidence=evidence,
-                margin=cfg.margin, seed_sd=cfg.seed_sd)
+                margin=cfg.margin, seed_sd=seed_sd)
     if h_cand < h_champ and not cfg.allow_horizon_change:
         return Decision(False, f"refused: the candidate forecasts {h_cand} step(s), champion "
                         f"v{champion_version} forecasts {h_champ}; set "
@@ -102,7 +104,7 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, cfg: PromotionConfi
     h = int(merged["step"].max())
     cand, champ = float(merged["loss_cand"].mean()), float(merged["loss_champ"].mean())
     dates = sum(len(b) for b in by_date)
-    training_noise = sum((len(b) / dates) ** 2 * 2 * (cfg.seed_sd * float(b["loss_champ"].mean())) ** 2
+    training_noise = sum((len(b) / dates) ** 2 * 2 * (seed_sd * float(b["loss_champ"].mean())) ** 2
                          for b in by_date)
     result = pooled_dm_test([(b["loss_cand"], b["loss_champ"] * (1 - cfg.margin)) for b in by_date],
                             h, training_noise)
@@ -116,7 +118,7 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, cfg: PromotionConfi
                + (f" in {len(folds)} walk-forward folds (per fold {per_fold})"
                   if len(folds) > 1 else "")
                + (f", margin {cfg.margin:.3g}" if cfg.margin else "")
-               + (f", training noise {cfg.seed_sd:.3g} per fit" if cfg.seed_sd else "")
+               + (f", training noise {seed_sd:.3g} per fit" if seed_sd else "")
                + f"; {TEST_NAME} p = {result.pvalue:.3g}"
                + (f"; the champion's side: {evidence}" if evidence.startswith(UNUSED) else ""))
     if result.pvalue < cfg.alpha:

@@ -90,3 +90,53 @@ def test_every_answer_says_how_many_sessions_its_prices_are_behind(served):
     fresh = client.post("/invocations", content=split_body(recent),
                         headers={"Content-Type": "application/json"}).json()["predictions"][0]
     assert fresh["sessions_behind"] == 0
+
+
+def _refused_cases(frame):
+    """Rows the pipeline refuses, each with the words its refusal must carry."""
+    import pandas as pd
+
+    last = frame.index[-1]
+    cases = {
+        "high below low": (frame.assign(High=frame["High"].where(frame.index != last,
+                                                                 frame["Low"] * 0.9)), "High"),
+        "an unadjusted x1000 jump": (frame.assign(**{c: frame[c].where(
+            frame.index != last, frame[c] * 1000) for c in ("Open", "High", "Low", "Close")}),
+            "Close"),
+        "a flat series": (frame.assign(Open=50.0, High=50.0, Low=50.0, Close=50.0), "Close"),
+        "dates in 2040": (frame.assign(Date=pd.bdate_range("2040-01-02", periods=len(frame))),
+                          "Date"),
+        "a negative close": (frame.assign(Close=frame["Close"].where(frame.index != last, -1.0)),
+                             "Close"),
+        "a bad Adj Close": (frame.assign(**{"Adj Close": frame["Close"].where(
+            frame.index != last - 2, -3.5)}), "column Adj Close has 1 value(s)"),
+    }
+    return cases
+
+
+def test_the_service_and_validate_refuse_the_same_prices_for_the_same_reason(
+        tmp_path, tracking_uri, monkeypatch, capsys):
+    """Each case the pipeline refuses: HTTP 400 from the service, exit 1 from `stockcast
+    validate` on the same rows as a file, and the same column named by both."""
+    from stockcast.cli import main
+
+    out = run_stages(predictable_prices(600), quality(1), tracking_uri, tmp_path)
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/stockcast-TEST@champion")
+    client = TestClient(PriceRequests(scoring_server.init(model)))
+    monkeypatch.setenv("STOCKCAST_HOME", str(tmp_path))
+    frame = out["data"].frame[["Date", "Open", "High", "Low", "Close", "Volume"]]
+    for name, (rows, words) in _refused_cases(frame).items():
+        answer = client.post("/invocations", content=split_body(rows),
+                             headers={"Content-Type": "application/json"})
+        assert answer.status_code == 400, (name, answer.text)
+        message = answer.json()["message"]
+        assert words in message, (name, message)
+        path = tmp_path / "case.csv"
+        rows.to_csv(path, index=False)
+        assert main(["validate", "--csv", str(path)]) == 1, name
+        printed = capsys.readouterr()
+        assert words in printed.out + printed.err, (name, printed)
+        if message.startswith("prices refused by the pipeline's validation: "):
+            first_check = message.split(": ", 2)[2].split(" at row")[0].split(" (send the")[0]
+            assert first_check in printed.out, (name, first_check, printed.out)

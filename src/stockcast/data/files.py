@@ -11,6 +11,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from stockcast.data.conventions import detect_decimal, parse_dates, to_numbers
@@ -75,6 +76,7 @@ def normalize_prices(raw: pd.DataFrame, decimal: str | None = None,
     if "Adj Close" in df.columns:
         numeric = all(pd.api.types.is_numeric_dtype(df[c]) for c in ["Close", "Adj Close"] if c in df)
         if numeric and "Close" in df.columns:
+            _check_adjustable(df)
             factor = df["Adj Close"] / df["Close"]
             for col in ["Open", "High", "Low", "Close"]:
                 if col in df.columns:
@@ -154,3 +156,22 @@ def in_date_range(frame: pd.DataFrame, start: dt.date | None, end: dt.date | Non
     if end is not None:
         mask &= frame["Date"] < pd.Timestamp(end)
     return frame[mask].reset_index(drop=True)
+
+
+def _check_adjustable(df: pd.DataFrame) -> None:
+    """DataSourceError naming the column, the rows and the values when Close or Adj Close is
+    not a positive price where one is given: adjusting by their ratio would move the fault
+    into Open, High and Low, at values that are not in the file."""
+    for col in ("Close", "Adj Close"):
+        values = df[col]
+        bad = values.notna() & ~(np.isfinite(values) & (values > 0))
+        if bad.any():
+            rows = np.flatnonzero(bad.to_numpy())
+            where = ", ".join(
+                f"row {r}" + (f" ({pd.Timestamp(df['Date'].iloc[r]).date()})"
+                              if "Date" in df and pd.notna(df["Date"].iloc[r]) else "")
+                + f": {values.iloc[r]}" for r in rows[:3])
+            raise DataSourceError(
+                f"column {col} has {len(rows)} value(s) that are not positive prices ({where}"
+                f"{', ...' if len(rows) > 3 else ''}); the prices are adjusted by Adj Close / "
+                "Close, so fix or remove those rows (or drop the Adj Close column)")

@@ -111,20 +111,27 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, cfg: PromotionConfi
     span = f"{by_date[0].index[0].date()}..{by_date[-1].index[-1].date()}"
     found = dict(candidate_loss=cand, champion_loss=champ, pairs=pairs, pvalue=result.pvalue,
                  span=span, folds=len(folds), **base)
-    per_fold = ", ".join(f"{100 * (b['loss_cand'].mean() / b['loss_champ'].mean() - 1):+.1f} %"
-                         for b in by_date)
-    summary = (f"{cfg.loss} per unit of price {cand:.5g} vs champion v{champion_version} "
-               f"{champ:.5g} on {pairs} common out-of-sample (date, step) pairs {span}"
-               + (f" in {len(folds)} walk-forward folds (per fold {per_fold})"
-                  if len(folds) > 1 else "")
-               + (f", margin {cfg.margin:.3g}" if cfg.margin else "")
-               + (f", training noise {seed_sd:.3g} per fit" if seed_sd else "")
-               + f"; {TEST_NAME} p = {result.pvalue:.3g}"
-               + (f"; the champion's side: {evidence}" if evidence.startswith(UNUSED) else ""))
+    summary = _summary(found, by_date, cfg, evidence)
     if result.pvalue < cfg.alpha:
         return Decision(True, f"promoted: {summary} < alpha {cfg.alpha}", **found)
     return Decision(False, f"refused: not significantly better: {summary} >= alpha {cfg.alpha}",
                     **found)
+
+
+def _summary(found: dict, by_date: list[pd.DataFrame], cfg: PromotionConfig,
+             evidence: str) -> str:
+    """The comparison in words, per fold when there are several, for the decision's reason."""
+    per_fold = ", ".join(f"{100 * (b['loss_cand'].mean() / b['loss_champ'].mean() - 1):+.1f} %"
+                         for b in by_date)
+    return (f"{cfg.loss} per unit of price {found['candidate_loss']:.5g} vs champion "
+            f"v{found['champion_version']} {found['champion_loss']:.5g} on {found['pairs']} "
+            f"common out-of-sample (date, step) pairs {found['span']}"
+            + (f" in {len(by_date)} walk-forward folds (per fold {per_fold})"
+               if len(by_date) > 1 else "")
+            + (f", margin {cfg.margin:.3g}" if cfg.margin else "")
+            + (f", training noise {found['seed_sd']:.3g} per fit" if found["seed_sd"] else "")
+            + f"; {TEST_NAME} p = {found['pvalue']:.3g}"
+            + (f"; the champion's side: {evidence}" if evidence.startswith(UNUSED) else ""))
 
 
 def decide_promotion(candidate: pd.DataFrame, metrics: dict[str, float],

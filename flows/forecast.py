@@ -19,6 +19,7 @@ from stockcast.errors import ConfigError, PipelineFailed
 from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import model_name
 from stockcast.runtime import resolve_runtime
+from stockcast.server_guard import guard_temporary_server
 from stockcast.serving.champion import (
     ADAPTATION_COLUMNS,
     BAND_COLUMNS,
@@ -120,6 +121,7 @@ def forecast_pipeline(
         raise ConfigError(f"days must be a whole number of at least 1 (the forecast days to "
                           f"keep), got {days}")
     cfg = resolve_runtime((config or PipelineConfig()).with_tickers(tickers), tracking_uri)
+    guard_temporary_server()  # a killed run takes its temporary Prefect server with it
     store = MlflowStore.from_config(cfg.tracking)
     with project_logs_in_prefect():
         logger = get_run_logger()

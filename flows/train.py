@@ -67,6 +67,7 @@ from stockcast.registry.tracking import LoggedRun, log_training_run
 from stockcast.registry.versions import model_name, register_version
 from stockcast.registry.warm_start import champion_start
 from stockcast.runtime import path_inside, resolve_runtime, threads_per_training
+from stockcast.server_guard import guard_temporary_server
 from stockcast.stopping import training_stops_on_sigterm
 
 SUMMARY_METRICS = ("test_rmse", "naive_rmse", "skill_rmse", "skill_rmse_pct", "dm_pvalue_naive",
@@ -393,6 +394,7 @@ def train_pipeline(
     """Train, evaluate, track and (maybe) promote a model for every ticker."""
     cfg = (config or PipelineConfig()).with_tickers(tickers)
     cfg = threads_per_training(resolve_runtime(cfg, tracking_uri))
+    guard_temporary_server()  # a killed run takes its temporary Prefect server with it
     with project_logs_in_prefect(), training_stops_on_sigterm():
         if cfg.orchestration.task_runner == "dask":
             # The runner is fixed per flow: run the tickers in a subflow on Dask.

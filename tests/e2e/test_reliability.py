@@ -183,6 +183,43 @@ def test_sigterm_mid_training_stops_the_run_within_seconds_and_loses_nothing(pro
     assert not list((project / "data" / "cache").glob(".*tmp"))
 
 
+def test_a_killed_run_takes_its_temporary_prefect_server_with_it(project):
+    """Prefect's local mode (no PREFECT_API_URL): `kill -9` on the run, which no handler sees,
+    must not leave the temporary server it started running (orphaned to PID 1)."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    slow = write_cfg(project, train={"epochs": 500, "patience": 500},
+                     model={"hidden_size": 64, "num_layers": 2})
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL",
+                                                            "MLFLOW_TRACKING_URI")}
+    env.update(STOCKCAST_HOME=str(project), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "stockcast.cli", "-v", "run", "--config",
+                             slow, "--source", "cache"], cwd=project, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen, deadline = [], time.monotonic() + 240
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "epoch 1/500" in line:
+                break
+            assert time.monotonic() < deadline, "".join(seen)
+        servers = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                   if "prefect.server.api.server:create_app" in " ".join(p.cmdline())]
+        assert len(servers) == 1, "".join(seen)
+        proc.kill()  # SIGKILL to the run alone, not its process group
+        proc.wait(timeout=30)
+        gone, alive = psutil.wait_procs(servers, timeout=15)
+        for orphan in alive:  # never leave one behind, even when the test fails
+            orphan.kill()
+        assert not alive, "the temporary Prefect server outlived the killed run"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 # 8 ---------------------------------------------------------------------------------------
 def test_two_runs_at_once_leave_one_consistent_champion(project, prefect_api):
 

@@ -33,6 +33,8 @@ from refit import bench_refit
 from refit import markdown as refit_markdown
 from served import bench_served
 from served import markdown as served_markdown
+from service import bench_service
+from service import markdown as service_markdown
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from walk_forward import bench_walk_forward
@@ -345,6 +347,8 @@ def markdown(out: dict) -> str:
         lines += promotion_markdown(out["promotion"])
     if "walk_forward" in out:
         lines += walk_forward_markdown(out["walk_forward"])
+    if "service" in out:
+        lines += service_markdown(out["service"])
     if "refit" in out:
         lines += refit_markdown(out["refit"])
     if "stages" in out:
@@ -375,7 +379,7 @@ def main() -> int:
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["throughput", "quality", "intervals", "stages", "portfolio",
                                  "drift", "promotion", "refit", "warm_start", "served",
-                                 "walk_forward"])
+                                 "walk_forward", "service"])
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     frame = read_price_file(sample_path("GOOG"))
@@ -425,6 +429,9 @@ def main() -> int:
     if "walk_forward" not in args.skip:
         out["walk_forward"] = bench_walk_forward()
         print("\n" + "\n".join(walk_forward_markdown(out["walk_forward"])), flush=True)
+    if "service" not in args.skip:
+        out["service"] = bench_service()
+        print("\n" + "\n".join(service_markdown(out["service"])), flush=True)
     if "refit" not in args.skip:
         out["refit"] = bench_refit()
         print("\n" + "\n".join(refit_markdown(out["refit"])), flush=True)

@@ -135,13 +135,26 @@ def test_diverging_training_registers_nothing(project, capsys):
 
 # 7 ---------------------------------------------------------------------------------------
 def start_a_long_training(project, prefect_api):
-    """`stockcast run` of 500 epochs, returned once its first epoch is done (and what it said)."""
+    """`stockcast run` of 500 epochs, returned once its first epoch is done (and what it said).
+    ``prefect_api`` None: Prefect's local mode (the run starts its own temporary server)."""
+    import subprocess
+    import sys
+
     slow = write_cfg(project, train={"epochs": 500, "patience": 500},
                      model={"hidden_size": 64, "num_layers": 2})
     # -v: the trainer's first epoch line (quiet by default) tells when training has started.
-    proc = cli_process(project, prefect_api, "-v", "run", "--config", slow, "--source", "cache")
+    args = ("-v", "run", "--config", slow, "--source", "cache")
+    if prefect_api is not None:
+        proc = cli_process(project, prefect_api, *args)
+    else:
+        env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL",
+                                                                "MLFLOW_TRACKING_URI")}
+        proc = subprocess.Popen([sys.executable, "-m", "stockcast.cli", *args], cwd=project,
+                                env={**env, "STOCKCAST_HOME": str(project),
+                                     "PYTHONUNBUFFERED": "1"}, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen = []
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 240
     for line in proc.stdout:
         seen.append(line)
         if "epoch 1/500" in line:
@@ -150,12 +163,24 @@ def start_a_long_training(project, prefect_api):
     return proc, seen
 
 
-def test_sigkill_mid_training_loses_nothing_and_the_next_run_succeeds(project, prefect_api):
+def test_sigkill_mid_training_loses_nothing_and_leaves_no_server_behind(project, prefect_api):
+    """`kill -9` on a run in Prefect's local mode, which no handler sees: the store and the
+    cache are as they were, the temporary server it started does not live on orphaned (it
+    did), and the next run succeeds."""
+    import psutil
+
     before = state(project)
-    proc, _ = start_a_long_training(project, prefect_api)
+    proc, seen = start_a_long_training(project, None)
+    servers = [p for p in psutil.Process(proc.pid).children(recursive=True)
+               if "prefect.server.api.server:create_app" in " ".join(p.cmdline())]
+    assert len(servers) == 1, "".join(seen)
     time.sleep(2)
-    os.killpg(proc.pid, signal.SIGKILL)
+    proc.kill()  # the run alone, not its process group
     proc.wait(timeout=30)
+    _, alive = psutil.wait_procs(servers, timeout=15)
+    for orphan in alive:  # never leave one behind, even when the test fails
+        orphan.kill()
+    assert not alive, "the temporary Prefect server outlived the killed run"
     assert state(project) == before
     # No half-written files in the cache.
     assert not list((project / "data" / "cache").glob(".*tmp"))
@@ -181,43 +206,6 @@ def test_sigterm_mid_training_stops_the_run_within_seconds_and_loses_nothing(pro
     assert "stopped by SIGTERM" in rest and "RunStopped" not in rest.splitlines()[-1]
     assert state(project) == before
     assert not list((project / "data" / "cache").glob(".*tmp"))
-
-
-def test_a_killed_run_takes_its_temporary_prefect_server_with_it(project):
-    """Prefect's local mode (no PREFECT_API_URL): `kill -9` on the run, which no handler sees,
-    must not leave the temporary server it started running (orphaned to PID 1)."""
-    import subprocess
-    import sys
-
-    import psutil
-
-    slow = write_cfg(project, train={"epochs": 500, "patience": 500},
-                     model={"hidden_size": 64, "num_layers": 2})
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL",
-                                                            "MLFLOW_TRACKING_URI")}
-    env.update(STOCKCAST_HOME=str(project), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "stockcast.cli", "-v", "run", "--config",
-                             slow, "--source", "cache"], cwd=project, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    seen, deadline = [], time.monotonic() + 240
-    try:
-        for line in proc.stdout:
-            seen.append(line)
-            if "epoch 1/500" in line:
-                break
-            assert time.monotonic() < deadline, "".join(seen)
-        servers = [p for p in psutil.Process(proc.pid).children(recursive=True)
-                   if "prefect.server.api.server:create_app" in " ".join(p.cmdline())]
-        assert len(servers) == 1, "".join(seen)
-        proc.kill()  # SIGKILL to the run alone, not its process group
-        proc.wait(timeout=30)
-        gone, alive = psutil.wait_procs(servers, timeout=15)
-        for orphan in alive:  # never leave one behind, even when the test fails
-            orphan.kill()
-        assert not alive, "the temporary Prefect server outlived the killed run"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 # 8 ---------------------------------------------------------------------------------------

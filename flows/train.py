@@ -60,6 +60,7 @@ from stockcast.modeling.recipe import (
     fit_for_serving,
 )
 from stockcast.progress import EpochProgress
+from stockcast.registry.decision_record import headline
 from stockcast.registry.promotion import Decision, promote_if_better
 from stockcast.registry.run_figures import figures_wanted, log_run_figures
 from stockcast.registry.store import MlflowStore
@@ -85,7 +86,7 @@ evaluate_task = task(evaluate_model, name="evaluate", cache_policy=NO_CACHE)
 track_task = task(log_training_run, name="track", cache_policy=NO_CACHE)
 
 
-@task(name="connect-tracking", cache_policy=NO_CACHE)
+@task(name="connect-tracking", task_run_name="connect-tracking", cache_policy=NO_CACHE)
 def connect_task(store: MlflowStore) -> str:
     """Open (create, repair, upgrade) the store and its experiment once, before any ticker."""
     return store.experiment_id()
@@ -220,7 +221,7 @@ class Shared:
     refits: PrefectFuture
 
 
-@task(name="fit-global", cache_policy=NO_CACHE)
+@task(name="fit-global", task_run_name="fit-global", cache_policy=NO_CACHE)
 def fit_global_task(validated: dict[str, ValidatedPrices], cfg: PipelineConfig
                     ) -> dict[str, TickerFit]:
     """One network on the windows of every ticker and bundled sample; per-ticker calibration."""
@@ -235,7 +236,7 @@ def fit_global_task(validated: dict[str, ValidatedPrices], cfg: PipelineConfig
     return fits
 
 
-@task(name="refit-global", cache_policy=NO_CACHE)
+@task(name="refit-global", task_run_name="refit-global", cache_policy=NO_CACHE)
 def refit_global_task(fits: dict[str, TickerFit], cfg: PipelineConfig) -> dict[str, ServingFit]:
     """The global network refit through the last date of every ticker (``train.refit``)."""
     return refit_global(fits, cfg.model, cfg.train)
@@ -418,6 +419,7 @@ def _summary(run: TickerRun) -> dict[str, Any]:
         "run_id": run.logged.result().run_id,
         "promoted": decision.promote,
         "reason": decision.reason,
+        "decision": headline(decision, serves=evaluation.choice.tag),
         "source": prices.source,
         "fallback": " | ".join(prices.notes) or "none",
         "last_date": freshness.last_date,
@@ -435,17 +437,19 @@ def _summary(run: TickerRun) -> dict[str, Any]:
 
 
 def _artifact_row(ticker: str, s: dict[str, Any] | None, error: str | None) -> dict[str, Any]:
+    """One ticker's row of ``train-summary``: what was decided and served first (the Prefect
+    pane shows the first columns), the decision in the version's own words (its reason in
+    full is in ``train-decisions``), then the metrics and the data."""
     if s is None:
-        return {"ticker": ticker, "status": "FAILED", "reason": error}
+        return {"ticker": ticker, "status": "FAILED", "decision": error}
     return {"ticker": ticker, "status": "champion" if s["promoted"] else "not promoted",
-            "version": s["version"], "source": s["source"], "last_date": s["last_date"],
-            "fallback": s["fallback"], "skill_%": s["skill_rmse_pct"],
-            "dm_p_vs_persistence": s["dm_pvalue_naive"], "coverage_95": s["test_coverage_95"],
-            "interval_score_95": s["test_interval_score_95"],
+            "serves": s["forecaster"], "version": s["version"], "decision": s["decision"],
+            "coverage_95": s["test_coverage_95"], "interval_score_95": s["test_interval_score_95"],
             "ewma_interval_score_95": s["ewma_interval_score_95"],
             "garch_interval_score_95": s["garch_interval_score_95"],
-            "dm_p_vs_garch": s["dm_pvalue_is95_garch"], "serves": s["forecaster"],
-            "promotion_p": s["pvalue"], "reason": s["reason"]}
+            "dm_p_vs_garch": s["dm_pvalue_is95_garch"], "skill_%": s["skill_rmse_pct"],
+            "dm_p_vs_persistence": s["dm_pvalue_naive"], "promotion_p": s["pvalue"],
+            "source": s["source"], "last_date": s["last_date"], "fallback": s["fallback"]}
 
 
 def decisions_markdown(tickers: tuple[str, ...], summary: dict, failures: dict) -> str:

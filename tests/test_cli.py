@@ -161,9 +161,24 @@ def test_the_backtest_ends_with_a_table_and_one_verdict():
     lines = text.splitlines()
     assert lines[1].split()[:2] == ["LSTM", "9.6700"] and "GARCH(1,1)-t" in lines[4]
     assert lines[-1].startswith("The LSTM's intervals beat every volatility baseline pooled "
-                                "over 4 folds (against the best, not significantly: DM p 0.077)")
+                                "over 4 folds, but not significantly (against the best, HAR: "
+                                "one-sided DM p 0.077)")
     worse = backtest_verdict({**{f"pooled_{k}": v for k, v in pooled.items()},
                               "pooled_har_interval_score_95": 9.0, "pooled_dm_pvalue_is95_har": 0.99,
                               "folds_beating_ewma_interval_score": 1}, 4)
-    assert "A volatility baseline's intervals beat the LSTM's" in worse
-    assert "(against the best, significantly: DM p 0.990)" in worse
+    # The winner named, and the p-value of the winner being better: never "significantly: 0.99".
+    assert ("HAR's intervals beat the LSTM's pooled over 4 folds, significantly (HAR against the "
+            "LSTM: one-sided DM p 0.010)") in worse
+
+
+def test_the_backtest_table_fits_120_columns_with_every_baseline():
+    import pandas as pd
+
+    from stockcast.cli_tables import BACKTEST_COLUMNS, backtest_table
+
+    row = {k: 123.4567 for k in BACKTEST_COLUMNS} | {
+        "fold": 4, "test_start": pd.Timestamp("2012-01-03").date(),
+        "test_end": pd.Timestamp("2013-03-01").date(), "windows": 322, "best_epoch": 17}
+    text = backtest_table(pd.DataFrame([row] * 4))
+    assert max(len(line) for line in text.splitlines()) <= 120
+    assert "IS95_har" in text.splitlines()[0]

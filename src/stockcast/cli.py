@@ -241,7 +241,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     """`stockcast backtest`: walk-forward metrics per fold and pooled."""
-    from stockcast.cli_tables import BACKTEST_COLUMNS, backtest_verdict
+    from stockcast.cli_tables import backtest_table, backtest_verdict
     from stockcast.data.loading import load_validated
     from stockcast.evaluation.backtest import walk_forward
     from stockcast.runtime import threads_per_training
@@ -250,10 +250,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     for ticker in cfg.tickers:
         validated = load_validated(ticker, cfg.data, cfg.window, cfg.validation)
         prices, frame = validated.prices, validated.frame
-        result = walk_forward(frame, cfg.window, cfg.model, cfg.train, args.folds)
-        print(f"{ticker}: walk-forward backtest, {args.folds} folds (data: {prices.source})")
-        print(result.folds[BACKTEST_COLUMNS].to_string(index=False,
-                                                       float_format=lambda v: f"{v:.4f}"))
+        print(f"{ticker}: walk-forward backtest, {args.folds} folds (data: {prices.source}); "
+              "each fold trains a model, a few minutes each on a CPU", flush=True)
+        result = walk_forward(frame, cfg.window, cfg.model, cfg.train, args.folds,
+                              on_fold=lambda row, n: print(
+                                  f"  fold {row['fold']}/{n} ({row['test_start']} .. "
+                                  f"{row['test_end']}) done in {row['seconds']:.0f} s", flush=True))
+        print(backtest_table(result.folds))
         print(backtest_verdict(result.aggregate, args.folds))
     return 0
 

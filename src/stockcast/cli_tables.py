@@ -2,28 +2,42 @@
 
 from __future__ import annotations
 
-BACKTEST_COLUMNS = ["fold", "test_start", "test_end", "windows", "best_epoch", "skill_rmse_pct",
-                    "dm_pvalue_naive", "test_coverage_95", "test_interval_score_95",
-                    "ewma_interval_score_95", "garch_interval_score_95"]
+# The per-fold table's columns and their short headers: it fits 120 characters.
+BACKTEST_COLUMNS = {"fold": "fold", "test_start": "test_start", "test_end": "test_end",
+                    "windows": "days", "best_epoch": "epoch", "skill_rmse_pct": "skill_%",
+                    "dm_pvalue_naive": "p_naive", "test_coverage_95": "cov95",
+                    "test_interval_score_95": "IS95_lstm", "ewma_interval_score_95": "IS95_ewma",
+                    "har_interval_score_95": "IS95_har", "garch_interval_score_95": "IS95_garch"}
+BASELINES = (("ewma", "EWMA band"), ("har", "HAR"), ("garch", "GARCH(1,1)-t"))
+
+
+def backtest_table(folds) -> str:
+    """The folds as a table of at most 120 characters."""
+    table = folds[list(BACKTEST_COLUMNS)].rename(columns=BACKTEST_COLUMNS)
+    return table.to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
 
 def backtest_verdict(aggregate: dict, folds: int) -> str:
-    """The pooled result in a few aligned lines and one sentence."""
+    """The pooled result in a few aligned lines and one sentence that says who is better,
+    and whether significantly, in that direction (a p-value read the wrong way round is the
+    misreading to avoid)."""
     a = {k.removeprefix("pooled_"): v for k, v in aggregate.items()}
-    lines = ["pooled over every fold (95 % interval score, price units; DM p: H1 the LSTM's is "
-             "lower):",
+    lines = ["pooled over every fold (95 % interval score, price units, lower is better):",
              f"  LSTM          {a['test_interval_score_95']:10.4f}   coverage_95 "
              f"{a['test_coverage_95']:.3f}"]
-    for prefix, label in (("ewma", "EWMA band"), ("har", "HAR"), ("garch", "GARCH(1,1)-t")):
-        lines.append(f"  {label:<13} {a[f'{prefix}_interval_score_95']:10.4f}   DM p "
-                     f"{a[f'dm_pvalue_is95_{prefix}']:.3f}")
-    best = min(("ewma", "har", "garch"), key=lambda p: a[f"{p}_interval_score_95"])
-    lstm_wins = a["test_interval_score_95"] < a[f"{best}_interval_score_95"]
-    p = a[f"dm_pvalue_is95_{best}"]
-    sentence = ("The LSTM's intervals beat every volatility baseline" if lstm_wins else
-                "A volatility baseline's intervals beat the LSTM's")
-    lines.append(f"{sentence} pooled over {folds} folds (against the best, "
-                 f"{'significantly' if p < 0.05 or p > 0.95 else 'not significantly'}: DM p "
+    for prefix, label in BASELINES:
+        lines.append(f"  {label:<13} {a[f'{prefix}_interval_score_95']:10.4f}   DM p that the "
+                     f"LSTM is better {a[f'dm_pvalue_is95_{prefix}']:.3f}")
+    best, label = min(BASELINES, key=lambda b: a[f"{b[0]}_interval_score_95"])
+    p_lstm = a[f"dm_pvalue_is95_{best}"]
+    if a["test_interval_score_95"] < a[f"{best}_interval_score_95"]:
+        winner, p = "The LSTM's intervals beat every volatility baseline", p_lstm
+        against = f"against the best, {label}"
+    else:
+        winner, p = f"{label}'s intervals beat the LSTM's", 1.0 - p_lstm
+        against = f"{label} against the LSTM"
+    strength = "significantly" if p < 0.05 else "but not significantly"
+    lines.append(f"{winner} pooled over {folds} folds, {strength} ({against}: one-sided DM p "
                  f"{p:.3f}); {aggregate['folds_beating_ewma_interval_score']}/{folds} folds beat "
                  f"the EWMA band; point skill {a['skill_rmse_pct']:+.2f} % vs persistence (DM p "
                  f"{a['dm_pvalue_naive']:.2f}).")

@@ -92,8 +92,10 @@ def apply_env_defaults(root: Path, verbose: bool = False) -> None:
         os.environ.setdefault(key, value)
     if verbose:  # everything, also when a parent process chose quiet for itself
         os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "DEBUG"
-    else:  # Prefect's own run lines stay in the Prefect UI and API, not the console
+    else:  # Prefect's own run lines stay in the Prefect UI and API, not the console, and so
+        # do MLflow's "View run ... / View experiment ..." lines for an HTTP tracking store
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     os.environ.setdefault("MPLCONFIGDIR", str(root / ".cache" / "matplotlib"))
     if not (Path.home() / ".prefect" / "profiles.toml").exists():
         os.environ.setdefault("PREFECT_HOME", str(root / ".prefect"))

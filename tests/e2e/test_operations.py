@@ -58,6 +58,9 @@ def test_a_fallback_reaches_the_prefect_logs_and_the_summary_artifact(prefect_ap
     rows = json.loads(by_key["train-summary"].data)
     assert rows[0]["ticker"] == "GOOG" and rows[0]["source"] == "sample"
     assert rows[0]["status"] == "champion" and "coverage_95" in rows[0]
+    # What the Prefect pane shows first: the status, what is served, the decision in brief.
+    assert list(rows[0])[:5] == ["ticker", "status", "serves", "version", "decision"]
+    assert rows[0]["decision"].startswith("CHAMPION") and len(rows[0]["decision"]) <= 60
     assert "FALLBACK" in by_key["train-warnings"].data
     decisions = by_key["train-decisions"].data  # the reasons in full, not a cut-off cell
     assert "## GOOG" in decisions and "- decision: promoted: no champion yet" in decisions
@@ -376,6 +379,13 @@ def test_tasks_that_never_ran_end_cancelled_in_the_timeline(project, prefect_api
         assert runs[name].message.startswith("not run: GOOG failed at validated: ")
         assert "\n" not in runs[name].message
     assert not any(s.is_pending() for s in runs.values()), runs
+    # Every bar of the timeline is <stage>-<TICKER>, or the run-wide stage's own name: no
+    # random suffix a reader has to decode (`connect-tracking-fa2`).
+    import re
+
+    assert "connect-tracking" in runs
+    for name in runs:
+        assert re.fullmatch(r"[a-z-]+-GOOG|connect-tracking|download-GOOG-and-more", name), name
 
 
 def test_the_service_follows_a_promotion_without_a_restart(project, capsys):

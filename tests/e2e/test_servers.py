@@ -138,9 +138,25 @@ def start_mlflow_server(tmp_path: Path) -> tuple[subprocess.Popen, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def test_pipeline_against_a_real_mlflow_server(tmp_path):
+def test_pipeline_against_a_real_mlflow_server(tmp_path, capfd):
     proc, uri = start_mlflow_server(tmp_path)
     try:
+        # MLflow prints "View run ... / View experiment ..." for an HTTP store whenever a run
+        # ends; the CLI keeps the console to the project's lines unless -v.
+        from unittest import mock
+
+        import mlflow
+
+        from stockcast.console import apply_env_defaults
+
+        mlflow.set_tracking_uri(uri)
+        for verbose in (True, False):
+            with mock.patch.dict(os.environ):  # the CLI's settings, for this block only
+                os.environ.pop("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", None)
+                apply_env_defaults(tmp_path, verbose=verbose)
+                with mlflow.start_run():
+                    pass
+            assert ("View run" in capfd.readouterr().out) == verbose
         first = run_stages(predictable_prices(), quality(2), uri, tmp_path)
         second = run_stages(predictable_prices(), quality(20), uri, tmp_path)
         assert first["decision"].promote and second["decision"].promote

@@ -29,7 +29,11 @@ def test_folds_are_consecutive_blocks_over_the_test_span():
 def test_walk_forward_reports_each_fold_and_pools_them():
     cfg = build_config(TINY)
     frame = make_prices(500, seed=4)
-    result = walk_forward(frame, cfg.window, cfg.model, cfg.train, folds=3)
+    heard = []  # what the CLI prints as each fold ends (a backtest is minutes of silence)
+    result = walk_forward(frame, cfg.window, cfg.model, cfg.train, folds=3,
+                          on_fold=lambda row, n: heard.append((row["fold"], n, row["seconds"])))
+    assert [(f, n) for f, n, _ in heard] == [(1, 3), (2, 3), (3, 3)]
+    assert all(seconds > 0 for *_, seconds in heard)
     assert list(result.folds["fold"]) == [1, 2, 3]
     starts = pd.to_datetime(result.folds["test_start"])
     assert starts.is_monotonic_increasing

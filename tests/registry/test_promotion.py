@@ -190,6 +190,10 @@ def test_the_headline_says_the_decision_in_the_first_40_characters():
     assert headline(Decision(True, "promoted by hand", champion_version="2"), "manual") == (
         "CHAMPION by hand (was v2)")
     assert all(len(headline(d)) <= 40 for d in (promoted, kept, gate))
+    # A volatility model served: named first, the decision after it.
+    assert headline(promoted, serves="har") == "CHAMPION (serves HAR): -6.0 % vs v3, p 0.004"
+    assert headline(kept, serves="garch_t").startswith("(serves GARCH-t) v3 stays champion: ")
+    assert headline(promoted, serves="lstm") == headline(promoted)
 
 
 def test_run_names_put_what_differs_first():
@@ -202,6 +206,13 @@ def test_run_names_put_what_differs_first():
     assert run_name("GOOG", PipelineConfig(), now) == "GOOG defaults · 2026-11-22 07:30:12"
     cfg = PipelineConfig.model_validate({"train": {"epochs": 7}})
     assert run_name("GOOG", cfg, now) == "GOOG epochs=7 · 2026-11-22 07:30:12"
+    # A nightly run that continued from a version's weights says so before the time.
+    warm = run_name("GOOG", PipelineConfig(), now, "champion v1 (run 1a2b3c4d)")
+    assert warm == "GOOG warm from v1 · defaults · 2026-11-22 07:30:12"
+    assert run_name("GOOG", PipelineConfig(), now, "v3 (run 1a2b3c4d; the latest version, no "
+                    "champion yet)").startswith("GOOG warm from v3 · defaults")
+    assert run_name("GOOG", PipelineConfig(), now, "scratch: no version yet").startswith(
+        "GOOG defaults")
 
 
 def _folds(candidate_sigma, champion_sigma):

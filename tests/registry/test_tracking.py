@@ -191,11 +191,18 @@ def test_an_lstm_worse_than_a_volatility_model_is_not_served(tmp_path, tracking_
     assert "serves " + evaluation.served_label in run.data.tags["mlflow.note.content"]
     version = client.get_model_version("stockcast-TEST", out["version"])
     assert version.tags["forecaster"] == choice.tag  # what the Models page shows
-    assert f"serves {evaluation.served_label}" in version.description
+    assert version.tags["forecaster.reason"] == choice.reason  # and why
+    from stockcast.registry.decision_record import SHORT_NAMES
+
+    # What the Models page's ~40 characters show: the served model first, then the decision.
+    assert f"(serves {SHORT_NAMES[choice.tag]})" in version.description[:40]
+    assert version.description.endswith(f"· serves: {choice.reason}")
     tags = run.data.tags
     assert tags["forecaster"] == choice.tag != "lstm"
     assert tags["forecaster.reason"] == choice.reason
     assert "model.torch_uri" not in tags  # no network is served
+    assert tags["fit.refit"] == "True" and "re-estimated through the last date" in tags[
+        "fit.refit_from"]  # the refit tags agree with each other
     # The version serves the baseline refit through the last date, with its calibration, and
     # the table promotion compares is the baseline's.
     served = out["serving"].forecaster

@@ -8,6 +8,8 @@ holds up across market regimes, not just on one test span.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,11 +54,14 @@ def fold_windows(n_rows: int, window: WindowConfig, folds: int) -> list[tuple[in
 
 
 def walk_forward(frame: pd.DataFrame, window: WindowConfig, model: ModelConfig,
-                 train: TrainConfig, folds: int = 4) -> BacktestResult:
+                 train: TrainConfig, folds: int = 4,
+                 on_fold: Callable[[dict, int], None] | None = None) -> BacktestResult:
     """Retrain and recalibrate at each of ``folds`` rolling origins; point and interval metrics
-    per fold and pooled over every fold's forecasts."""
+    per fold and pooled over every fold's forecasts. ``on_fold(row, folds)`` hears of each
+    fold as it ends (its table row, with ``seconds``)."""
     rows, parts = [], []
     for i, (end, fold_window) in enumerate(fold_windows(len(frame), window, folds), start=1):
+        start = time.perf_counter()
         part = frame.iloc[:end].reset_index(drop=True)
         fit = fit_and_calibrate(part, fold_window, model, train)
         span = score_test_span(fit)
@@ -68,7 +73,10 @@ def walk_forward(frame: pd.DataFrame, window: WindowConfig, model: ModelConfig,
             "windows": len(origins),
             "best_epoch": fit.result.best_epoch,
             **span.metrics,
+            "seconds": time.perf_counter() - start,
         })
+        if on_fold is not None:
+            on_fold(rows[-1], folds)
         parts.append((span.forecast, span.actual, span.last, span.drift, span.bands))
     pooled_fc = Forecast(np.concatenate([p[0].point for p in parts]),
                          np.concatenate([p[0].quantiles for p in parts]), parts[0][0].levels)

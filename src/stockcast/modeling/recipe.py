@@ -75,8 +75,8 @@ class ServingFit:
     # The refit's predictive scale over the evaluation fit's on the test windows, per step,
     # before alignment (1.0 where the evaluated forecaster is served as it is).
     width_ratio: tuple[float, ...] = (1.0,)
-    # Where the served weights started: "evaluation fit" (a warm refit), "scratch" or "none"
-    # (the evaluated forecaster itself is served).
+    # Where the served weights started: "evaluation fit" (a warm refit), "scratch", "none"
+    # (the evaluated forecaster itself is served), or a served volatility model re-estimated.
     warm_start_from: str = "none"
 
 
@@ -148,4 +148,6 @@ def serve_baseline(fit: TickerFit, baseline: VolatilityForecaster) -> ServingFit
     dates = fit.data.frame["Date"]
     served = refit_baseline(baseline, fit.data.frame)
     return ServingFit(served, dates.iloc[fit.data.bounds.train_end - 1], dates.iloc[-1], True,
-                      time.perf_counter() - start)
+                      time.perf_counter() - start,
+                      warm_start_from=f"{served.kind} re-estimated through the last date "
+                                      "(a volatility model: no network refit)")

@@ -31,40 +31,50 @@ class Decision:
     folds: int = 1  # the out-of-sample spans pooled (earlier walk-forward folds and tonight's)
 
 
+# The served volatility models in a few letters, for the description's first 40 characters.
+SHORT_NAMES = {"ewma": "EWMA", "rangevol": "range EWMA", "har": "HAR", "garch_t": "GARCH-t"}
+
+
 def record_decision(client: MlflowClient, name: str, version: str, decision: Decision,
-                    by: str = "pipeline", serves: str = "") -> None:
+                    by: str = "pipeline", serves: str = "", why: str = "") -> None:
     """Audit trail: the test, the loss, both losses, the pairs, the p-value and the reason as
     ``promotion.*`` tags, and the reason in the version's description (the registry list
-    truncates tags), after what the version serves when it is a volatility model."""
+    truncates tags), which names first the volatility model the version serves (``serves``:
+    its ``forecaster`` tag) and ends with why it is served (``why``)."""
     tags = {f"promotion.{k}": "n/a" if v is None else str(v) for k, v in asdict(decision).items()}
     tags["promotion.decided_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
     tags["promotion.decided_by"] = by
     # The public call checks once that the name is a model, not a prompt; the tags then go
     # through the registry client behind MlflowClient.set_model_version_tag, which would
     # re-read the whole registered model (every version) for each of the ~18 tags.
-    served = f" · serves {serves}" if serves else ""
-    client.update_model_version(name, version, description=f"{headline(decision, by)}{served} · "
-                                f"{decision.reason} (decided by {by})")
+    reason = f" · serves: {why}" if why else ""
+    client.update_model_version(name, version, description=f"{headline(decision, by, serves)} · "
+                                f"{decision.reason} (decided by {by}){reason}")
     registry = client._get_registry_client()  # MLflow is pinned; the promotion tests read these
     for key, value in tags.items():
         registry.set_model_version_tag(name, version, key, value)
 
 
-def headline(decision: Decision, by: str = "pipeline") -> str:
+def headline(decision: Decision, by: str = "pipeline", serves: str = "") -> str:
     """The decision in a few words, first in the version's description (the registry's
     version list shows about 40 characters of it): ``CHAMPION: -6.1 % vs v3, p 0.004``,
-    ``v3 stays champion: -0.8 %, p 0.310``, ``no champion: sanity gate refused``."""
+    ``v3 stays champion: -0.8 %, p 0.310``, ``no champion: sanity gate refused``; with a
+    volatility model served, its name first: ``CHAMPION (serves HAR): first version``,
+    ``(serves HAR) v3 stays champion: ...``."""
+    label = f"serves {SHORT_NAMES.get(serves, serves)}" if serves and serves != "lstm" else ""
     previous = decision.champion_version
     change = ""
     if decision.candidate_loss is not None and decision.champion_loss:
         change = f"{100 * (decision.candidate_loss / decision.champion_loss - 1):+.1f} %"
     if decision.promote:
+        head = f"CHAMPION ({label})" if label else "CHAMPION"
         if by == "manual":
-            return "CHAMPION by hand" + (f" (was v{previous})" if previous else "")
+            return f"{head} by hand" + (f" (was v{previous})" if previous else "")
         if decision.pvalue is not None:
-            return f"CHAMPION: {change} vs v{previous}, p {_p(decision.pvalue)}"
-        return f"CHAMPION: replaces v{previous}" if previous else "CHAMPION: first version"
+            return f"{head}: {change} vs v{previous}, p {_p(decision.pvalue)}"
+        return f"{head}: replaces v{previous}" if previous else f"{head}: first version"
     kept = f"v{previous} stays champion" if previous else "no champion"
+    kept = f"({label}) {kept}" if label else kept
     if decision.reason.startswith("refused by the sanity gate"):
         return f"{kept}: sanity gate refused"
     if decision.pvalue is not None:

@@ -243,7 +243,9 @@ def promote_if_better(version: str, name: str, evaluation: Evaluation, frame: pd
                 decided.append(decide(current, None))
             if decided[-1].promote:
                 client.set_registered_model_alias(name, CHAMPION, version)
-        record_decision(client, name, version, decided[-1], serves=evaluation.served_label)
+        served = evaluation.choice if evaluation.served_label else None
+        record_decision(client, name, version, decided[-1], serves=served.tag if served else "",
+                        why=served.reason if served else "")
         return decided[-1]
 
     try:

@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 import logging
 import pickle
+import re
 import subprocess
 import tempfile
 import time
@@ -113,11 +114,15 @@ _NOT_CHOICES = ("data.", "validation.", "tracking.", "forecast.", "train.threads
                 "train.progress", "tickers", "notify.", "orchestration.")
 
 
-def run_name(ticker: str, cfg: PipelineConfig, now: dt.datetime | None = None) -> str:
-    """``GOOG epochs=50 hidden_size=32 · 2026-11-22 07:30:12``: the ticker and what this
-    config changes from the defaults first (``defaults`` when nothing), so a truncated runs
-    table still tells runs apart; the UTC time (also MLflow's *Created*) last."""
+def run_name(ticker: str, cfg: PipelineConfig, now: dt.datetime | None = None,
+             warm_start_from: str = "scratch") -> str:
+    """``GOOG epochs=50 hidden_size=32 · 2026-11-22 07:30:12``: the ticker, a nightly run's
+    warm start (``GOOG warm from v1 · defaults · ...``) and what this config changes from the
+    defaults first (``defaults`` when nothing), so a truncated runs table still tells a cold
+    v1 from the warm v2; the UTC time (also MLflow's *Created*) last."""
     stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M:%S")
+    warm = re.match(r"(?:champion )?(v\d+) \(run", warm_start_from or "")
+    ticker = f"{ticker} warm from {warm.group(1)} ·" if warm else ticker
     defaults = PipelineConfig().flat()
     changed = [f"{k.split('.')[-1]}={v}" for k, v in cfg.flat().items()
                if not k.startswith(_NOT_CHOICES) and defaults.get(k) != v]
@@ -291,5 +296,5 @@ def log_training_run(validated: ValidatedPrices, fit: TickerFit,
     promotion decision) and its model (the pyfunc; the pytorch flavour on request).
     Transient store failures are retried; a retry replaces the failed attempt's run."""
     return store.log_run(
-        "logging", run_name(validated.ticker, cfg),
+        "logging", run_name(validated.ticker, cfg, warm_start_from=fit.warm_start_from),
         lambda run_id: _log(run_id, validated, fit, evaluation, serving, cfg, store))

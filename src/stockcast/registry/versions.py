@@ -65,9 +65,10 @@ def register_version(model_uri: str, run_id: str, name: str, store: MlflowStore)
             # its "Successfully registered model" prints go to our log, not the console.
             printed = io.StringIO()
             with contextlib.redirect_stderr(printed):
-                served = client.get_run(run_id).data.tags.get("forecaster", "lstm")
-                version = str(mlflow.register_model(
-                    model_uri, name, tags={"run_id": run_id, "forecaster": served}).version)
+                run_tags = client.get_run(run_id).data.tags
+                tags = {"run_id": run_id, "forecaster": run_tags.get("forecaster", "lstm"),
+                        "forecaster.reason": run_tags.get("forecaster.reason", "")[:5000]}
+                version = str(mlflow.register_model(model_uri, name, tags=tags).version)
             for line in printed.getvalue().splitlines():
                 log.info("%s", line)
         client.set_registered_model_alias(name, CHALLENGER, version)

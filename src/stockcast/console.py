@@ -62,6 +62,32 @@ class _TracebackToLogFile(logging.Filter):
         return True
 
 
+class _RunFailuresToLogFile(logging.Filter):
+    """On Prefect's console handler: a failed task or flow run's error lines (Prefect logs
+    three or four per failure, the flow our own one) go to the log file only; the command
+    ends with one line per failing ticker, and the Prefect UI keeps them all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and record.name in ("prefect.flow_runs",
+                                                                "prefect.task_runs"):
+            log.debug("%s: %s", record.name, record.getMessage())
+            return False
+        return True
+
+
+def quiet_prefect_failures(verbose: bool) -> None:
+    """After Prefect is imported: each failure once on the console (``_RunFailuresToLogFile``)
+    unless ``verbose``."""
+    if verbose:
+        return
+    handlers = [*logging.getLogger().handlers, *logging.getLogger("prefect").handlers]
+    for handler in handlers:  # Prefect 3.8 puts its console handler on the root logger
+        if isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler, logging.FileHandler) and not any(
+                isinstance(f, _RunFailuresToLogFile) for f in handler.filters):
+            handler.addFilter(_RunFailuresToLogFile())
+
+
 def quiet_prefect_tracebacks() -> None:
     """Our own errors' tracebacks go to the log file only (Prefect logs one per failure)."""
     for name in ("prefect.flow_runs", "prefect.task_runs"):
@@ -72,6 +98,7 @@ def route_tool_logs(verbose: bool) -> None:
     """After MLflow and Prefect are imported: their own chatter (pickle notices, database
     set-up) and yfinance's error lines go to the log file; the console keeps errors only,
     unless ``verbose``."""
+    quiet_prefect_failures(verbose)
     files = [h for h in logging.getLogger("stockcast").handlers
              if isinstance(h, logging.FileHandler)]
     for name in ("mlflow", "yfinance", "alembic"):

@@ -113,6 +113,18 @@ def test_unknown_tickers_fail_once_each_and_the_good_one_registers(project, caps
     assert models["stockcast-GOOG"][0] == ["1", "2"] and len(models) == 1
 
 
+def test_a_failing_ticker_is_one_error_line_on_the_console(project, prefect_api):
+    """As a user sees it in a terminal: the failure once, in the command's summary (Prefect's
+    own three or four lines per failure stay in the Prefect UI and the log file)."""
+    proc = cli_process(project, prefect_api, "run", "--config", write_cfg(project), "--source",
+                       "sample", "--ticker", "NOPE")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out
+    assert out.count("no bundled sample for 'NOPE'") == 1, out
+    assert "NOPE: prices: DataSourceError" in out and "Traceback" not in out
+    assert "no bundled sample for 'NOPE'" in (project / "logs" / "stockcast.log").read_text()
+
+
 # 7 ---------------------------------------------------------------------------------------
 def test_an_empty_or_undecodable_model_key_is_refused(project, capsys, monkeypatch):
     monkeypatch.setenv("STOCKCAST_MODEL_KEY", "")

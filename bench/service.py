@@ -73,17 +73,24 @@ def bodies() -> tuple[bytes, bytes]:
     return body(frame), body(bad)
 
 
-def load(url: str, clients: int, seconds: float, good: bytes, bad: bytes) -> dict:
-    """``clients`` threads posting for ``seconds``; every tenth request of each is malformed."""
+def load(url: str, clients: int, seconds: float, good: bytes, bad: bytes,
+         valid: int | None = None) -> dict:
+    """``clients`` threads posting for ``seconds`` (or until ``valid`` valid requests were
+    sent); every tenth request of each is malformed."""
     import requests
 
     lock, latencies = threading.Lock(), []
     counts = {"answered": 0, "failed": 0, "refused": 0, "malformed_accepted": 0}
     stop = time.monotonic() + seconds
 
+    def more() -> bool:
+        with lock:
+            sent = counts["answered"] + counts["failed"]
+        return time.monotonic() < stop and (valid is None or sent < valid)
+
     def client() -> None:
         session, i = requests.Session(), 0
-        while time.monotonic() < stop:
+        while more():
             malformed = i % 10 == 9
             i += 1
             start = time.perf_counter()
@@ -177,5 +184,23 @@ def markdown(result: dict) -> list[str]:
     return lines + [""]
 
 
+def soak(clients: int = 32, valid: int = 10_000) -> dict:
+    """The issue's soak: ``valid`` valid requests from ``clients`` clients (10 % malformed
+    mixed in), on the default champion; at this service's rate, about 20 minutes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        train_champion(home)
+        proc, url = start_service(home)
+        try:
+            good, bad = bodies()
+            return load(url, clients, 24 * 3600.0, good, bad, valid=valid)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
 if __name__ == "__main__":
-    print("\n".join(markdown(bench_service())))
+    if sys.argv[1:2] == ["soak"]:
+        print(soak())
+    else:
+        print("\n".join(markdown(bench_service())))

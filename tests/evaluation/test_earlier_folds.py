@@ -112,3 +112,27 @@ def test_the_evaluation_asks_the_folds_before_serving_a_baseline():
     assert pooled.choice.folds == 3 and "3 walk-forward folds" in pooled.choice.reason
     served = pooled.evaluated is fit.forecaster
     assert served == pooled.choice.is_lstm
+
+
+def test_folds_that_cannot_be_fit_leave_tonights_span_to_decide_but_a_stop_stops(
+        monkeypatch, tonight):
+    from stockcast.stopping import RunStopped
+
+    cfg, fit = tonight
+    walk = WalkForward(Recipe.of(cfg), folds=3, seed_sd=0.012)
+    single = Choice("garch", "garch", 0.001, "planted")
+
+    def broken(self, frame, end, workers=1):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(Recipe, "fit", broken)
+    choice = confirm_baseline(single, fit, _tonight_span(0.9), walk, 0.05)
+    assert choice.prefix == "garch" and choice.folds == 1
+    assert "could not be fit, RuntimeError: out of memory" in choice.reason
+
+    def stopped(self, frame, end, workers=1):
+        raise RunStopped("fit: stopped by SIGTERM")
+
+    monkeypatch.setattr(Recipe, "fit", stopped)
+    with pytest.raises(RunStopped):
+        confirm_baseline(single, fit, _tonight_span(0.9), walk, 0.05)

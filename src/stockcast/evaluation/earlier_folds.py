@@ -30,6 +30,7 @@ from stockcast.modeling.recipe import TickerFit, fit_and_calibrate
 from stockcast.modeling.slots import training_slot
 from stockcast.modeling.volatility_forecasters import fit_baseline
 from stockcast.splits import min_rows, split_bounds
+from stockcast.stopping import RunStopped
 
 # The training settings that make a different model (a seed, the threads, the device or the
 # refit do not: a reseeded rerun is the same configuration).
@@ -163,8 +164,15 @@ def confirm_baseline(choice: Choice, fit: TickerFit,
     loss, LSTM loss, dates)`` and each earlier fold's, the LSTM fit cold at each; one LSTM
     fit's training noise per fold): an edge on one span does not decide what is served."""
     frame, kind = fit.data.frame, CALIBRATED_BASELINES[choice.prefix]
-    spans = [baseline_against_lstm(walk.recipe.fit(frame, end, walk.workers), kind)
-             for end in walk.ends(len(frame))]
+    try:
+        spans = [baseline_against_lstm(walk.recipe.fit(frame, end, walk.workers), kind)
+                 for end in walk.ends(len(frame))]
+    except RunStopped:
+        raise
+    except Exception as exc:  # a fold that cannot be fit leaves tonight's span to decide
+        return Choice(choice.prefix, choice.best_baseline, choice.pvalue,
+                      f"{choice.reason} (tonight's test span alone: the walk-forward folds "
+                      f"could not be fit, {type(exc).__name__}: {exc})"[:500])
     pooled = pool([*spans, tonight], fit.forecaster.horizon, walk.seed_sd, fits=1)
     label, p = LABELS[choice.prefix], pooled.result.pvalue
     evidence = pooled.describe(label, "the LSTM") + f" that {label} is better"

@@ -21,6 +21,7 @@ from stockcast.registry.decision_record import Decision, record_decision
 from stockcast.registry.evaluation_fit import load_evaluation_fit, logged_recipe, rescore
 from stockcast.registry.store import MlflowStore, is_transient
 from stockcast.registry.versions import CHAMPION, champion_version
+from stockcast.stopping import RunStopped
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +202,15 @@ def walk_forward_evidence(store: MlflowStore, name: str, champion: str, frame: p
     paired = paired_losses(*tonight, loss)
     if not len(paired) or paired["loss_cand"].mean() >= paired["loss_champ"].mean():
         return [], "; walk-forward not run: the candidate is not ahead on tonight's span"
-    earlier = [(test_span_table(walk.recipe.fit(frame, end, walk.workers)),
-                test_span_table(theirs.fit(frame, end, walk.workers)))
-               for end in walk.ends(len(frame))]
+    try:
+        earlier = [(test_span_table(walk.recipe.fit(frame, end, walk.workers)),
+                    test_span_table(theirs.fit(frame, end, walk.workers)))
+                   for end in walk.ends(len(frame))]
+    except RunStopped:
+        raise
+    except Exception as exc:  # a fold that cannot be fit leaves tonight's span to decide
+        log.warning("%s: walk-forward folds not fit (%s); tonight's span decides", name, exc)
+        return [], f"; walk-forward folds could not be fit ({type(exc).__name__}: {exc})"[:300]
     return earlier, (f"; {len(earlier)} earlier walk-forward fold(s), both configurations fit "
                      f"cold ({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''})")
 

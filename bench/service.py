@@ -8,6 +8,7 @@ percentiles. Then where one request's time goes, in process: reading and validat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -154,18 +156,25 @@ def profile(home: Path, repeats: int = 50) -> dict:
     return out
 
 
-def bench_service(clients: tuple[int, ...] = CLIENTS, seconds: float = SECONDS) -> dict:
+@contextlib.contextmanager
+def served_default_champion() -> Iterator[tuple[Path, str]]:
+    """A temporary home with the default GOOG champion and its service running: (home, URL)."""
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         train_champion(home)
         proc, url = start_service(home)
         try:
-            good, bad = bodies()
-            load(url, 2, 5.0, good, bad)  # warm-up
-            runs = [load(url, n, seconds, good, bad) for n in clients]
+            yield home, url
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+def bench_service(clients: tuple[int, ...] = CLIENTS, seconds: float = SECONDS) -> dict:
+    good, bad = bodies()
+    with served_default_champion() as (home, url):
+        load(url, 2, 5.0, good, bad)  # warm-up
+        runs = [load(url, n, seconds, good, bad) for n in clients]
         return {"runs": runs, "profile": profile(home), "rows": ROWS}
 
 
@@ -187,16 +196,9 @@ def markdown(result: dict) -> list[str]:
 def soak(clients: int = 32, valid: int = 10_000) -> dict:
     """The issue's soak: ``valid`` valid requests from ``clients`` clients (10 % malformed
     mixed in), on the default champion; at this service's rate, about 20 minutes."""
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        train_champion(home)
-        proc, url = start_service(home)
-        try:
-            good, bad = bodies()
-            return load(url, clients, 24 * 3600.0, good, bad, valid=valid)
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    good, bad = bodies()
+    with served_default_champion() as (_, url):
+        return load(url, clients, 24 * 3600.0, good, bad, valid=valid)
 
 
 if __name__ == "__main__":

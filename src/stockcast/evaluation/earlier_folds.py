@@ -24,7 +24,7 @@ from stockcast.config import ModelConfig, PipelineConfig, TrainConfig, WindowCon
 from stockcast.evaluation.forecast_tables import forecast_table
 from stockcast.evaluation.forecaster_choice import CALIBRATED_BASELINES, LABELS, LSTM, Choice
 from stockcast.evaluation.interval_scores import relative_interval_score
-from stockcast.evaluation.significance import TEST_NAME, DMResult, pooled_dm_test
+from stockcast.evaluation.significance import TEST_NAME, DMResult, pooled_dm_test, training_noise
 from stockcast.modeling.forecaster import Forecast
 from stockcast.modeling.recipe import TickerFit, fit_and_calibrate
 from stockcast.modeling.slots import training_slot
@@ -131,9 +131,7 @@ def pool(spans: Sequence[tuple[np.ndarray, np.ndarray, pd.Series]], horizon: int
     sd ``seed_sd`` (of B's loss), weighted by the fold's share of the origins."""
     spans = [(np.asarray(a, np.float64), np.asarray(b, np.float64), d) for a, b, d in spans
              if len(a)]
-    total = sum(len(a) for a, _, _ in spans)
-    noise = sum((len(b) / total) ** 2 * fits * (seed_sd * float(np.mean(b))) ** 2
-                for _, b, _ in spans) if total else 0.0
+    noise = training_noise([b for _, b, _ in spans], seed_sd, fits)
     result = pooled_dm_test([(a, b) for a, b, _ in spans], horizon, noise)
     changes = tuple(float(np.mean(a) / np.mean(b) - 1) for a, b, _ in spans)
     dates = pd.to_datetime(pd.concat([pd.Series(d) for _, _, d in spans])) if spans else None

@@ -58,6 +58,18 @@ def pooled_dm_test(spans: Sequence[tuple[np.ndarray, np.ndarray]], horizon: int,
     return DMResult(statistic, float(stats.t.cdf(statistic, df=n - 1)), n, dbar)
 
 
+def training_noise(references: Sequence[np.ndarray], seed_sd: float, fits: int) -> float:
+    """The variance the fits add to a pooled mean loss difference, which no span shows: each
+    span (a fold) was forecast by ``fits`` independently trained models whose loss varies by
+    ``seed_sd`` relative to its reference loss (``references``: per span, the losses the
+    relative noise is of), each weighted by its share of the origins."""
+    total = sum(len(r) for r in references)
+    if not total:
+        return 0.0
+    return sum((len(r) / total) ** 2 * fits * (seed_sd * float(np.mean(r))) ** 2
+               for r in references)
+
+
 def _long_run_variance(d: np.ndarray, h: int) -> float:
     """Autocovariances of ``d`` up to lag h-1 (the variance alone when that sum is not
     positive), never negative."""

@@ -16,7 +16,7 @@ from stockcast.config import PromotionConfig
 from stockcast.errors import RegistryError
 from stockcast.evaluation.earlier_folds import WalkForward, test_span_table
 from stockcast.evaluation.scorecard import Evaluation
-from stockcast.evaluation.significance import TEST_NAME, pooled_dm_test
+from stockcast.evaluation.significance import TEST_NAME, pooled_dm_test, training_noise
 from stockcast.registry.decision_record import Decision, record_decision
 from stockcast.registry.evaluation_fit import load_evaluation_fit, logged_recipe, rescore
 from stockcast.registry.store import MlflowStore, is_transient
@@ -104,11 +104,9 @@ def compare(candidate: pd.DataFrame, champion: pd.DataFrame, cfg: PromotionConfi
     merged = pd.concat(folds)
     h = int(merged["step"].max())
     cand, champ = float(merged["loss_cand"].mean()), float(merged["loss_champ"].mean())
-    dates = sum(len(b) for b in by_date)
-    training_noise = sum((len(b) / dates) ** 2 * 2 * (seed_sd * float(b["loss_champ"].mean())) ** 2
-                         for b in by_date)
+    noise = training_noise([b["loss_champ"] for b in by_date], seed_sd, fits=2)  # both fits
     result = pooled_dm_test([(b["loss_cand"], b["loss_champ"] * (1 - cfg.margin)) for b in by_date],
-                            h, training_noise)
+                            h, noise)
     span = f"{by_date[0].index[0].date()}..{by_date[-1].index[-1].date()}"
     found = dict(candidate_loss=cand, champion_loss=champ, pairs=pairs, pvalue=result.pvalue,
                  span=span, folds=len(folds), **base)

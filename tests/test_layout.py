@@ -55,9 +55,10 @@ def test_there_are_no_import_circles():
 
 
 def test_modules_are_read_in_one_sitting():
-    for path in PACKAGE.rglob("*.py"):
+    root = PACKAGE.parents[1]
+    for path in [*PACKAGE.rglob("*.py"), *(root / "bench").glob("*.py")]:
         lines = len(path.read_text().splitlines())
-        assert lines <= 320, f"{path.relative_to(PACKAGE)} has {lines} lines"
+        assert lines <= 320, f"{path.relative_to(root)} has {lines} lines"
 
 
 def test_readme_and_docs_links_point_at_files_that_exist():
@@ -93,7 +94,8 @@ def test_every_make_target_is_in_the_readme_and_no_other():
 
 def test_functions_are_short():
     root = PACKAGE.parents[1]
-    for path in [*PACKAGE.rglob("*.py"), *(root / "flows").glob("*.py")]:
+    for path in [*PACKAGE.rglob("*.py"), *(root / "flows").glob("*.py"),
+                 *(root / "bench").glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 lines = node.end_lineno - node.lineno + 1

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from torch import nn
+from torch.profiler import record_function
 
 from stockcast.config import ModelConfig, TrainConfig
 from stockcast.errors import TrainingError
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 PROGRESS_SECONDS = 10.0
+# The epoch's phases as torch.profiler sees them (bench/throughput.py's epoch profile); a
+# scope costs microseconds when no profiler runs.
+PHASES = ("train.gather", "train.forward", "train.backward", "train.optimizer",
+          "train.validate")
 
 
 @dataclass
@@ -90,7 +95,7 @@ def predict(model: nn.Module, split: Split) -> tuple[np.ndarray, np.ndarray]:
     return loc.double().numpy(), scale.double().numpy()
 
 
-def _nll(out: torch.Tensor, y: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+def gaussian_nll(out: torch.Tensor, y: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     """Mean Gaussian negative log-likelihood of targets under the predicted location/scale."""
     loc, scale = split_output(out.float(), base)
     return nn.functional.gaussian_nll_loss(loc, y, scale**2)
@@ -111,41 +116,50 @@ class _Loop:
 
 def _train_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor, base: torch.Tensor) -> float:
     """One pass over shuffled mini-batches; the mean training loss (one device sync)."""
-    model, opt, scaler = loop.model, loop.opt, loop.scaler
+    model = loop.model
     model.train()
     n = len(x)
     perm = torch.randperm(n, generator=loop.generator).to(x.device)
     total = torch.zeros((), device=x.device)
     for i in range(0, n, loop.batch_size):
         raise_if_stopped("training")  # SIGTERM / Ctrl-C: end within a batch (stopping.py)
-        idx = perm[i : i + loop.batch_size]
-        xb, yb, bb = x[idx], y[idx], base[idx]  # [B, L, F], [B, out], [B, out]
-        opt.zero_grad(set_to_none=True)
+        with record_function(PHASES[0]):
+            idx = perm[i : i + loop.batch_size]
+            xb, yb, bb = x[idx], y[idx], base[idx]  # [B, L, F], [B, out], [B, out]
+        loop.opt.zero_grad(set_to_none=True)
         ctx = torch.autocast(x.device.type, dtype=loop.amp) if loop.amp else nullcontext()
-        with ctx:
-            loss = _nll(model(xb), yb, bb)
+        with record_function(PHASES[1]), ctx:
+            loss = gaussian_nll(model(xb), yb, bb)
+        _step(loop, loss)
+        total += loss.detach() * len(idx)
+    return total.item() / n
+
+
+def _step(loop: _Loop, loss: torch.Tensor) -> None:
+    """Backward pass, clipping and the optimiser's step (through the grad scaler for fp16)."""
+    model, opt, scaler = loop.model, loop.opt, loop.scaler
+    with record_function(PHASES[2]):
+        (scaler.scale(loss) if scaler.is_enabled() else loss).backward()
+    with record_function(PHASES[3]):
         if scaler.is_enabled():  # fp16 on CUDA: scale the loss against underflow
-            scaler.scale(loss).backward()
             if loop.grad_clip:
                 scaler.unscale_(opt)
                 nn.utils.clip_grad_norm_(model.parameters(), loop.grad_clip)
             scaler.step(opt)
             scaler.update()
         else:
-            loss.backward()
             if loop.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), loop.grad_clip, foreach=True)
             opt.step()
-        total += loss.detach() * len(idx)
-    return total.item() / n
 
 
 def _validate_epoch(loop: _Loop, x: torch.Tensor, y: torch.Tensor,
                     base: torch.Tensor) -> dict[str, float]:
     """Validation scores in scaled units; the negative log-likelihood (``val_loss``) is the
     early-stopping criterion, the others describe the location (point) forecast."""
-    out = _predict(loop.model, x, loop.amp)
-    loss = float(_nll(out, y, base))
+    with record_function(PHASES[4]):
+        out = _predict(loop.model, x, loop.amp)
+    loss = float(gaussian_nll(out, y, base))
     pred = split_output(out, base)[0].double().cpu().numpy()
     true = y.double().cpu().numpy()
     if not (math.isfinite(loss) and np.isfinite(pred).all()):

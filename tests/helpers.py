@@ -84,38 +84,37 @@ def quality(epochs: int, target: str = "log_return") -> dict:
 def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path: Path,
                ticker: str = "TEST", after_fit=None):
     """The training flow's stages in order, without Prefect (for registry/tracking tests):
-    the same package functions the flow's tasks call. ``after_fit(fit)`` may plant a defect
-    in the fitted forecaster before it is evaluated."""
+    the same ``stockcast.pipeline`` functions the flow's tasks are (warm start, freshness,
+    register only if fresh, promote only if registered; figures are left out).
+    ``after_fit(fit)`` may plant a defect in the fitted forecaster before it is evaluated."""
+    from stockcast import pipeline
     from stockcast.config import build_config, merge
+    from stockcast.data.freshness import check_freshness
     from stockcast.data.schemas import validate_prices
     from stockcast.data.sources import PriceData
     from stockcast.evaluation.earlier_folds import WalkForward
     from stockcast.evaluation.scorecard import evaluate_model
     from stockcast.modeling.adaptive import Tracking
-    from stockcast.modeling.recipe import fit_and_calibrate, fit_for_serving
-    from stockcast.registry.promotion import promote_if_better
     from stockcast.registry.store import MlflowStore
     from stockcast.registry.tracking import log_training_run
-    from stockcast.registry.versions import model_name, register_version
 
-    cfg = build_config(merge(overrides, {"data": {"data_dir": str(tmp_path / "data")},
-                                         "tracking": {"tracking_uri": tracking_uri}}))
+    cfg = build_config(merge(merge({"train": {"progress": False}}, overrides),
+                             {"data": {"data_dir": str(tmp_path / "data")},
+                              "tracking": {"tracking_uri": tracking_uri}}))
     store = MlflowStore.from_config(cfg.tracking)
     prices = PriceData(ticker, frame, "csv", str(tmp_path / "prices.csv"))
     validated = validate_prices(prices, cfg.window, cfg.validation, tmp_path / "reports")
-    fit = fit_and_calibrate(validated.frame, cfg.window, cfg.model, cfg.train)
+    freshness = check_freshness(validated, cfg.data, scheduled=False)
+    start = pipeline.warm_start(ticker, cfg, store)
+    fit = pipeline.fit(validated, cfg, start)
     if after_fit is not None:
         after_fit(fit)
     evaluation = evaluate_model(fit, ticker, cfg.promotion.alpha,
                                 Tracking.from_config(cfg.intervals), WalkForward.of(cfg))
-    serving = fit_for_serving(fit, cfg.model, cfg.train,
-                              None if evaluation.choice.is_lstm else evaluation.evaluated)
+    serving = pipeline.serve(fit, evaluation, cfg)
     logged = log_training_run(validated, fit, evaluation, serving, cfg, store)
-    name = model_name(cfg.tracking.model_name_prefix, ticker)
-    version = register_version(logged.model_uri, logged.run_id, name, store)
-    key = cfg.tracking.model_key.get_secret_value() if cfg.tracking.model_key else None
-    decision = promote_if_better(version, name, evaluation, fit.data.frame, cfg.promotion,
-                                 store, key, WalkForward.of(cfg))
+    version = pipeline.register(logged, ticker, cfg, store, freshness)
+    decision = pipeline.promote(version, evaluation, fit, ticker, cfg, store, freshness)
     return {"cfg": cfg, "store": store, "validated": validated, "version": version, "decision": decision,
             "evaluation": evaluation, "logged": logged, "data": fit.data, "fit": fit,
             "forecaster": fit.forecaster, "serving": serving}

@@ -3,7 +3,7 @@ bounded: 300 tickers submitted at once held thousands of threads)."""
 
 
 def test_tickers_are_submitted_in_bounded_waves_in_order():
-    from flows.train import waves
+    from flows.fanout import waves
 
     tickers = tuple(f"T{i}" for i in range(10))
     assert waves(tickers, 4) == [tickers[:4], tickers[4:8], tickers[8:]]
@@ -11,7 +11,7 @@ def test_tickers_are_submitted_in_bounded_waves_in_order():
 
 
 def test_no_more_trainings_run_at_once_than_max_workers():
-    from flows.train import training_slot
+    from stockcast.pipeline import training_slot
     from stockcast.config import PipelineConfig
 
     cfg = PipelineConfig.model_validate({"orchestration": {"max_workers": 2}})
@@ -25,14 +25,15 @@ def test_no_more_trainings_run_at_once_than_max_workers():
         slot.release()
 
 
-def test_the_fit_and_refit_tasks_take_a_training_slot(monkeypatch):
-    # What the slot bounds: the trainings the tasks run, however many threads submit them.
+def test_the_fit_and_the_lstm_refit_each_take_a_training_slot(monkeypatch):
+    # What the slot bounds: the trainings the stages run, however many threads submit them;
+    # each stage on its own, so one stage dropping its slot fails the test.
     import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
     from types import SimpleNamespace
 
-    import flows.train as train
+    from stockcast import pipeline
     from stockcast.config import PipelineConfig
 
     cfg = PipelineConfig.model_validate({"orchestration": {"max_workers": 2},
@@ -47,11 +48,17 @@ def test_the_fit_and_refit_tasks_take_a_training_slot(monkeypatch):
         with lock:
             running[0] -= 1
 
-    monkeypatch.setattr(train, "fit_and_calibrate", training)
-    monkeypatch.setattr(train, "fit_for_serving", training)
+    monkeypatch.setattr(pipeline, "fit_and_calibrate", training)
+    monkeypatch.setattr(pipeline, "fit_for_serving", training)
     validated = SimpleNamespace(ticker="T", frame=None)
     lstm = SimpleNamespace(choice=SimpleNamespace(is_lstm=True))
-    calls = [lambda: train.fit_task.fn(validated, cfg), lambda: train.refit_task.fn(None, lstm, cfg)]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda i: calls[i % 2](), range(16)))
-    assert peak[0] == 2
+    baseline = SimpleNamespace(choice=SimpleNamespace(is_lstm=False, reason="HAR wins"),
+                               evaluated=None)
+    for stage, bound in ((lambda: pipeline.fit(validated, cfg), 2),
+                         (lambda: pipeline.serve(None, lstm, cfg), 2),
+                         # a volatility baseline's refit trains no network: no slot
+                         (lambda: pipeline.serve(None, baseline, cfg), 8)):
+        peak[0] = 0
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda _: stage(), range(16)))
+        assert peak[0] == bound

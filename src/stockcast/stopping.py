@@ -1,12 +1,12 @@
 """Stopping a run when told: SIGTERM (what Prefect's cancellation and process supervisors
-send) or Ctrl-C. The CLI's handler records the request here; training checks it at every
-mini-batch and raises ``RunStopped``, so the threads that train end within a batch instead of
-training on to the last epoch, and the process (with the temporary Prefect server it started)
-exits. Nothing is registered or promoted by a stopped run: those stages come after training."""
+send) or Ctrl-C. The CLI's handler, or the flow when Prefect's SIGTERM handler interrupts it
+(``trainings_stop_on``), records the request here; training checks it at every mini-batch and
+raises ``RunStopped``, so the threads that train end within a batch instead of training on to
+the last epoch, and the process (with the temporary Prefect server it started) exits.
+Nothing is registered or promoted by a stopped run: those stages come after training."""
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,26 +52,16 @@ def clear() -> None:
 
 
 @contextmanager
-def training_stops_on_sigterm() -> Iterator[None]:
-    """While a flow runs: SIGTERM first asks every training to stop (``request_stop``), then
-    goes to the handler that was installed (Prefect's engine installs its own when a flow
-    starts, which reports the crash but cannot stop a thread that trains). Main thread only;
-    elsewhere (a flow run in a worker thread) it does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def trainings_stop_on(*signals: type[BaseException], why: str = "SIGTERM") -> Iterator[None]:
+    """While a run's main thread is inside: when one of ``signals`` (the exception a signal
+    handler raises there, e.g. Prefect's ``TerminationSignal`` for SIGTERM) passes through,
+    every training in the process is asked to stop at its next mini-batch, and the exception
+    goes on. The signal handler itself is left alone: Prefect acknowledges a cancellation
+    (and ends the run Cancelled rather than Crashed) only while its own SIGTERM handler is
+    installed, and a thread that trains cannot be interrupted by it."""
     clear()  # a fresh run in this process
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def handler(signum: int, frame: object) -> None:
-        request_stop("SIGTERM")
-        if callable(previous):
-            previous(signum, frame)
-        elif previous == signal.SIG_DFL:
-            raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, handler)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except signals:
+        request_stop(why)
+        raise

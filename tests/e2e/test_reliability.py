@@ -208,6 +208,32 @@ def test_sigterm_mid_training_stops_the_run_within_seconds_and_loses_nothing(pro
     assert not list((project / "data" / "cache").glob(".*tmp"))
 
 
+def test_sigterm_in_local_mode_ends_the_run_and_its_temporary_server_within_10_s(project):
+    # Prefect's local mode (no PREFECT_API_URL, as `make run-flow` runs): the run starts its
+    # own temporary server. A supervisor's SIGTERM mid-training ends the run and that server
+    # within 10 s (the target), registers nothing and leaves the cache as it was.
+    import psutil
+
+    before = state(project)
+    proc, seen = start_a_long_training(project, None)
+    servers = [p for p in psutil.Process(proc.pid).children(recursive=True)
+               if "prefect.server.api.server:create_app" in " ".join(p.cmdline())]
+    assert len(servers) == 1, "".join(seen)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=120)
+    run_gone = time.monotonic() - sent
+    _, alive = psutil.wait_procs(servers, timeout=max(0.1, 10 - run_gone))
+    all_gone = time.monotonic() - sent
+    for orphan in alive:  # never leave one behind, even when the test fails
+        orphan.kill()
+    assert not alive, f"the temporary Prefect server outlived the run by 10 s: {rest[-2000:]}"
+    assert all_gone < 10, f"run and server ended {all_gone:.1f} s after SIGTERM"
+    assert proc.returncode == 143 and "stopped by SIGTERM" in rest, rest
+    assert state(project) == before
+    assert not list((project / "data" / "cache").glob(".*tmp"))
+
+
 # 8 ---------------------------------------------------------------------------------------
 def test_two_runs_at_once_leave_one_consistent_champion(project, prefect_api):
 

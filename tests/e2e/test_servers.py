@@ -94,6 +94,72 @@ asyncio.run(main())
 """
 
 
+CANCEL = """
+import asyncio, sys, time
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.states import Cancelling
+
+async def main(name):
+    async with get_client() as c:
+        deployment = await c.read_deployment_by_name(name)
+        run = await c.create_flow_run_from_deployment(deployment.id,
+                                                      parameters={"config": %s})
+        deadline = time.monotonic() + 300
+        while True:  # until its fit task is training
+            tasks = await c.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[run.id])))
+            if any(t.name.startswith("fit-") and t.state.is_running() for t in tasks):
+                break
+            assert time.monotonic() < deadline, "training never started"
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(2)
+        asked = (await c.set_flow_run_state(run.id, Cancelling())).state.timestamp
+        sent = time.monotonic()
+        while not (state := (await c.read_flow_run(run.id)).state).is_final():
+            assert time.monotonic() - sent < 180, state
+            await asyncio.sleep(0.5)
+        (fit,) = [t for t in await c.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[run.id]))) if t.name.startswith("fit-")]
+        # Seconds from the request to the end of training, and to the run's final state.
+        print(state.type.value, fit.state.type.value, (fit.state.timestamp - asked).total_seconds(),
+              time.monotonic() - sent)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_cancelling_a_deployment_run_stops_its_training_and_registers_nothing(
+        prefect_server, tmp_path):
+    # Prefect's cancellation of a scheduled run: the worker stops the flow's process (SIGTERM),
+    # training ends at the next mini-batch, the run ends Cancelled, no version is registered.
+    env = {**prefect_server, "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    prefect(env, "work-pool", "create", "stockcast-pool", "--type", "process")
+    prefect(env, "--no-prompt", "deploy", "--name", "nightly-retrain")
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    config = {"tickers": ["GOOG"], "tracking": {"tracking_uri": uri},
+              "data": {"source": "sample", "data_dir": str(tmp_path / "data")},
+              "model": {"hidden_size": 64, "num_layers": 2},
+              "train": {"epochs": 500, "patience": 500, "progress": False, "device": "cpu"}}
+    worker = start([str(BIN / "prefect"), "worker", "start", "--pool", "stockcast-pool"], env,
+                   tmp_path / "worker.log")
+    try:
+        out = subprocess.run([sys.executable, "-c", CANCEL % repr(config),
+                              "train-pipeline/nightly-retrain"], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=600)
+    finally:
+        stop(worker)
+    assert out.returncode == 0, out.stdout + out.stderr + (tmp_path / "worker.log").read_text()
+    state, fit, training_ended, cancelled = out.stdout.split()[-4:]
+    assert state == "CANCELLED", out.stdout + (tmp_path / "worker.log").read_text()[-3000:]
+    assert fit == "FAILED" and "stopped by SIGTERM" in (tmp_path / "worker.log").read_text()
+    # Training stops within a batch of the worker's signal; the worker notices the request
+    # within PREFECT_WORKER_QUERY_SECONDS and marks the run once its process has exited.
+    assert float(training_ended) < 10, f"training ended {float(training_ended):.1f} s after"
+    assert float(cancelled) < 30, f"the run was marked cancelled after {float(cancelled):.1f} s"
+    assert MlflowClient(uri).search_model_versions("name='stockcast-GOOG'") == []
+
+
 def test_deploy_prefect_yaml_and_run_nightly_retrain_with_a_worker(prefect_server, tmp_path):
     env = prefect_server
     prefect(env, "work-pool", "create", "stockcast-pool", "--type", "process")

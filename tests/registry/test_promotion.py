@@ -9,7 +9,7 @@ from helpers import predictable_prices, quality, run_stages
 from mlflow.tracking import MlflowClient
 from scipy.stats import norm
 
-from stockcast.config import PromotionConfig
+from stockcast.config import PromotionConfig, merge
 from stockcast.registry.promotion import decide_promotion
 from stockcast.registry.versions import champion_version, list_versions, model_name
 
@@ -127,7 +127,10 @@ def test_promotion_lifecycle_on_a_real_sqlite_store(tmp_path, tracking_uri):
     frame = predictable_prices()
     name = model_name("stockcast", "TEST")
     client = MlflowClient(tracking_uri)
-    first = run_stages(frame, quality(2), tracking_uri, tmp_path)
+    # Cold fits both times (warm_start_epochs: 0): the rerun is the same run, not a night that
+    # continues the champion's training.
+    cold = merge(quality(2), {"train": {"warm_start_epochs": 0}})
+    first = run_stages(frame, cold, tracking_uri, tmp_path)
     assert first["decision"].promote and champion_version(client, name) == "1"
     v1 = versions(tracking_uri, name)["1"]  # no test, but the version's own loss is recorded
     assert v1.description.startswith("CHAMPION: first version · promoted: no champion yet")
@@ -137,7 +140,7 @@ def test_promotion_lifecycle_on_a_real_sqlite_store(tmp_path, tracking_uri):
 
     # The same run again: registered, compared on the common out-of-sample pairs, and refused
     # for want of evidence; the test and its numbers are recorded.
-    again = run_stages(frame, quality(2), tracking_uri, tmp_path)
+    again = run_stages(frame, cold, tracking_uri, tmp_path)
     assert again["version"] == "2" and not again["decision"].promote
     assert champion_version(client, name) == "1"
     assert champion_version(client, name, "challenger") == "2"

@@ -62,12 +62,17 @@ def verified_download(name: str, version: str, key: str | None, store: MlflowSto
         artifact_uri=f"models:/{name}/{version}", dst_path=str(dst),
         tracking_uri=store.tracking_uri)))
     if key:
-        client = store.client
-        run_id = client.get_model_version(name, version).run_id
-        expected = client.get_run(run_id).data.tags.get(SIGNATURE_TAG, "") if run_id else ""
+        expected = store.call("reading the signature", lambda: _signature_of(name, version,
+                                                                             store))
         if not hmac.compare_digest(expected, sign(local, key)):
             raise RegistryError(
                 f"{name} v{version} is not signed with this deployment's STOCKCAST_MODEL_KEY "
                 f"({'no signature' if not expected else 'signature mismatch'}): refusing to load "
                 "(unpickle) it. Promote a version this project logged, or check the key.")
     return local
+
+
+def _signature_of(name: str, version: str, store: MlflowStore) -> str:
+    """The signature tag on the run a registered version came from ("" if none)."""
+    run_id = store.client.get_model_version(name, version).run_id
+    return store.client.get_run(run_id).data.tags.get(SIGNATURE_TAG, "") if run_id else ""

@@ -11,8 +11,8 @@ def test_tickers_are_submitted_in_bounded_waves_in_order():
 
 
 def test_no_more_trainings_run_at_once_than_max_workers():
-    from stockcast.pipeline import training_slot
     from stockcast.config import PipelineConfig
+    from stockcast.pipeline import training_slot
 
     cfg = PipelineConfig.model_validate({"orchestration": {"max_workers": 2}})
     slot = training_slot(cfg)
@@ -60,5 +60,5 @@ def test_the_fit_and_the_lstm_refit_each_take_a_training_slot(monkeypatch):
                          (lambda: pipeline.serve(None, baseline, cfg), 8)):
         peak[0] = 0
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda _: stage(), range(16)))
+            list(pool.map(lambda _, run=stage: run(), range(16)))
         assert peak[0] == bound

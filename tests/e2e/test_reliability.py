@@ -234,6 +234,35 @@ def test_sigterm_in_local_mode_ends_the_run_and_its_temporary_server_within_10_s
     assert not list((project / "data" / "cache").glob(".*tmp"))
 
 
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_forecast_told_to_stop_ends_within_10_s_and_leaves_the_ledger_readable(
+        project, prefect_api, sig, code):
+    # `stockcast forecast` stopped mid-flow (a supervisor's SIGTERM, Ctrl-C): it exits within
+    # 10 s with the signal's code, the registry and cache untouched, and the forecast ledger
+    # readable, with nothing lost (as it was, or with the new forecast), no temporary files.
+    import pandas as pd
+
+    ledger = project / "forecasts" / "GOOG" / "ledger.parquet"
+    before, rows = state(project), len(pd.read_parquet(ledger)) if ledger.exists() else 0
+    proc = cli_process(project, prefect_api, "-v", "forecast", "--ticker", "GOOG",
+                       "--source", "cache")
+    seen = []
+    for line in proc.stdout:  # the flow has begun: its first task runs
+        seen.append(line)
+        if "ingest-GOOG" in line:
+            break
+    assert proc.poll() is None, "".join(seen)
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    rest, _ = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 10, "".join(seen) + rest
+    assert proc.returncode == code, rest
+    assert state(project) == before
+    after = len(pd.read_parquet(ledger)) if ledger.exists() else 0  # readable
+    assert after >= rows, (rows, after)  # nothing lost
+    assert not list(ledger.parent.glob("*.tmp*"))
+
+
 # 8 ---------------------------------------------------------------------------------------
 def test_two_runs_at_once_leave_one_consistent_champion(project, prefect_api):
 

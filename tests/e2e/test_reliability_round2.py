@@ -220,7 +220,7 @@ def test_a_read_only_store_fails_before_training(project):
         code = (
             "import os, sys\n"
             "from pathlib import Path\n"
-            "from stockcast.registry.store import check_writable\n"
+            "from stockcast.registry.sqlite_upkeep import check_writable\n"
             "if os.geteuid() == 0:\n"
             "    os.setgid(65534); os.setuid(65534)  # root writes anything: test as nobody\n"
             f"check_writable(Path({str(db)!r}))\n")

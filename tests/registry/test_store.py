@@ -7,7 +7,7 @@ from helpers import predictable_prices, quality, run_stages
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from stockcast.registry.store import is_transient, with_retries
+from stockcast.registry.retries import is_transient, with_retries
 
 
 def fail_once(monkeypatch, owner, name, exc):
@@ -50,7 +50,7 @@ def test_manual_promotion_and_listing_retry_transient_failures(tmp_path, trackin
     from stockcast.registry.promotion import set_champion
     from stockcast.registry.versions import list_versions
 
-    monkeypatch.setattr("stockcast.registry.store.BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr("stockcast.registry.retries.BACKOFF_SECONDS", 0.01)
     out = run_stages(predictable_prices(), quality(1), tracking_uri, tmp_path)
     store = out["store"]
     aliases = fail_once(monkeypatch, MlflowClient, "set_registered_model_alias",
@@ -183,3 +183,27 @@ def test_a_copied_home_writes_into_itself_and_reads_its_own_artifacts(tmp_path):
         assert str(copy / "mlflow") in location
     assert again["decision"].evidence.startswith("champion's evaluation fit re-scored")
     assert sorted(p for p in (first / "mlflow" / "artifacts").rglob("*")) == before
+
+
+def test_two_stores_in_one_process_each_keep_their_own_state(tmp_path):
+    # What a store learns (its client, the schema check, experiment ids) lives on the store:
+    # two stores in one process never answer from each other's, and the fluent API follows
+    # the store that calls.
+    import pickle
+
+    import mlflow
+
+    from stockcast.registry.store import MlflowStore
+
+    a, b = (MlflowStore(f"sqlite:///{tmp_path / name / 'mlflow.db'}") for name in ("a", "b"))
+    b.experiment_id("other")  # b's store gets one more experiment, so the ids differ
+    ids = {s: s.experiment_id() for s in (a, b)}
+    assert ids[a] != ids[b]
+    assert a.client is a.client and a.client is not b.client
+    for store in (a, b, a):
+        run_id = store.log_run("logging", "probe", lambda rid: rid)
+        assert mlflow.get_tracking_uri() == store.tracking_uri
+        assert store.client.get_run(run_id).info.experiment_id == ids[store]
+    # A copy (a Dask worker's) carries the settings, not the cache, and works on its own.
+    copy = pickle.loads(pickle.dumps(a))
+    assert copy == a and copy.client is not a.client and copy.experiment_id() == ids[a]

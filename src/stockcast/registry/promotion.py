@@ -19,7 +19,8 @@ from stockcast.evaluation.scorecard import Evaluation
 from stockcast.evaluation.significance import TEST_NAME, pooled_dm_test, training_noise
 from stockcast.registry.decision_record import Decision, record_decision
 from stockcast.registry.evaluation_fit import load_evaluation_fit, logged_recipe, rescore
-from stockcast.registry.store import MlflowStore, is_transient
+from stockcast.registry.retries import is_transient
+from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import CHAMPION, champion_version
 from stockcast.stopping import RunStopped
 

@@ -1,6 +1,6 @@
-"""The MLflow store: where it is, the experiment, and the one retry policy for every MLflow
-call. Only transient errors are retried (the network, HTTP 5xx, a busy SQLite database); a
-bug or a refused request fails at once with its own message."""
+"""The MLflow store: where it is, the experiment, MLflow's settings, and every MLflow call under
+the one retry policy (``retries``). Built once at the edge (``from_config``) and passed down;
+what it caches (the client, the schema check, experiment ids) lives on the instance."""
 
 from __future__ import annotations
 
@@ -8,28 +8,28 @@ import contextlib
 import hashlib
 import logging
 import os
-import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import mlflow
-from mlflow.exceptions import MlflowException, RestException
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from stockcast.config import TrackingConfig
 from stockcast.errors import RegistryError
 from stockcast.registry.locks import held, lock_dir
 from stockcast.registry.relocation import relocate_artifacts
+from stockcast.registry.retries import is_transient, with_retries
+from stockcast.registry.sqlite_upkeep import check_writable, repair_half_migrated
 from stockcast.runtime import sqlite_path
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
-BACKOFF_SECONDS = 1.0  # first wait; doubles per retry (tracking.max_retries sets how many)
 
 
 def point_mlflow_at(tracking_uri: str) -> None:
@@ -51,118 +51,16 @@ def artifact_root_for(tracking_uri: str) -> str | None:
     return (db.parent / "artifacts").resolve().as_uri() if db else None
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
+@dataclass
+class _Cache:
+    """What a store learns once and keeps: its client, whether its schema was checked, the
+    experiment ids it made sure of, whether MLflow's settings were applied."""
 
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures a retry can cure: network errors and timeouts, HTTP 5xx answers
-    from a tracking server, and a locked/busy SQLite database."""
-    import requests
-    import sqlalchemy.exc
-
-    for err in _chain(exc):
-        if isinstance(err, ConnectionError | TimeoutError | requests.ConnectionError
-                      | requests.Timeout):
-            return True
-        if isinstance(err, sqlalchemy.exc.OperationalError) and any(
-                word in str(err).lower() for word in ("locked", "busy")):
-            return True
-        from_server = isinstance(err, RestException) or str(err).startswith("API request to")
-        if isinstance(err, MlflowException) and from_server and err.get_http_status_code() >= 500:
-            return True
-    return False
-
-
-def _log_retry(state) -> None:
-    log.warning("MLflow call failed (%s); retrying in %.1fs", state.outcome.exception(),
-                state.next_action.sleep)
-
-
-def with_retries(what: str, fn: Callable[[], T], retries: int) -> T:
-    """Call ``fn``; retry transient failures ``retries`` times with exponential backoff. A
-    failure that remains is a RegistryError naming the store; MLflow's refusals are too."""
-    retrying = Retrying(stop=stop_after_attempt(retries + 1),
-                        wait=wait_exponential(multiplier=BACKOFF_SECONDS, max=30),
-                        retry=retry_if_exception(is_transient), before_sleep=_log_retry,
-                        reraise=True)
-    try:
-        return retrying(fn)
-    except Exception as exc:
-        if is_transient(exc):
-            raise RegistryError(
-                f"MLflow {what} failed after {retries + 1} attempt(s): the tracking store "
-                f"({mlflow.get_tracking_uri()}) did not answer ({type(exc).__name__}: "
-                f"{str(exc)[:300]}). Check that it is running and reachable; nothing was "
-                "promoted.") from exc
-        if isinstance(exc, MlflowException):
-            raise RegistryError(f"MLflow {what} failed: MLflow refused the request "
-                                f"({str(exc)[:300]}); nothing was promoted.") from exc
-        raise
-
-
-def check_writable(db: Path) -> None:
-    """RegistryError unless the SQLite store and its artifact folder can be written (probed
-    with a real write, so it holds for any user and any file system)."""
-    artifacts = db.parent / "artifacts"
-    try:
-        artifacts.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=artifacts):
-            pass
-        if db.exists():
-            con = sqlite3.connect(db, timeout=30)
-            try:
-                con.execute("BEGIN IMMEDIATE")
-                con.rollback()
-            finally:
-                con.close()
-    except (OSError, sqlite3.Error) as exc:
-        raise RegistryError(
-            f"the MLflow store {db} (or {artifacts}) cannot be written: {exc}. Make it writable "
-            "or pass --tracking-uri to another store; nothing was trained.") from None
-
-
-def repair_half_migrated(db: Path) -> bool:
-    """Finish a schema upgrade that was interrupted (alembic's batch copies left behind):
-    put a copied table back if its original is gone, drop the redundant copies, and run the
-    upgrade again. True when something was repaired."""
-    if not db.exists():
-        return False
-    con = sqlite3.connect(db, timeout=30)
-    try:
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
-        for tmp in leftovers:
-            original = tmp.removeprefix("_alembic_tmp_")
-            if original in tables:
-                con.execute(f'DROP TABLE "{tmp}"')
-            else:
-                con.execute(f'ALTER TABLE "{tmp}" RENAME TO "{original}"')
-        con.commit()
-    finally:
-        con.close()
-    if not leftovers:
-        return False
-    import sqlalchemy
-    from mlflow.store.db.utils import _upgrade_db
-
-    log.warning("the MLflow store %s was left half-migrated (%s); repairing", db,
-                ", ".join(leftovers))
-    engine = sqlalchemy.create_engine(f"sqlite:///{db}")
-    try:
-        _upgrade_db(engine)
-    finally:
-        engine.dispose()
-    return True
-
-
-_OPENED: set[str] = set()  # SQLite stores this process has opened (and checked) already
-_CLIENTS: dict[str, MlflowClient] = {}  # one client per store and process
-_EXPERIMENTS: dict[tuple[str, str], str] = {}  # (store, experiment name) -> id, once checked
+    client: MlflowClient | None = None
+    opened: bool = False
+    experiments: dict[str, str] = field(default_factory=dict)
+    settings_applied: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 # MLflow's own HTTP retries off: the store's retry policy is the one retry policy for MLflow
 # (stacked under it, MLflow's default would also wait minutes against an unreachable server).
@@ -179,6 +77,16 @@ class MlflowStore:
     tracking_uri: str
     experiment: str = "stockcast"
     max_retries: int = 2
+    _cache: _Cache = field(default_factory=_Cache, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        """Pickled (a Dask worker's copy) without the cache: the copy builds its own."""
+        return {"tracking_uri": self.tracking_uri, "experiment": self.experiment,
+                "max_retries": self.max_retries}
+
+    def __setstate__(self, state: dict) -> None:
+        for key, value in {**state, "_cache": _Cache()}.items():
+            object.__setattr__(self, key, value)
 
     @classmethod
     def from_config(cls, cfg: TrackingConfig) -> MlflowStore:
@@ -190,20 +98,24 @@ class MlflowStore:
 
     @property
     def client(self) -> MlflowClient:
-        """The process's one client on this store (it holds no per-call state; MLflow caches
-        the underlying store per URI as well)."""
-        client = _CLIENTS.get(self.tracking_uri)
-        if client is None:
-            client = _CLIENTS.setdefault(self.tracking_uri, MlflowClient(self.tracking_uri))
-        return client
+        """The store's one client (it holds no per-call state; MLflow caches the underlying
+        store per URI as well)."""
+        with self._cache.lock:
+            if self._cache.client is None:
+                self._cache.client = MlflowClient(self.tracking_uri)
+            return self._cache.client
 
     def activate(self) -> None:
-        """Point MLflow's fluent API at this store (without leaking the URI into the
-        environment) and apply MLflow's settings this project relies on."""
-        os.environ.update(MLFLOW_ENV)
-        for key, value in MLFLOW_ENV_DEFAULTS.items():
-            os.environ.setdefault(key, value)
-        point_mlflow_at(self.tracking_uri)
+        """Apply MLflow's settings this project relies on (once) and point MLflow's fluent API
+        at this store when it points elsewhere (without leaking the URI into the
+        environment): another store in the same process may have moved it."""
+        if not self._cache.settings_applied:
+            os.environ.update(MLFLOW_ENV)
+            for key, value in MLFLOW_ENV_DEFAULTS.items():
+                os.environ.setdefault(key, value)
+            self._cache.settings_applied = True
+        if mlflow.get_tracking_uri() != self.tracking_uri:
+            point_mlflow_at(self.tracking_uri)
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """``fn()`` under the retry policy (MLflow active on this store)."""
@@ -214,7 +126,8 @@ class MlflowStore:
         """A cross-process lock named ``name`` for this store (other users may take it too);
         a timeout names the process holding it and the remedy (``locks.held``)."""
         key = hashlib.sha256(f"{self.tracking_uri}|{name}".encode()).hexdigest()[:16]
-        return held(lock_dir(self.tracking_uri) / f"{key}.lock", f"{name} of {self.tracking_uri}", timeout)
+        return held(lock_dir(self.tracking_uri) / f"{key}.lock", f"{name} of {self.tracking_uri}",
+                    timeout)
 
     def open(self) -> None:
         """Create, repair or upgrade the store's schema, one process at a time (concurrent
@@ -224,7 +137,7 @@ class MlflowStore:
 
     def _open_once(self) -> None:
         db = sqlite_path(self.tracking_uri)
-        if db is None or self.tracking_uri in _OPENED:
+        if db is None or self._cache.opened:
             return
         db.parent.mkdir(parents=True, exist_ok=True)
         check_writable(db)
@@ -241,18 +154,18 @@ class MlflowStore:
                     f"the MLflow store {db} cannot be opened ({type(exc).__name__}: "
                     f"{str(exc)[:300]}). Back it up, then run `.venv/bin/mlflow db upgrade "
                     f"sqlite:///{db}`, or start afresh with `make clean-store`.") from None
-        _OPENED.add(self.tracking_uri)
+        self._cache.opened = True
 
     def experiment_id(self, experiment: str | None = None) -> str:
         """Open the store and make sure ``experiment`` (default: the store's) exists, tagged
         as a model-development experiment; returns its id."""
         name = experiment or self.experiment
-        known = _EXPERIMENTS.get((self.tracking_uri, name))
-        if known is not None:  # looked up (and tagged) once per process
+        known = self._cache.experiments.get(name)
+        if known is not None:  # looked up (and tagged) once per store
             return known
         self.open()
         exp_id = self.call("connection", lambda: self._ensure_experiment(name))
-        _EXPERIMENTS[(self.tracking_uri, name)] = exp_id
+        self._cache.experiments[name] = exp_id
         return exp_id
 
     def _ensure_experiment(self, name: str) -> str:

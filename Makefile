@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 UI_PORT ?= 5000
+# One worker: MLflow's default four on the embedded SQLite store kept dying under load
+# ("Child process died"); one served fine (#30). UI_WORKERS=... to change it.
+UI_WORKERS ?= 1
 PREFECT_PORT ?= 4200
 POOL ?= stockcast-pool
 TICKER ?= GOOG
@@ -84,7 +87,8 @@ bench: setup ## benchmarks (docs/benchmarks.md): throughput, quality, intervals,
 ui: setup ## MLflow UI on the embedded store at http://127.0.0.1:5000 (UI_PORT=...); prints the links to open
 	@$(BIN)/python -m stockcast.registry.ui_links "$(STORE)" http://127.0.0.1:$(UI_PORT) 2>/dev/null || true
 	XDG_CONFIG_HOME="$(abspath $(STOCKCAST_HOME))/.config" $(BIN)/mlflow ui --backend-store-uri "$(STORE)" \
-		--default-artifact-root "$(abspath $(STOCKCAST_HOME))/mlflow/artifacts" --host 127.0.0.1 --port $(UI_PORT)
+		--default-artifact-root "$(abspath $(STOCKCAST_HOME))/mlflow/artifacts" --host 127.0.0.1 --port $(UI_PORT) \
+		--workers $(UI_WORKERS)
 
 server: setup ## a local Prefect server at http://127.0.0.1:4200 (PREFECT_PORT=...)
 	PREFECT_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api \

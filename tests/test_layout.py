@@ -9,8 +9,8 @@ import stockcast
 PACKAGE = Path(stockcast.__file__).parent
 
 
-def module_imports() -> dict[str, set[str]]:
-    """Every stockcast module and the stockcast modules it imports (anywhere in the file)."""
+def all_imports() -> dict[str, set[str]]:
+    """Every stockcast module and every module it imports (anywhere in the file)."""
     out = {}
     for path in PACKAGE.rglob("*.py"):
         name = ".".join(("stockcast", *path.relative_to(PACKAGE).with_suffix("").parts))
@@ -23,15 +23,63 @@ def module_imports() -> dict[str, set[str]]:
             elif isinstance(node, ast.Import):
                 found.update(a.name for a in node.names)
         out[name] = found
+    return out
+
+
+def module_imports() -> dict[str, set[str]]:
+    """Every stockcast module and the stockcast modules it imports."""
+    out = all_imports()
     return {m: {i for i in deps if i in out and i != m} for m, deps in out.items()}
 
 
-def test_data_does_not_depend_on_modeling_evaluation_or_registry():
-    for module, deps in module_imports().items():
-        if module.startswith("stockcast.data"):
-            bad = {d for d in deps if d.startswith(("stockcast.modeling", "stockcast.evaluation",
-                                                    "stockcast.registry", "stockcast.serving"))}
-            assert not bad, f"{module} imports {sorted(bad)}"
+# The package's layers, lowest first: a module may import its own layer and those below, the
+# top-level modules (config, errors, ...) that belong to no layer, and nothing above.
+LAYERS = ("data", "modeling", "evaluation", "registry", "serving")
+ABOVE_ALL = ("stockcast.pipeline", "stockcast.ticker_outcome", "stockcast.cli")
+# Prefect and the flows stay above the package: only these may reach them (inside functions).
+MAY_IMPORT_PREFECT = {"stockcast.cli": "runs the flows",
+                      "stockcast.server_guard": "stops Prefect's temporary server"}
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 and parts[1] in LAYERS else None
+
+
+def forbidden_imports(graph: dict[str, set[str]]) -> list[str]:
+    """The imports that break the contracts above, as ``a -> b`` lines."""
+    bad = []
+    for module, deps in sorted(graph.items()):
+        layer = _layer(module)
+        for dep in sorted(deps):
+            if dep.split(".")[0] in ("prefect", "flows"):
+                broken = module not in MAY_IMPORT_PREFECT
+            elif dep.startswith(ABOVE_ALL):
+                broken = module not in ABOVE_ALL
+            else:
+                broken = bool(layer and _layer(dep)
+                              and LAYERS.index(_layer(dep)) > LAYERS.index(layer))
+            if broken:
+                bad.append(f"{module} -> {dep}")
+    return bad
+
+
+def test_imports_keep_the_contracts():
+    assert forbidden_imports(all_imports()) == []
+
+
+def test_the_contracts_catch_an_import_that_points_up():
+    planted = {"stockcast.data.cache": {"stockcast.modeling.recipe", "stockcast.config"},
+               "stockcast.modeling.trainer": {"prefect", "stockcast.modeling.model"},
+               "stockcast.evaluation.scorecard": {"stockcast.pipeline"},
+               "stockcast.registry.versions": {"stockcast.serving.rest"},
+               "stockcast.serving.rest": {"stockcast.registry.store", "stockcast.data.files"},
+               "stockcast.cli": {"flows.train", "stockcast.pipeline"}}
+    assert forbidden_imports(planted) == [
+        "stockcast.data.cache -> stockcast.modeling.recipe",
+        "stockcast.evaluation.scorecard -> stockcast.pipeline",
+        "stockcast.modeling.trainer -> prefect",
+        "stockcast.registry.versions -> stockcast.serving.rest"]
 
 
 def test_there_are_no_import_circles():

@@ -32,7 +32,7 @@ from stockcast.evaluation.earlier_folds import (
     pool,
     test_span_table,
 )
-from stockcast.evaluation.forecaster_choice import CALIBRATED_BASELINES, LABELS
+from stockcast.modeling.volatility_forecasters import BY_PREFIX
 from stockcast.registry.promotion import compare, row_losses
 
 SEEDS = (42, 1, 2, 3, 4, 5)
@@ -59,8 +59,8 @@ def fold_fits(ticker: str, seeds: tuple[int, ...] = SEEDS) -> dict:
             seconds.append(time.perf_counter() - start)
             tables[seed].append(test_span_table(fit))
             if seed == seeds[0]:
-                for prefix, kind in CALIBRATED_BASELINES.items():
-                    choice.setdefault(prefix, []).append(baseline_against_lstm(fit, kind))
+                for prefix, model in BY_PREFIX.items():
+                    choice.setdefault(prefix, []).append(baseline_against_lstm(fit, model.kind))
     return {"tables": tables, "seconds": seconds, "choice": choice, "rows": len(frame),
             "ends": ends}
 
@@ -119,7 +119,7 @@ def choice(fits: dict) -> dict:
     best = min(tonight, key=tonight.get)
     alone = pool(per[best][-1:], 1, 0.0, fits=1)
     pooled = pool(per[best], 1, seed_sd, fits=1)
-    return {"best": LABELS[best], "changes": pooled.changes, "p_alone": alone.result.pvalue,
+    return {"best": BY_PREFIX[best].name, "changes": pooled.changes, "p_alone": alone.result.pvalue,
             "p_pooled": pooled.result.pvalue}
 
 

@@ -83,6 +83,6 @@ def test_calibrated_lstm_intervals_cover_on_an_unseen_heteroscedastic_series():
         assert np.mean((actual >= lo) & (actual <= hi)) == pytest.approx(coverage, abs=tolerance)
     # Adaptive: wider when the EWMA volatility is high (the band moves with the clusters).
     width = (forecast.interval(0.95)[1] - forecast.interval(0.95)[0])[:, 0] / last
-    band = ewma_band(data.close, data.test.origins, 2, forecast.levels)
+    band = ewma_band(data.frame, data.test.origins, 2, forecast.levels)
     ewma_width = (band[:, 0, 4] - band[:, 0, 0]) / last
     assert np.corrcoef(width, ewma_width)[0, 1] > 0.8

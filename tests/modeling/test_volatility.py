@@ -16,7 +16,7 @@ from stockcast.modeling.volatility import (
     range_variance,
     squared_returns,
 )
-from stockcast.modeling.volatility_forecasters import VolatilityForecaster, fit_baseline
+from stockcast.modeling.volatility_forecasters import BASELINES, fit_baseline
 
 
 def _perturb_after(frame, row, seed=1, vol=0.05):
@@ -56,13 +56,13 @@ def test_ewma_of_a_variance_follows_the_recursion_after_the_warm_up():
 def test_every_baseline_is_causal(kind, vol):
     frame = make_prices(600)
     origin = 450
-    model = VolatilityForecaster(kind, horizon=3).fit(frame, 400)
+    model = BASELINES[kind](horizon=3).fit(frame, 400)
     changed = _perturb_after(frame, origin, vol=vol)
     origins = np.arange(300, origin + 1)
     np.testing.assert_allclose(model.scale(changed, origins), model.scale(frame, origins),
                                rtol=1e-10)
     # And the parameters read the training rows only.
-    refit = VolatilityForecaster(kind, horizon=3).fit(_perturb_after(frame, 399), 400)
+    refit = BASELINES[kind](horizon=3).fit(_perturb_after(frame, 399), 400)
     np.testing.assert_allclose(refit.params, model.params, rtol=1e-6)
 
 
@@ -158,3 +158,33 @@ def test_a_calibrated_baseline_covers_on_new_data():
     actual = frame["Close"].to_numpy()[origins + 1]
     assert 0.92 < np.mean((actual >= lo[:, 0]) & (actual <= hi[:, 0])) < 0.98
     np.testing.assert_array_equal(fc.point[:, 0], frame["Close"].to_numpy()[origins])
+
+
+@pytest.mark.parametrize("kind", ["ewma", "rangevol", "har", "garch"])
+def test_a_pickle_from_before_the_baseline_classes_loads_as_its_model(kind):
+    # Served models pickled before one class per baseline held a VolatilityForecaster whose
+    # `kind` field chose the model: they load as that model's class and forecast the same.
+    import pickle
+
+    from stockcast.modeling.volatility_forecasters import VolatilityForecaster
+
+    frame = make_prices(600)
+    fitted = fit_baseline(kind, frame, 400, np.arange(400, 500), horizon=2)
+    old = VolatilityForecaster.__new__(VolatilityForecaster)
+    old.__dict__.update({"kind": kind, **fitted.__dict__})  # the old layout: kind a field
+    loaded = pickle.loads(pickle.dumps(old))
+    assert type(loaded) is BASELINES[kind] and "kind" not in loaded.__dict__
+    origins = np.arange(500, 590)
+    np.testing.assert_array_equal(loaded.forecast_at(frame, origins).quantiles,
+                                  fitted.forecast_at(frame, origins).quantiles)
+    again = pickle.loads(pickle.dumps(fitted))  # a pickle of today's classes
+    assert type(again) is type(fitted) and loaded.tag == fitted.tag
+    np.testing.assert_array_equal(again.forecast_at(frame, origins).quantiles,
+                                  fitted.forecast_at(frame, origins).quantiles)
+
+
+def test_each_baseline_is_named_once():
+    # Key, tag, metric prefix and names come from the one registry, each unique.
+    models = list(BASELINES.values())
+    for attribute in ("kind", "tag", "prefix", "name", "short"):
+        assert len({getattr(m, attribute) for m in models}) == len(models), attribute

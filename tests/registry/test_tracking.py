@@ -192,10 +192,10 @@ def test_an_lstm_worse_than_a_volatility_model_is_not_served(tmp_path, tracking_
     version = client.get_model_version("stockcast-TEST", out["version"])
     assert version.tags["forecaster"] == choice.tag  # what the Models page shows
     assert version.tags["forecaster.reason"] == choice.reason  # and why
-    from stockcast.registry.decision_record import SHORT_NAMES
+    from stockcast.modeling.volatility_forecasters import BY_TAG
 
     # What the Models page's ~40 characters show: the served model first, then the decision.
-    assert f"(serves {SHORT_NAMES[choice.tag]})" in version.description[:40]
+    assert f"(serves {BY_TAG[choice.tag].short})" in version.description[:40]
     assert version.description.endswith(f"· serves: {choice.reason}")
     tags = run.data.tags
     assert tags["forecaster"] == choice.tag != "lstm"

@@ -4,8 +4,10 @@ persistence, a constant drift, and the EWMA-volatility band."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from stockcast.modeling.intervals import QUANTILES, ewma_volatility, gaussian_z, quantile_prices
+from stockcast.modeling.intervals import QUANTILES
+from stockcast.modeling.volatility_forecasters import EwmaForecaster
 
 
 def naive_forecast(last_close: np.ndarray, horizon: int) -> np.ndarray:
@@ -25,13 +27,9 @@ def drift_forecast(last_close: np.ndarray, horizon: int, drift: float) -> np.nda
     return np.asarray(last_close, dtype=np.float64)[:, None] * np.exp(drift * steps)
 
 
-def ewma_band(close: np.ndarray, origins: np.ndarray, horizon: int,
+def ewma_band(frame: pd.DataFrame, origins: np.ndarray, horizon: int,
               levels: tuple[float, ...] = QUANTILES) -> np.ndarray:
-    """The EWMA-volatility band [W, h, Q]: Gaussian quantiles of a zero-drift random walk around
-    persistence, sigma_t * sqrt(k) at step k."""
-    close = np.asarray(close, dtype=np.float64)
-    sigma = ewma_volatility(close)[origins]
-    steps = np.sqrt(np.arange(1, horizon + 1))
-    scale = sigma[:, None] * steps[None, :]
-    return quantile_prices(np.zeros_like(scale), scale, gaussian_z(horizon, levels),
-                           close[origins])
+    """The EWMA-volatility band [W, h, Q], uncalibrated: Gaussian quantiles of a zero-drift
+    random walk around persistence, sigma_t * sqrt(k) at step k (the EWMA forecaster before
+    its calibration)."""
+    return EwmaForecaster(horizon, levels=levels).forecast_at(frame, origins).quantiles

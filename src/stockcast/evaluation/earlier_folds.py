@@ -22,13 +22,13 @@ import pandas as pd
 
 from stockcast.config import ModelConfig, PipelineConfig, TrainConfig, WindowConfig
 from stockcast.evaluation.forecast_tables import forecast_table
-from stockcast.evaluation.forecaster_choice import CALIBRATED_BASELINES, LABELS, LSTM, Choice
+from stockcast.evaluation.forecaster_choice import LSTM, Choice
 from stockcast.evaluation.interval_scores import relative_interval_score
 from stockcast.evaluation.significance import TEST_NAME, DMResult, pooled_dm_test, training_noise
 from stockcast.modeling.forecaster import Forecast
 from stockcast.modeling.recipe import TickerFit, fit_and_calibrate
 from stockcast.modeling.slots import training_slot
-from stockcast.modeling.volatility_forecasters import fit_baseline
+from stockcast.modeling.volatility_forecasters import BY_PREFIX, fit_baseline
 from stockcast.splits import min_rows, split_bounds
 from stockcast.stopping import RunStopped
 
@@ -161,7 +161,7 @@ def confirm_baseline(choice: Choice, fit: TickerFit,
     it is significantly better over the walk-forward folds pooled (tonight's ``(baseline
     loss, LSTM loss, dates)`` and each earlier fold's, the LSTM fit cold at each; one LSTM
     fit's training noise per fold): an edge on one span does not decide what is served."""
-    frame, kind = fit.data.frame, CALIBRATED_BASELINES[choice.prefix]
+    frame, kind = fit.data.frame, BY_PREFIX[choice.prefix].kind
     try:
         spans = [baseline_against_lstm(walk.recipe.fit(frame, end, walk.workers), kind)
                  for end in walk.ends(len(frame))]
@@ -172,7 +172,7 @@ def confirm_baseline(choice: Choice, fit: TickerFit,
                       f"{choice.reason} (tonight's test span alone: the walk-forward folds "
                       f"could not be fit, {type(exc).__name__}: {exc})"[:500])
     pooled = pool([*spans, tonight], fit.forecaster.horizon, walk.seed_sd, fits=1)
-    label, p = LABELS[choice.prefix], pooled.result.pvalue
+    label, p = BY_PREFIX[choice.prefix].name, pooled.result.pvalue
     evidence = pooled.describe(label, "the LSTM") + f" that {label} is better"
     folds = len(pooled.changes)
     if p < alpha:

@@ -8,13 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stockcast.evaluation.significance import TEST_NAME
-from stockcast.modeling.volatility_forecasters import BASELINE_NAMES, SERVED_TAGS
+from stockcast.modeling.volatility_forecasters import BY_PREFIX
 
 LSTM = "lstm"
-# Metric prefix -> volatility model, each fit on the training rows and conformal-calibrated on
-# the validation span exactly like the LSTM (``ewma`` alone is also scored raw).
-CALIBRATED_BASELINES = {"ewmacal": "ewma", "rangevol": "rangevol", "har": "har", "garch": "garch"}
-LABELS = {prefix: BASELINE_NAMES[kind] for prefix, kind in CALIBRATED_BASELINES.items()}
 
 
 @dataclass(frozen=True)
@@ -31,7 +27,7 @@ class Choice:
     @property
     def tag(self) -> str:
         """The version's ``forecaster`` tag: lstm, ewma, rangevol, har or garch_t."""
-        return LSTM if self.is_lstm else SERVED_TAGS[CALIBRATED_BASELINES[self.prefix]]
+        return LSTM if self.is_lstm else BY_PREFIX[self.prefix].tag
 
     @property
     def is_lstm(self) -> bool:
@@ -44,15 +40,16 @@ def choose_forecaster(metrics: dict[str, float], alpha: float) -> Choice:
     significantly. ``metrics`` holds ``<prefix>_interval_score_95`` and the DM p-values
     ``dm_pvalue_is95_<prefix>`` (H1: the LSTM's loss is lower) from ``score_all``; the p of
     the opposite one-sided hypothesis is 1 - p (the reference distribution is continuous)."""
-    best = min(CALIBRATED_BASELINES, key=lambda p: metrics[f"{p}_interval_score_95"])
+    best = min(BY_PREFIX, key=lambda p: metrics[f"{p}_interval_score_95"])
+    label = BY_PREFIX[best].name
     p_better = 1.0 - metrics[f"dm_pvalue_is95_{best}"]
     lstm, theirs = metrics["test_interval_score_95"], metrics[f"{best}_interval_score_95"]
-    evidence = (f"95 % interval score {lstm:.4g} vs {LABELS[best]} {theirs:.4g} on the test "
-                f"span; {TEST_NAME} p {p_better:.3g} that {LABELS[best]} is better")
+    evidence = (f"95 % interval score {lstm:.4g} vs {label} {theirs:.4g} on the test "
+                f"span; {TEST_NAME} p {p_better:.3g} that {label} is better")
     if p_better < alpha:
         return Choice(best, best, p_better,
-                      f"LSTM worse than {LABELS[best]} ({evidence} < alpha {alpha}): serving "
-                      f"{LABELS[best]}")
+                      f"LSTM worse than {label} ({evidence} < alpha {alpha}): serving "
+                      f"{label}")
     return Choice(LSTM, best, p_better, f"serving the LSTM: not significantly worse than the "
                   f"best baseline ({evidence} >= alpha {alpha})")
 

@@ -17,8 +17,6 @@ from stockcast.evaluation.earlier_folds import WalkForward, confirm_baseline
 from stockcast.evaluation.figures import plot_coverage, plot_fan, plot_losses, plot_residuals
 from stockcast.evaluation.forecast_tables import forecast_table
 from stockcast.evaluation.forecaster_choice import (
-    CALIBRATED_BASELINES,
-    LABELS,
     Choice,
     choose_forecaster,
     lstm_name,
@@ -37,7 +35,11 @@ from stockcast.modeling.adaptive import Tracking, adapted_forecast
 from stockcast.modeling.forecaster import Forecast, Forecaster
 from stockcast.modeling.intervals import central_interval
 from stockcast.modeling.recipe import TickerFit
-from stockcast.modeling.volatility_forecasters import VolatilityForecaster, fit_baseline
+from stockcast.modeling.volatility_forecasters import (
+    BY_PREFIX,
+    VolatilityForecaster,
+    fit_baseline,
+)
 
 COVERAGES = (0.8, 0.95)
 
@@ -65,7 +67,7 @@ class Evaluation:
     def served_label(self) -> str:
         """The volatility model served in the LSTM's place, in words; empty when the LSTM is."""
         choice = self.choice
-        return "" if choice is None or choice.is_lstm else LABELS[choice.prefix]
+        return "" if choice is None or choice.is_lstm else BY_PREFIX[choice.prefix].name
 
     @property
     def lstm_metrics(self) -> dict[str, float]:
@@ -158,9 +160,9 @@ def score_test_span(fit: TickerFit, ticker: str = "") -> SpanScores:
             "registered.")
     actual = data.actual_prices(test)
     h = actual.shape[1]
-    baselines = {prefix: fit_baseline(kind, data.frame, data.bounds.train_end, data.val.origins, h)
-                 for prefix, kind in CALIBRATED_BASELINES.items()}
-    bands = {"ewma": ewma_band(data.close, test.origins, h, forecast.levels)} | {
+    baselines = {prefix: fit_baseline(model.kind, data.frame, data.bounds.train_end,
+                                      data.val.origins, h) for prefix, model in BY_PREFIX.items()}
+    bands = {"ewma": ewma_band(data.frame, test.origins, h, forecast.levels)} | {
         prefix: b.forecast_at(data.frame, test.origins).quantiles for prefix, b in baselines.items()}
     drift = training_drift(data.close, data.bounds.train_end)
     return SpanScores(forecast, actual, last, drift, bands, baselines,
@@ -205,7 +207,7 @@ def evaluation_figures(fit: TickerFit, evaluation: Evaluation, out_dir: Path,
     data, result, out = fit.data, fit.result, Path(out_dir)
     forecast, actual, metrics = evaluation.forecast, evaluation.actual, evaluation.lstm_metrics
     dates, origins = data.frame["Date"], evaluation.origins
-    ewma_q = ewma_band(data.close, origins, actual.shape[1], forecast.levels)  # the reference
+    ewma_q = ewma_band(data.frame, origins, actual.shape[1], forecast.levels)  # the reference
     return {
         "forecast": plot_fan(dates, data.frame["Close"], origins, forecast, ewma_q,
                              out / "forecast_fan.png", ticker, metrics),

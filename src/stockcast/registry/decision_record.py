@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from mlflow.tracking import MlflowClient
 
 from stockcast.evaluation.significance import TEST_NAME
+from stockcast.modeling.volatility_forecasters import BY_TAG
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,6 @@ class Decision:
     margin: float = 0.0
     seed_sd: float = 0.0  # the training noise the test allowed for (relative, per fit)
     folds: int = 1  # the out-of-sample spans pooled (earlier walk-forward folds and tonight's)
-
-
-# The served volatility models in a few letters, for the description's first 40 characters.
-SHORT_NAMES = {"ewma": "EWMA", "rangevol": "range EWMA", "har": "HAR", "garch_t": "GARCH-t"}
 
 
 def record_decision(client: MlflowClient, name: str, version: str, decision: Decision,
@@ -61,7 +58,9 @@ def headline(decision: Decision, by: str = "pipeline", serves: str = "") -> str:
     ``v3 stays champion: -0.8 %, p 0.310``, ``no champion: sanity gate refused``; with a
     volatility model served, its name first: ``CHAMPION (serves HAR): first version``,
     ``(serves HAR) v3 stays champion: ...``."""
-    label = f"serves {SHORT_NAMES.get(serves, serves)}" if serves and serves != "lstm" else ""
+    # The served volatility model in a few letters, for the description's first 40 characters.
+    short = BY_TAG[serves].short if serves in BY_TAG else serves
+    label = f"serves {short}" if serves and serves != "lstm" else ""
     previous = decision.champion_version
     change = ""
     if decision.candidate_loss is not None and decision.champion_loss:

@@ -75,3 +75,25 @@ def test_a_transformer_pickled_with_the_target_as_a_name_still_loads(target):
     if target == "residual":
         assert isinstance(old.target, ResidualTarget)
         assert old.target.residual_scale == new.target.residual_scale
+
+
+@pytest.mark.parametrize("volatility", ["close", "range", "har", None])
+def test_a_transformer_pickled_with_the_base_scale_as_a_name_still_loads(volatility):
+    # Before the base-scale classes a transformer kept `volatility` (none at all before the
+    # range inputs: the close EWMA) and `har_coefs` as fields; it loads with the same scale.
+    from stockcast.modeling.intervals import base_scale
+
+    frame = make_prices(400)
+    data = prepare_windows(frame, WINDOW, ModelConfig(volatility=volatility or "close"))
+    new = data.transformer
+    state = {k: v for k, v in new.__dict__.items() if k != "daily_scale"}
+    if volatility is not None:
+        state["volatility"] = volatility
+        state["har_coefs"] = getattr(new.daily_scale, "coefs", None)
+    old = SeriesTransformer.__new__(SeriesTransformer)
+    old.__dict__.update(state)  # the old layout, as its pickle holds it
+    loaded = pickle.loads(pickle.dumps(old))
+    assert type(loaded.daily_scale) is type(new.daily_scale)
+    assert loaded.input_columns == new.input_columns
+    np.testing.assert_array_equal(base_scale(loaded, frame, data.test.origins),
+                                  base_scale(new, frame, data.test.origins))

@@ -17,8 +17,6 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from stockcast.modeling.volatility import ewma_volatility, har_step_sd, range_volatility
-
 # Central 80 % and 95 % intervals plus the median.
 QUANTILES = (0.025, 0.1, 0.5, 0.9, 0.975)
 
@@ -85,18 +83,12 @@ def central_interval(quantiles: np.ndarray, levels: tuple[float, ...],
 
 
 def base_scale(transformer, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
-    """The EWMA volatility (of the range-based daily variance, or of close-to-close returns
-    for models that chose ``volatility: close``, as every model before the range inputs did)
-    at each origin expressed in the model's scaled output units
-    [W, out]: the scale the model's head starts from (``transformer`` is a fitted
-    SeriesTransformer; its target says how a log-return volatility maps to its units)."""
+    """The transformer's daily volatility (its ``daily_scale``: range or close EWMA, HAR) at
+    each origin expressed in the model's scaled output units [W, out]: the scale the model's
+    head starts from (``transformer`` is a fitted SeriesTransformer; its target says how a
+    log-return volatility maps to its units)."""
     close = frame["Close"].to_numpy(dtype=np.float64)
-    if transformer.volatility == "har":  # each step's own daily sd   [W, h]
-        sigma = har_step_sd(frame, origins, transformer.har_coefs)
-    elif transformer.volatility == "range":
-        sigma = range_volatility(frame)[origins][:, None]  # daily log-return sd   [W, 1]
-    else:
-        sigma = ewma_volatility(close)[origins][:, None]
+    sigma = transformer.daily_scale.daily_sd(frame, origins)  # daily sd   [W, 1] or [W, h]
     base = transformer.target.base_scale(sigma, close[origins], transformer.horizon)
     if transformer.include_input:  # echoed inputs are known: any positive scale will do
         base = np.concatenate([np.ones((len(origins), transformer.sequence_length)), base], axis=1)

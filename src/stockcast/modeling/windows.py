@@ -20,9 +20,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.base import TransformerMixin
 
 from stockcast.config import ModelConfig, WindowConfig
+from stockcast.modeling.base_scales import BaseScale, CloseEwmaScale, base_scale_named
 from stockcast.modeling.intervals import base_scale
 from stockcast.modeling.targets import FEATURE_COLUMNS, LogReturnTarget, ResidualTarget, Target, make_target
-from stockcast.modeling.volatility import fit_har
 from stockcast.splits import SplitBounds, split_bounds, window_origins
 
 
@@ -67,14 +67,16 @@ class SeriesTransformer:
     sequence_length: int = 60
     horizon: int = 1
     include_input: bool = False
-    # The daily volatility the head's scale starts from: "range" (EWMA of the range-based
-    # variance, needs Open/High/Low) or "close" (close-to-close EWMA; every model pickled
-    # before the range inputs has no such field and reads this class default).
-    volatility: str = "close"
-    har_coefs: np.ndarray | None = None  # the HAR regressions (volatility "har"), train rows
+    # The daily volatility the head's scale starts from (``model.volatility``).
+    daily_scale: BaseScale = field(default_factory=CloseEwmaScale)
 
 
     def __setstate__(self, state: dict) -> None:
+        # Models registered before the base-scale classes kept its name (``volatility``; none
+        # before the range inputs: "close") and the HAR coefficients as fields.
+        if "daily_scale" not in state:
+            state["daily_scale"] = base_scale_named(state.pop("volatility", "close"),
+                                                    state.pop("har_coefs", None))
         # Models registered before the target classes pickled the target as its name with
         # the scaler beside it: rebuild the fitted target so their champions still load.
         if isinstance(state.get("target"), str):
@@ -101,16 +103,14 @@ class SeriesTransformer:
     def input_columns(self) -> list[str]:
         """The raw price columns a frame must have for these features."""
         needed = {"Close"} | {c for f in self.features for c in FEATURE_COLUMNS.get(f, (f,))}
-        if self.volatility in ("range", "har"):
-            needed |= {"Open", "High", "Low"}
+        needed |= set(self.daily_scale.columns)
         return [c for c in ("Open", "High", "Low", "Close", "Volume") if c in needed]
 
     def fit(self, frame: pd.DataFrame, train_end: int) -> SeriesTransformer:
         """Fit the target's scaling on training rows ``[0, train_end)`` only (no look-ahead)."""
         rows = self.target.row_features(frame.iloc[:train_end])[1:]  # row 0: no previous close
         self.target.fit(rows)
-        if self.volatility == "har":
-            self.har_coefs = fit_har(frame, train_end, self.horizon)
+        self.daily_scale.fit(frame, train_end, self.horizon)
         return self
 
     def windows(self, frame: pd.DataFrame, origins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +199,7 @@ def prepare_windows(frame: pd.DataFrame, window: WindowConfig, model: ModelConfi
         sequence_length=window.sequence_length,
         horizon=window.horizon,
         include_input=window.include_input,
-        volatility=model.volatility,
+        daily_scale=base_scale_named(model.volatility),
     ).fit(frame, bounds.train_end)
     windows = transformer.split_windows(frame, origins)
     splits = {name: Split(x, y, origins[name], base_scale(transformer, frame, origins[name]))

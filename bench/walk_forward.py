@@ -60,7 +60,7 @@ def fold_fits(ticker: str, seeds: tuple[int, ...] = SEEDS) -> dict:
             tables[seed].append(test_span_table(fit))
             if seed == seeds[0]:
                 for prefix, model in BY_PREFIX.items():
-                    choice.setdefault(prefix, []).append(baseline_against_lstm(fit, model.kind))
+                    choice.setdefault(prefix, []).append(baseline_against_lstm(fit, model))
     return {"tables": tables, "seconds": seconds, "choice": choice, "rows": len(frame),
             "ends": ends}
 

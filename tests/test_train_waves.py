@@ -57,8 +57,8 @@ def test_the_fit_and_the_lstm_refit_each_take_a_training_slot(monkeypatch):
     for stage, bound in ((lambda: pipeline.fit(validated, cfg), 2),
                          (lambda: pipeline.serve(None, lstm, cfg), 2),
                          # a volatility baseline's refit trains no network: no slot
-                         (lambda: pipeline.serve(None, baseline, cfg), 8)):
+                         (lambda: pipeline.serve(None, baseline, cfg), None)):
         peak[0] = 0
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda _, run=stage: run(), range(16)))
-        assert peak[0] == bound
+        assert peak[0] == bound if bound else peak[0] > 2  # unbounded: more than the slots

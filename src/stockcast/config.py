@@ -179,6 +179,10 @@ class TrackingConfig(_Frozen):
     # Signs logged models and verifies champions before loading them; set from the
     # STOCKCAST_MODEL_KEY environment variable at the edge, never written anywhere.
     model_key: SecretStr | None = None
+
+    def signing_key(self) -> str | None:
+        """The model key's value (None when models are not signed)."""
+        return self.model_key.get_secret_value() if self.model_key else None
     # The one retry policy for MLflow calls (network errors, HTTP 5xx, a busy SQLite store).
     max_retries: int = Field(default=2, ge=0, le=10)
     # Also log the network in MLflow's pytorch flavour (the pyfunc serves either way).

@@ -47,10 +47,6 @@ def training_slot(cfg: PipelineConfig) -> threading.BoundedSemaphore:
     return slots.training_slot(cfg.orchestration.max_workers)
 
 
-def _model_key(cfg: PipelineConfig) -> str | None:
-    return cfg.tracking.model_key.get_secret_value() if cfg.tracking.model_key else None
-
-
 def _name(cfg: PipelineConfig, ticker: str) -> str:
     return model_name(cfg.tracking.model_name_prefix, ticker)
 
@@ -59,7 +55,7 @@ def warm_start(ticker: str, cfg: PipelineConfig, store: MlflowStore) -> WarmStar
     """Where tonight's fit starts: the champion's evaluation-fit weights when the settings
     match, else scratch; the reason is logged either way (never fatal: scratch works)."""
     try:
-        start = champion_start(_name(cfg, ticker), cfg, store, _model_key(cfg))
+        start = champion_start(_name(cfg, ticker), cfg, store, cfg.tracking.signing_key())
     except Exception as exc:  # reading the champion failed: train cold, and say why
         start = WarmStart(None, f"scratch: the champion could not be read ({exc})"[:300])
     log.info("%s: training starts from %s", ticker, start.source)
@@ -84,6 +80,12 @@ def serve(fit: TickerFit, evaluation: Evaluation, cfg: PipelineConfig) -> Servin
     if evaluation.choice.is_lstm:
         with training_slot(cfg):
             return fit_for_serving(fit, cfg.model, cfg.train)
+    return _serve_baseline(fit, evaluation, cfg)
+
+
+def _serve_baseline(fit: TickerFit, evaluation: Evaluation, cfg: PipelineConfig) -> ServingFit:
+    """The volatility baseline the evaluation chose, refit through the last date (no network
+    is trained: no slot), and why it is served."""
     log.warning("%s", evaluation.choice.reason)
     return fit_for_serving(fit, cfg.model, cfg.train, evaluation.evaluated)
 
@@ -111,8 +113,7 @@ def serve_shared(fit: TickerFit, evaluation: Evaluation, refits: dict[str, Servi
     """The ticker's served forecaster: the refit global network, or the better baseline."""
     if evaluation.choice.is_lstm:
         return refits[ticker]
-    log.warning("%s", evaluation.choice.reason)
-    return fit_for_serving(fit, cfg.model, cfg.train, evaluation.evaluated)
+    return _serve_baseline(fit, evaluation, cfg)
 
 
 def register(logged: LoggedRun, ticker: str, cfg: PipelineConfig, store: MlflowStore,
@@ -131,7 +132,8 @@ def promote(version: str | None, evaluation: Evaluation, fit: TickerFit, ticker:
     if version is None:
         return Decision(False, f"not registered: {freshness.reason}")
     return promote_if_better(version, _name(cfg, ticker), evaluation, fit.data.frame,
-                             cfg.promotion, store, _model_key(cfg), WalkForward.of(cfg))
+                             cfg.promotion, store, cfg.tracking.signing_key(),
+                             WalkForward.of(cfg))
 
 
 def figures(decision: Decision, logged: LoggedRun, validated: ValidatedPrices, fit: TickerFit,

@@ -9,7 +9,7 @@ from helpers import make_prices
 from stockcast.config import IntervalConfig
 from stockcast.modeling.adaptive import Tracking, adapted_forecast, track_quantiles
 from stockcast.modeling.intervals import QUANTILES
-from stockcast.modeling.volatility_forecasters import fit_baseline
+from stockcast.modeling.volatility_forecasters import BASELINES
 
 Z0 = np.array([[-1.96, -1.2816, 0.0, 1.2816, 1.96]])  # static quantiles, one step
 
@@ -29,7 +29,7 @@ def _regime_prices(n: int, jump_at: int, factor: float, seed: int = 0) -> pd.Dat
 def baseline():
     """A close-to-close EWMA band, calibrated on calm rows 300-599, horizon 3."""
     frame = _regime_prices(1400, jump_at=900, factor=3.0)
-    return frame, fit_baseline("ewma", frame, 300, np.arange(300, 597), horizon=3)
+    return frame, BASELINES["ewma"].fitted(frame, 300, np.arange(300, 597), horizon=3)
 
 
 def test_rows_after_the_origin_change_nothing(baseline):

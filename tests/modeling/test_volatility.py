@@ -16,7 +16,7 @@ from stockcast.modeling.volatility import (
     range_variance,
     squared_returns,
 )
-from stockcast.modeling.volatility_forecasters import BASELINES, fit_baseline
+from stockcast.modeling.volatility_forecasters import BASELINES
 
 
 def _perturb_after(frame, row, seed=1, vol=0.05):
@@ -151,7 +151,7 @@ def test_several_steps_share_the_tails_and_keep_their_own_level():
 
 def test_a_calibrated_baseline_covers_on_new_data():
     frame = make_prices(2000, vol=0.015)
-    model = fit_baseline("rangevol", frame, 1200, np.arange(1200, 1500), horizon=1)
+    model = BASELINES["rangevol"].fitted(frame, 1200, np.arange(1200, 1500), horizon=1)
     origins = np.arange(1500, 1999)
     fc = model.forecast_at(frame, origins)
     lo, hi = fc.interval(0.95)
@@ -169,7 +169,7 @@ def test_a_pickle_from_before_the_baseline_classes_loads_as_its_model(kind):
     from stockcast.modeling.volatility_forecasters import VolatilityForecaster
 
     frame = make_prices(600)
-    fitted = fit_baseline(kind, frame, 400, np.arange(400, 500), horizon=2)
+    fitted = BASELINES[kind].fitted(frame, 400, np.arange(400, 500), horizon=2)
     old = VolatilityForecaster.__new__(VolatilityForecaster)
     old.__dict__.update({"kind": kind, **fitted.__dict__})  # the old layout: kind a field
     loaded = pickle.loads(pickle.dumps(old))

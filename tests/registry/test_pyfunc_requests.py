@@ -6,7 +6,7 @@ import pytest
 from helpers import make_prices
 
 from stockcast.config import ValidationConfig
-from stockcast.modeling.volatility_forecasters import fit_baseline
+from stockcast.modeling.volatility_forecasters import BASELINES
 from stockcast.registry.pyfunc import RequestRefused, StockcastForecaster
 
 FRAME = make_prices(900, vol=0.015, start="2019-01-02")
@@ -14,7 +14,7 @@ FRAME = make_prices(900, vol=0.015, start="2019-01-02")
 
 @pytest.fixture(scope="module", params=["rangevol", "ewma"])
 def served(request):
-    model = fit_baseline(request.param, FRAME, 500, np.arange(500, 700), horizon=1)
+    model = BASELINES[request.param].fitted(FRAME, 500, np.arange(500, 700), horizon=1)
     return StockcastForecaster(model, "T")
 
 

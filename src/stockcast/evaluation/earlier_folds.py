@@ -28,7 +28,7 @@ from stockcast.evaluation.significance import TEST_NAME, DMResult, pooled_dm_tes
 from stockcast.modeling.forecaster import Forecast
 from stockcast.modeling.recipe import TickerFit, fit_and_calibrate
 from stockcast.modeling.slots import training_slot
-from stockcast.modeling.volatility_forecasters import BY_PREFIX, fit_baseline
+from stockcast.modeling.volatility_forecasters import BY_PREFIX, VolatilityForecaster
 from stockcast.splits import min_rows, split_bounds
 from stockcast.stopping import RunStopped
 
@@ -139,15 +139,16 @@ def pool(spans: Sequence[tuple[np.ndarray, np.ndarray, pd.Series]], horizon: int
     return Pooled(result, changes, span)
 
 
-def baseline_against_lstm(fit: TickerFit, kind: str) -> tuple[np.ndarray, np.ndarray, pd.Series]:
-    """On a fold's test span: the calibrated volatility model ``kind`` (fit on the fold's
+def baseline_against_lstm(fit: TickerFit, model: type[VolatilityForecaster]
+                          ) -> tuple[np.ndarray, np.ndarray, pd.Series]:
+    """On a fold's test span: the calibrated volatility ``model`` (fit on the fold's
     training rows, calibrated on its validation span, as tonight's) and the fold's LSTM, as
     per-origin relative 95 % interval scores [W, h], with the origins' dates."""
     data, test = fit.data, fit.data.test
     last, actual = data.last_close(test), data.actual_prices(test)
     lstm = fit.forecaster.forecast_split(test, last)
     h = actual.shape[1]
-    baseline = fit_baseline(kind, data.frame, data.bounds.train_end, data.val.origins, h)
+    baseline = model.fitted(data.frame, data.bounds.train_end, data.val.origins, h)
     theirs = baseline.forecast_at(data.frame, test.origins)
     return (relative_interval_score(theirs.quantiles, theirs.levels, actual, last),
             relative_interval_score(lstm.quantiles, lstm.levels, actual, last),
@@ -161,9 +162,9 @@ def confirm_baseline(choice: Choice, fit: TickerFit,
     it is significantly better over the walk-forward folds pooled (tonight's ``(baseline
     loss, LSTM loss, dates)`` and each earlier fold's, the LSTM fit cold at each; one LSTM
     fit's training noise per fold): an edge on one span does not decide what is served."""
-    frame, kind = fit.data.frame, BY_PREFIX[choice.prefix].kind
+    frame, model = fit.data.frame, BY_PREFIX[choice.prefix]
     try:
-        spans = [baseline_against_lstm(walk.recipe.fit(frame, end, walk.workers), kind)
+        spans = [baseline_against_lstm(walk.recipe.fit(frame, end, walk.workers), model)
                  for end in walk.ends(len(frame))]
     except RunStopped:
         raise
@@ -172,7 +173,7 @@ def confirm_baseline(choice: Choice, fit: TickerFit,
                       f"{choice.reason} (tonight's test span alone: the walk-forward folds "
                       f"could not be fit, {type(exc).__name__}: {exc})"[:500])
     pooled = pool([*spans, tonight], fit.forecaster.horizon, walk.seed_sd, fits=1)
-    label, p = BY_PREFIX[choice.prefix].name, pooled.result.pvalue
+    label, p = model.name, pooled.result.pvalue
     evidence = pooled.describe(label, "the LSTM") + f" that {label} is better"
     folds = len(pooled.changes)
     if p < alpha:

@@ -38,7 +38,6 @@ from stockcast.modeling.recipe import TickerFit
 from stockcast.modeling.volatility_forecasters import (
     BY_PREFIX,
     VolatilityForecaster,
-    fit_baseline,
 )
 
 COVERAGES = (0.8, 0.95)
@@ -160,8 +159,8 @@ def score_test_span(fit: TickerFit, ticker: str = "") -> SpanScores:
             "registered.")
     actual = data.actual_prices(test)
     h = actual.shape[1]
-    baselines = {prefix: fit_baseline(model.kind, data.frame, data.bounds.train_end,
-                                      data.val.origins, h) for prefix, model in BY_PREFIX.items()}
+    baselines = {prefix: model.fitted(data.frame, data.bounds.train_end, data.val.origins, h)
+                 for prefix, model in BY_PREFIX.items()}
     bands = {"ewma": ewma_band(data.frame, test.origins, h, forecast.levels)} | {
         prefix: b.forecast_at(data.frame, test.origins).quantiles for prefix, b in baselines.items()}
     drift = training_drift(data.close, data.bounds.train_end)

@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 PROGRESS_SECONDS = 10.0
-# The epoch's phases as torch.profiler sees them (bench/throughput.py's epoch profile); a
-# scope costs microseconds when no profiler runs.
+# The epoch's phases as torch.profiler sees them (bench/throughput.py's epoch profile). With no
+# profiler running a scope costs about 10 us (measured on the bf16 Xeon): 5 per batch, about
+# 0.25 % of a default batch's 20 ms.
 PHASES = ("train.gather", "train.forward", "train.backward", "train.optimizer",
           "train.validate")
 

@@ -64,6 +64,12 @@ class VolatilityForecaster:
             self.__class__ = BASELINES[kind]
         self.__dict__.update(state)
 
+    @classmethod
+    def fitted(cls, frame: pd.DataFrame, train_end: int, val_origins: np.ndarray,
+               horizon: int) -> VolatilityForecaster:
+        """The model fit on the training rows and calibrated on the validation origins."""
+        return cls(horizon).fit(frame, train_end).calibrate(frame, val_origins)
+
     @property
     def input_columns(self) -> list[str]:
         """The raw price columns the model reads."""
@@ -170,12 +176,6 @@ BASELINES: dict[str, type[VolatilityForecaster]] = {
     c.kind: c for c in (EwmaForecaster, RangeEwmaForecaster, HarForecaster, GarchForecaster)}
 BY_PREFIX = {c.prefix: c for c in BASELINES.values()}
 BY_TAG = {c.tag: c for c in BASELINES.values()}
-
-
-def fit_baseline(kind: str, frame: pd.DataFrame, train_end: int, val_origins: np.ndarray,
-                 horizon: int) -> VolatilityForecaster:
-    """A volatility model fit on the training rows and calibrated on the validation origins."""
-    return BASELINES[kind](horizon).fit(frame, train_end).calibrate(frame, val_origins)
 
 
 def refit_baseline(fitted: VolatilityForecaster, frame: pd.DataFrame) -> VolatilityForecaster:

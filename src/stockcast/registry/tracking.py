@@ -281,7 +281,7 @@ def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Ev
             Metric(key, float(value), now, step)
             for step, epoch_metrics in enumerate(result.history, start=1)
             for key, value in epoch_metrics.items()])
-        key = cfg.tracking.model_key.get_secret_value() if cfg.tracking.model_key else None
+        key = cfg.tracking.signing_key()
         if key is not None:
             sign_logged_model(model_uri, run_id, key, store)
         # what promotion re-scores later: the forecaster evaluated (the LSTM or a baseline)

@@ -12,6 +12,9 @@ UI_PORT ?= 5000
 # ("Child process died"); one served fine (#30). UI_WORKERS=... to change it.
 UI_WORKERS ?= 1
 PREFECT_PORT ?= 4200
+# A team's served MLflow (docs/team.md): TRACKING_URI=http://mlflow:5000 makes `make worker`
+# carry it to every run the worker starts and `make ui` print that server's links.
+TRACKING_URI ?=
 POOL ?= stockcast-pool
 TICKER ?= GOOG
 MODEL_PORT ?= 5001
@@ -84,11 +87,15 @@ lint: setup ## ruff
 bench: setup ## benchmarks (docs/benchmarks.md): throughput, quality, intervals, served (unseen days), stages, portfolio, drift, promotion, walk-forward, the REST service, refit, warm start
 	$(BIN)/python bench/run.py $(ARGS)
 
-ui: setup ## MLflow UI on the embedded store at http://127.0.0.1:5000 (UI_PORT=...); prints the links to open
+ui: setup ## MLflow UI on the embedded store at http://127.0.0.1:5000 (UI_PORT=...); prints the links to open (TRACKING_URI=http://...: a served MLflow's links instead)
+ifneq ($(filter http://% https://%,$(TRACKING_URI)),)
+	$(BIN)/python -m stockcast.registry.ui_links "$(TRACKING_URI)"
+else
 	@$(BIN)/python -m stockcast.registry.ui_links "$(STORE)" http://127.0.0.1:$(UI_PORT) 2>/dev/null || true
 	XDG_CONFIG_HOME="$(abspath $(STOCKCAST_HOME))/.config" $(BIN)/mlflow ui --backend-store-uri "$(STORE)" \
 		--default-artifact-root "$(abspath $(STOCKCAST_HOME))/mlflow/artifacts" --host 127.0.0.1 --port $(UI_PORT) \
 		--workers $(UI_WORKERS)
+endif
 
 server: setup ## a local Prefect server at http://127.0.0.1:4200 (PREFECT_PORT=...)
 	PREFECT_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api \
@@ -98,8 +105,9 @@ deploy: setup ## create the work pool and deploy prefect.yaml (needs `make serve
 	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect work-pool create $(POOL) --type process || true
 	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect --no-prompt deploy --all
 
-worker: setup ## a worker that runs scheduled flow runs (needs `make server`)
-	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect worker start --pool $(POOL)
+worker: setup ## a worker that runs scheduled flow runs (needs `make server`; TRACKING_URI=... for a served MLflow)
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(if $(TRACKING_URI),MLFLOW_TRACKING_URI="$(TRACKING_URI)") \
+		$(BIN)/prefect worker start --pool $(POOL)
 
 serve: setup ## one-process alternative: serve both flows on their schedules
 	$(BIN)/python -m flows.serve

@@ -164,29 +164,10 @@ def bench_served(horizons: tuple[int, ...] = (1, 5), synthetic: int = 2) -> dict
     return out
 
 
-def markdown(result: dict) -> list[str]:
-    """The unseen-days table for docs/benchmarks.md."""
-    lines = ["**Unseen days** (a champion trained to the cut, then served every session for a "
-             "year through the served path; adaptive = the served bands, static = the same "
-             "champion's split-conformal bands; interval score 95 in price units, lower is "
-             "better; the last step at horizon 5):", "",
-             "| case | served | h | days | coverage 80 adaptive / static | coverage 95 adaptive "
-             "/ static | interval score 95 adaptive / static | band ratio 95 median, max | "
-             "hindsight: factor, coverage 95, score vs static |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for c in result["cases"]:
-        a, s, best = c["adaptive"][-1], c["static"][-1], c["hindsight"][-1]
-        change = 100 * (a["interval_score_95"] / s["interval_score_95"] - 1)
-        gain = 100 * (best["interval_score_95"] / s["interval_score_95"] - 1)
-        lines.append(
-            f"| {c['label']} ({c['from']} .. {c['to']}) | {c['served']} | {c['horizon']} | "
-            f"{c['days']} | {a['coverage_80']:.3f} / {s['coverage_80']:.3f} | "
-            f"{a['coverage_95']:.3f} / {s['coverage_95']:.3f} | {a['interval_score_95']:.3f} / "
-            f"{s['interval_score_95']:.3f} ({change:+.1f} %) | "
-            f"{c['band_ratio_95']['median']:.2f}, {c['band_ratio_95']['max']:.2f} | "
-            f"{c['hindsight_factor']:.2f}, {best['coverage_95']:.3f}, {gain:+.1f} % |")
+def _tradeoff(result: dict) -> list[str]:
+    """Each setting's years within target and interval score against static, horizon 1."""
     one = [c for c in result["cases"] if c["horizon"] == 1]
-    lines += ["", "**The trade-off of the tracking's gain** (horizon 1, every case above: how "
+    lines = ["", "**The trade-off of the tracking's gain** (horizon 1, every case above: how "
               "many years kept each band within its target, 95 % in 0.94-0.96 and 80 % in "
               "0.78-0.82, the mean distance from nominal, and the interval score against the "
               "static bands; *hindsight* is the best constant rescaling of each case's static "
@@ -212,6 +193,31 @@ def markdown(result: dict) -> list[str]:
     lines.append(f"| a perfectly calibrated band (expected, binomial over {SESSIONS} sessions) | "
                  f"{chance['coverage_95'] * len(one):.1f}/{len(one)} | "
                  f"{chance['coverage_80'] * len(one):.1f}/{len(one)} | |")
+    return lines
+
+
+def markdown(result: dict) -> list[str]:
+    """The unseen-days table for docs/benchmarks.md."""
+    lines = ["**Unseen days** (a champion trained to the cut, then served every session for a "
+             "year through the served path; adaptive = the served bands, static = the same "
+             "champion's split-conformal bands; interval score 95 in price units, lower is "
+             "better; the last step at horizon 5):", "",
+             "| case | served | h | days | coverage 80 adaptive / static | coverage 95 adaptive "
+             "/ static | interval score 95 adaptive / static | band ratio 95 median, max | "
+             "hindsight: factor, coverage 95, score vs static |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in result["cases"]:
+        a, s, best = c["adaptive"][-1], c["static"][-1], c["hindsight"][-1]
+        change = 100 * (a["interval_score_95"] / s["interval_score_95"] - 1)
+        gain = 100 * (best["interval_score_95"] / s["interval_score_95"] - 1)
+        lines.append(
+            f"| {c['label']} ({c['from']} .. {c['to']}) | {c['served']} | {c['horizon']} | "
+            f"{c['days']} | {a['coverage_80']:.3f} / {s['coverage_80']:.3f} | "
+            f"{a['coverage_95']:.3f} / {s['coverage_95']:.3f} | {a['interval_score_95']:.3f} / "
+            f"{s['interval_score_95']:.3f} ({change:+.1f} %) | "
+            f"{c['band_ratio_95']['median']:.2f}, {c['band_ratio_95']['max']:.2f} | "
+            f"{c['hindsight_factor']:.2f}, {best['coverage_95']:.3f}, {gain:+.1f} % |")
+    lines += _tradeoff(result)
     multi = [c for c in result["cases"] if c["horizon"] > 1]
     if multi:
         lines += ["", "**Horizon 5 per step** (served, adaptive / static):", "",

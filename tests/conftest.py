@@ -47,9 +47,14 @@ def pytest_report_header(config):
 
     blas = [f"{i.get('internal_api')} {i.get('architecture')}" for i in threadpool_info()
             if i.get("user_api") == "blas"]
-    return (f"numerical paths: BLAS {', '.join(blas) or 'unknown'}; ATen "
+    from postgres_server import REQUIRED, bin_dir
+
+    postgres = bin_dir()
+    return [f"numerical paths: BLAS {', '.join(blas) or 'unknown'}; ATen "
             f"{torch.backends.cpu.get_cpu_capability()}; CPU bf16 "
-            f"{'yes' if cpu_flags_have_bf16() else 'no'} (tests train in float32)")
+            f"{'yes' if cpu_flags_have_bf16() else 'no'} (tests train in float32)",
+            f"PostgreSQL: {postgres or 'not installed'}"
+            f"{' (required: STOCKCAST_REQUIRE_POSTGRES=1)' if REQUIRED else ''}"]
 
 
 def pytest_sessionstart(session):

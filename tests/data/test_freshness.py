@@ -36,12 +36,21 @@ def test_a_stale_fallback_fails_or_warns():
     assert warned.stale and not warned.registrable and "not registered" in warned.reason
 
 
-def test_historical_sources_asked_for_explicitly_are_accepted():
+def test_historical_sources_asked_for_explicitly_are_accepted_in_an_interactive_run_only():
     late = TODAY + dt.timedelta(days=300)
     for source in ("sample", "csv", "cache"):
-        f = check_freshness(checked(source), DataConfig(source=source, csv_path="x.csv"),
-                            scheduled=True, today=late)
-        assert f.stale and f.registrable
+        cfg = DataConfig(source=source, csv_path="x.csv")
+        f = check_freshness(checked(source), cfg, scheduled=False, today=late)
+        assert f.stale and f.registrable and "asked for explicitly" in f.reason
+        # A deployment's `source` override is held to the rule: refused, or not registered.
+        with pytest.raises(StaleDataError, match="a deployment run holds a source override"):
+            check_freshness(checked(source), cfg, scheduled=True, today=late)
+        warned = check_freshness(checked(source), cfg.model_copy(update={"on_stale": "warn"}),
+                                 scheduled=True, today=late)
+        assert warned.stale and not warned.registrable
+        # Old files on purpose: the deployment raises the limit in the same parameters.
+        assert check_freshness(checked(source), cfg.model_copy(
+            update={"max_staleness_days": 1000}), scheduled=True, today=late).registrable
 
 
 def test_the_sample_fallback_is_accepted_only_on_a_first_interactive_offline_run():

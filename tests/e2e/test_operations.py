@@ -12,6 +12,7 @@ import pytest
 from cli_project import fails_cleanly, state, store_uri, write_cfg
 from helpers import TINY
 from mlflow.tracking import MlflowClient
+from real_servers import free_port, wait_healthy
 
 from stockcast.cli import main
 from stockcast.config import build_config, merge
@@ -228,16 +229,10 @@ def test_live_monitoring_scores_yesterdays_forecast_and_flags_a_planted_drift(pr
 def start_model_server(project, *options: str):
     """`stockcast serve-model --ticker GOOG` on a free port, once it answers /ping."""
     import os
-    import socket
     import subprocess
     import sys
-    import time
 
-    import requests
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     venv_bin = os.path.dirname(sys.executable)
     env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}",
            "MLFLOW_TRACKING_URI": store_uri(project)}
@@ -246,12 +241,7 @@ def start_model_server(project, *options: str):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if requests.get(f"{url}/ping", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.5)
+    wait_healthy(f"{url}/ping", proc)
     return proc, url
 
 

@@ -1,83 +1,26 @@
 """Against real servers on 127.0.0.1: a Prefect server with prefect.yaml deployed and a worker,
-and an MLflow tracking server."""
+and an MLflow tracking server (both on PostgreSQL: test_postgres.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 from helpers import TINY, predictable_prices, quality, run_stages
 from mlflow.tracking import MlflowClient
+from real_servers import BIN, ROOT, free_port, prefect, start, start_mlflow_server, stop
+from real_servers import prefect_server as running_prefect_server
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} not healthy after {timeout}s")
-
-
-def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    # Own process group, so stopping it stops its helpers too.
-    return subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture
 def prefect_server(tmp_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env |= {"PREFECT_HOME": str(tmp_path / "prefect-home"),
-            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "true",
-            "STOCKCAST_HOME": str(ROOT)}
-    proc = start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                  str(port)], env, tmp_path / "prefect-server.log")
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/api/health", proc)
+    with running_prefect_server(tmp_path) as env:
         yield env
-    finally:
-        stop(proc)
-
-
-def prefect(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    out = subprocess.run([str(BIN / "prefect"), *args], env=env, cwd=ROOT, capture_output=True,
-                         text=True, timeout=timeout)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return out
 
 
 INSPECT = """
@@ -92,6 +35,18 @@ async def main():
         print(json.dumps(out))
 asyncio.run(main())
 """
+
+
+def assert_deployed_as_scheduled(env: dict) -> None:
+    """prefect.yaml's two deployments, each on a weekday cron in New York time, active."""
+    shown = subprocess.run([sys.executable, "-c", INSPECT], env=env, capture_output=True,
+                           text=True, timeout=120, check=True)
+    deployments = json.loads(shown.stdout.strip().splitlines()[-1])
+    assert set(deployments) == {"nightly-retrain", "daily-forecast"}
+    for name in deployments:
+        (schedule,) = deployments[name]
+        assert schedule["timezone"] == "America/New_York" and schedule["active"]
+        assert schedule["cron"].endswith("* * 1-5")  # weekdays
 
 
 CANCEL = """
@@ -135,10 +90,14 @@ def test_cancelling_a_deployment_run_stops_its_training_and_registers_nothing(
     # training ends at the next mini-batch, the run ends Cancelled, no version is registered.
     env = {**prefect_server, "PREFECT_WORKER_QUERY_SECONDS": "2"}
     prefect(env, "work-pool", "create", "stockcast-pool", "--type", "process")
-    prefect(env, "--no-prompt", "deploy", "--name", "nightly-retrain")
+    prefect(env, "--no-prompt", "deploy", "--all")
+    assert_deployed_as_scheduled(env)
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     config = {"tickers": ["GOOG"], "tracking": {"tracking_uri": uri},
-              "data": {"source": "sample", "data_dir": str(tmp_path / "data")},
+              # A deployment holds a source override to the freshness rule: the 2013 sample
+              # is accepted here on purpose.
+              "data": {"source": "sample", "data_dir": str(tmp_path / "data"),
+                       "max_staleness_days": 100_000},
               "model": {"hidden_size": 64, "num_layers": 2},
               "train": {"epochs": 500, "patience": 500, "progress": False, "device": "cpu"}}
     worker = start([str(BIN / "prefect"), "worker", "start", "--pool", "stockcast-pool"], env,
@@ -158,50 +117,6 @@ def test_cancelling_a_deployment_run_stops_its_training_and_registers_nothing(
     assert float(training_ended) < 10, f"training ended {float(training_ended):.1f} s after"
     assert float(cancelled) < 30, f"the run was marked cancelled after {float(cancelled):.1f} s"
     assert MlflowClient(uri).search_model_versions("name='stockcast-GOOG'") == []
-
-
-def test_deploy_prefect_yaml_and_run_nightly_retrain_with_a_worker(prefect_server, tmp_path):
-    env = prefect_server
-    prefect(env, "work-pool", "create", "stockcast-pool", "--type", "process")
-    prefect(env, "--no-prompt", "deploy", "--all")
-    shown = subprocess.run([sys.executable, "-c", INSPECT], env=env, capture_output=True,
-                           text=True, timeout=120, check=True)
-    deployments = json.loads(shown.stdout.strip().splitlines()[-1])
-    assert set(deployments) == {"nightly-retrain", "daily-forecast"}
-    for name in deployments:
-        (schedule,) = deployments[name]
-        assert schedule["timezone"] == "America/New_York" and schedule["active"]
-        assert schedule["cron"].endswith("* * 1-5")  # weekdays
-
-    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
-    params = {"config": {
-        "tickers": ["GOOG"],
-        "data": {"source": "sample", "data_dir": str(tmp_path / "data")},
-        "tracking": {"tracking_uri": uri},
-        "window": {"sequence_length": 10, "min_windows_per_split": 5},
-        "model": {"hidden_size": 8, "num_layers": 1},
-        "train": {"epochs": 2, "progress": False, "device": "cpu"},
-    }}
-    prefect(env, "deployment", "run", "train-pipeline/nightly-retrain", "--params",
-            json.dumps(params))
-    prefect(env, "worker", "start", "--pool", "stockcast-pool", "--run-once", timeout=400)
-    versions = MlflowClient(uri).search_model_versions("name='stockcast-GOOG'")
-    assert [str(v.version) for v in versions] == ["1"]
-    assert str(MlflowClient(uri).get_model_version_by_alias("stockcast-GOOG", "champion")
-               .version) == "1"
-
-
-def start_mlflow_server(tmp_path: Path) -> tuple[subprocess.Popen, str]:
-    """`mlflow server` on a SQLite store, artifacts served through it (so workers on other
-    machines need only its URL)."""
-    port = free_port()
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    proc = start([str(BIN / "mlflow"), "server", "--backend-store-uri",
-                  f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
-                  str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
-                  "--workers", "1"], env, tmp_path / "mlflow-server.log")
-    wait_healthy(f"http://127.0.0.1:{port}/health", proc)
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def test_pipeline_against_a_real_mlflow_server(tmp_path, capfd):

@@ -41,6 +41,19 @@ def test_links_name_each_experiment_and_model(tracking_uri):
         "no stockcast runs yet")
 
 
+def test_a_served_mlflow_is_its_own_ui_and_a_file_store_needs_the_address(capsys,
+                                                                          monkeypatch):
+    from stockcast.registry import ui_links as module
+
+    asked = []
+    monkeypatch.setattr(module, "ui_links", lambda uri, base: asked.append((uri, base)) or [])
+    assert module.main(["http://mlflow:5000"]) == 0
+    assert module.main(["sqlite:///x.db", "http://127.0.0.1:5000"]) == 0
+    assert asked == [("http://mlflow:5000", "http://mlflow:5000"),
+                     ("sqlite:///x.db", "http://127.0.0.1:5000")]
+    assert module.main(["sqlite:///x.db"]) == 2 and "UI_URL" in capsys.readouterr().err
+
+
 def _text(html: str) -> str:
     html = re.sub(r"<script.*?</script>|<style.*?</style>", "", html, flags=re.S)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))

@@ -31,11 +31,14 @@ class Freshness:
 
 def check_freshness(validated: ValidatedPrices, cfg: DataConfig, scheduled: bool,
                     today: dt.date | None = None) -> Freshness:
-    """Apply ``data.max_staleness_days``. Historical files asked for explicitly (``--source
-    sample``/``csv``/``cache``) are accepted as they are; so is the bundled sample when an
-    interactive run falls back to it on a machine that never had a cache (a first
-    ``make run-flow`` offline). Anything else that is stale is refused (``data.on_stale:
-    fail``, the ticker fails) or trained without registering (``warn``)."""
+    """Apply ``data.max_staleness_days``. In an interactive run, historical files asked for
+    explicitly (``--source sample``/``csv``/``cache``) are accepted as they are; so is the
+    bundled sample when the run falls back to it on a machine that never had a cache (a first
+    ``make run-flow`` offline). A deployment run (``scheduled``) gets no such exception: a
+    ``source`` override in its parameters is held to the rule like any other source (to
+    train on old files there on purpose, raise ``data.max_staleness_days`` in the same
+    parameters). Anything stale is refused (``data.on_stale: fail``, the ticker fails) or
+    trained without registering (``warn``)."""
     prices = validated.prices
     last = pd.Timestamp(validated.frame["Date"].iloc[-1])
     behind = sessions_between(last, pd.Timestamp(today or dt.date.today()))
@@ -43,7 +46,8 @@ def check_freshness(validated: ValidatedPrices, cfg: DataConfig, scheduled: bool
     common = dict(last_date=str(last.date()), sessions_behind=behind, stale=stale)
     if not stale:
         return Freshness(**common, registrable=True, reason="fresh")
-    explicit = cfg.source == prices.source and prices.source in ("sample", "csv", "cache")
+    explicit = (not scheduled and cfg.source == prices.source
+                and prices.source in ("sample", "csv", "cache"))
     # The sample is fallen back to only when there is no cache either.
     first_offline = not scheduled and prices.fallback == "sample"
     if explicit or first_offline:
@@ -53,7 +57,9 @@ def check_freshness(validated: ValidatedPrices, cfg: DataConfig, scheduled: bool
                          reason=f"prices end {last.date()} ({behind} sessions ago): accepted, {why}")
     reason = (f"{prices.ticker}: prices from source={prices.source} end {last.date()}, "
               f"{behind} trading sessions ago (data.max_staleness_days is "
-              f"{cfg.max_staleness_days}); a model trained on them is not registered or promoted")
+              f"{cfg.max_staleness_days}"
+              f"{'; a deployment run holds a source override to it too' if scheduled else ''}"
+              f"); a model trained on them is not registered or promoted")
     if cfg.on_stale == "fail":
         raise StaleDataError(reason + ". Restore the network or the data source and run "
                              "again, or set data.on_stale: warn.")

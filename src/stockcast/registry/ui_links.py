@@ -35,10 +35,17 @@ def ui_links(tracking_uri: str, base: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m stockcast.registry.ui_links TRACKING_URI BASE_URL`` (used by `make ui`)."""
+    """``python -m stockcast.registry.ui_links TRACKING_URI [BASE_URL]`` (used by `make ui`):
+    the base is the UI's address; a served MLflow (``http(s)://``) is its own."""
     import sys
 
-    uri, base = (argv if argv is not None else sys.argv[1:])[:2]
+    args = argv if argv is not None else sys.argv[1:]
+    if not args or (len(args) == 1 and not args[0].startswith(("http://", "https://"))):
+        print("usage: python -m stockcast.registry.ui_links TRACKING_URI [UI_URL] (the UI's "
+              "address is needed unless the tracking URI is a served MLflow, http(s)://)",
+              file=sys.stderr)
+        return 2
+    uri, base = args[0], args[1] if len(args) > 1 else args[0]
     print("\n".join(ui_links(uri, base)), flush=True)
     return 0
 

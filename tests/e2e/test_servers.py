@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import TINY, predictable_prices, quality, run_stages
+from helpers import TINY
 from mlflow.tracking import MlflowClient
 from real_servers import BIN, ROOT, free_port, prefect, start, start_mlflow_server, stop
 from real_servers import prefect_server as running_prefect_server
@@ -119,39 +119,30 @@ def test_cancelling_a_deployment_run_stops_its_training_and_registers_nothing(
     assert MlflowClient(uri).search_model_versions("name='stockcast-GOOG'") == []
 
 
-def test_pipeline_against_a_real_mlflow_server(tmp_path, capfd):
-    proc, uri = start_mlflow_server(tmp_path)
-    try:
-        # MLflow prints "View run ... / View experiment ..." for an HTTP store whenever a run
-        # ends; the CLI keeps the console to the project's lines unless -v.
-        from unittest import mock
+def assert_mlflow_links_only_when_verbose(uri: str, home, capfd) -> None:
+    """MLflow prints "View run ... / View experiment ..." for an HTTP store whenever a run
+    ends; the CLI keeps the console to the project's lines unless -v."""
+    from unittest import mock
 
-        import mlflow
+    import mlflow
 
-        from stockcast.console import apply_env_defaults
+    from stockcast.console import apply_env_defaults
 
-        mlflow.set_tracking_uri(uri)
-        for verbose in (True, False):
-            with mock.patch.dict(os.environ):  # the CLI's settings, for this block only
-                os.environ.pop("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", None)
-                apply_env_defaults(tmp_path, verbose=verbose)
-                with mlflow.start_run():
-                    pass
-            assert ("View run" in capfd.readouterr().out) == verbose
-        first = run_stages(predictable_prices(), quality(2), uri, tmp_path)
-        second = run_stages(predictable_prices(), quality(20), uri, tmp_path)
-        assert first["decision"].promote and second["decision"].promote
-        client = MlflowClient(uri)
-        assert str(client.get_model_version_by_alias("stockcast-TEST", "champion").version) == "2"
-        assert (tmp_path / "server-artifacts").is_dir()  # artifacts went through the server
-    finally:
-        stop(proc)
+    mlflow.set_tracking_uri(uri)
+    for verbose in (True, False):
+        with mock.patch.dict(os.environ):  # the CLI's settings, for this block only
+            os.environ.pop("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", None)
+            apply_env_defaults(home, verbose=verbose)
+            with mlflow.start_run():
+                pass
+        assert ("View run" in capfd.readouterr().out) == verbose
 
 
 def test_a_dask_cluster_of_worker_processes_trains_and_registers_two_tickers(
-        prefect_api, tmp_path):
+        prefect_api, tmp_path, capfd):
     """As a team runs it: `dask scheduler` and two `dask worker` processes, the MLflow store
-    behind `mlflow server`, and the flow pointed at the scheduler (`--dask-address`)."""
+    behind `mlflow server` (artifacts proxied through it), and the flow pointed at the
+    scheduler (`--dask-address`)."""
     from distributed import Client
 
     from flows.train import train_pipeline
@@ -166,6 +157,7 @@ def test_a_dask_cluster_of_worker_processes_trains_and_registers_two_tickers(
     procs += [start([str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard",
                      "--name", f"w{i}"], env, tmp_path / f"worker{i}.log") for i in range(2)]
     try:
+        assert_mlflow_links_only_when_verbose(uri, tmp_path, capfd)
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
             cfg = build_config(merge(TINY, {
@@ -182,6 +174,7 @@ def test_a_dask_cluster_of_worker_processes_trains_and_registers_two_tickers(
         for ticker in ("GOOG", "IBM"):
             assert str(registry.get_model_version_by_alias(f"stockcast-{ticker}",
                                                            "champion").version) == "1"
+        assert any((tmp_path / "server-artifacts").rglob("MLmodel"))  # through the server
     finally:
         for proc in (*procs, mlflow_proc):
             stop(proc)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import yaml
 from helpers import TINY
 from mlflow.tracking import MlflowClient
@@ -44,16 +45,17 @@ def write_cfg(root: Path, **extra) -> str:
     return str(path)
 
 
-def fails_cleanly(capsys, args, root, *needles) -> str:
-    """Run the CLI; assert exit 1, one message naming the cause, no traceback, nothing lost."""
-    before = state(root)
+def fails_cleanly(capsys, args, root, *needles, state_of=state) -> str:
+    """Run the CLI; assert exit 1, one message naming the cause, no traceback, nothing lost:
+    ``state_of(root)`` (default the registry and the cache) is as it was."""
+    before = state_of(root)
     code = main(args)
     err = capsys.readouterr().err
     assert code == 1, err
     assert "Traceback" not in err
     for needle in needles:
         assert needle in err, err
-    assert state(root) == before
+    assert state_of(root) == before
     return err
 
 
@@ -65,3 +67,28 @@ def cli_process(root: Path, api_url: str, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "stockcast.cli", *args], cwd=root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
+
+
+def forecast(project, capsys, frame: pd.DataFrame | None = None, source: str = "cache",
+             **cfg) -> tuple[int, str]:
+    """`stockcast forecast` for GOOG from ``frame`` (as a CSV) or from ``source``."""
+    args = ["forecast", "--config", write_cfg(project, **cfg), "--ticker", "GOOG"]
+    if frame is None:
+        args += ["--source", source]
+    else:
+        path = project / "prices.csv"
+        frame.to_csv(path, index=False)
+        args += ["--csv", str(path)]
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def last_forecast_run(project):
+    client = MlflowClient(store_uri(project))
+    exp = client.get_experiment_by_name("stockcast-forecasts")
+    return client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])[0]
+
+
+def ledger_of(project):
+    return project / "forecasts" / "GOOG" / "ledger.parquet"

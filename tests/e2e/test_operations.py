@@ -101,21 +101,6 @@ def test_a_forecast_from_stale_prices_is_flagged_or_refused(project, capsys, fak
     fails_cleanly(capsys, ["forecast", "--config", stale], project, "trading sessions ago")
 
 
-def test_a_corrupt_forecast_ledger_is_set_aside_and_forecasting_goes_on(project, capsys):
-    cfg = write_cfg(project)
-    assert main(["forecast", "--config", cfg, "--source", "sample"]) == 0
-    ledger = project / "forecasts" / "GOOG" / "ledger.parquet"
-    ledger.write_bytes(ledger.read_bytes()[: len(ledger.read_bytes()) // 2])  # truncated
-    capsys.readouterr()
-    assert main(["forecast", "--config", cfg, "--source", "sample"]) == 0
-    assert "LEDGER: the forecast ledger" in capsys.readouterr().out
-    assert list(ledger.parent.glob("ledger.corrupt-*.parquet")) and ledger.exists()
-    client = MlflowClient(store_uri(project))
-    exp = client.get_experiment_by_name("stockcast-forecasts")
-    run = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])[0]
-    assert "kept aside" in run.data.tags["monitor.ledger"]
-
-
 class _Receiver(BaseHTTPRequestHandler):
     bodies: list[bytes] = []
 

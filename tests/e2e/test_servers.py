@@ -113,9 +113,10 @@ def test_cancelling_a_deployment_run_stops_its_training_and_registers_nothing(
     assert state == "CANCELLED", out.stdout + (tmp_path / "worker.log").read_text()[-3000:]
     assert fit == "FAILED" and "stopped by SIGTERM" in (tmp_path / "worker.log").read_text()
     # Training stops within a batch of the worker's signal; the worker notices the request
-    # within PREFECT_WORKER_QUERY_SECONDS and marks the run once its process has exited.
+    # within PREFECT_WORKER_QUERY_SECONDS and marks the run once its process has exited
+    # (15.6 s on a quiet 2-core machine, 32 s with four test processes sharing the cores).
     assert float(training_ended) < 10, f"training ended {float(training_ended):.1f} s after"
-    assert float(cancelled) < 30, f"the run was marked cancelled after {float(cancelled):.1f} s"
+    assert float(cancelled) < 60, f"the run was marked cancelled after {float(cancelled):.1f} s"
     assert MlflowClient(uri).search_model_versions("name='stockcast-GOOG'") == []
 
 

@@ -15,8 +15,18 @@ from stockcast.modeling.adaptive import Tracking, adapted_forecast
 INTERVAL_METRICS = ("coverage_80", "coverage_95", "width_95_bp", "interval_score_95", "pinball")
 
 
-def test_run_logs_metrics_baselines_artifacts_lineage_and_a_loadable_model(tmp_path, tracking_uri):
-    out = run_stages(predictable_prices(), quality(3), tracking_uri, tmp_path)
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """One run of every stage with the quality settings, for the tests that only read what it
+    left (the run, its artifacts, the version, the served model); a test that changes the
+    store or needs other settings runs its own."""
+    tmp_path = tmp_path_factory.mktemp("default-run")
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}?timeout=30"
+    return run_stages(predictable_prices(), quality(3), tracking_uri, tmp_path), tracking_uri
+
+
+def test_run_logs_metrics_baselines_artifacts_lineage_and_a_loadable_model(default_run, tmp_path):
+    out, tracking_uri = default_run
     client = MlflowClient(tracking_uri)
     run = client.get_run(out["logged"].run_id)
     assert run.data.params["model.hidden_size"] == "16"
@@ -84,8 +94,8 @@ def test_the_torch_flavour_is_logged_on_request(tmp_path, tracking_uri):
     assert torch.allclose(network(x), out["serving"].forecaster.model(x))
 
 
-def test_the_served_model_is_refit_through_the_last_date(tmp_path, tracking_uri):
-    out = run_stages(predictable_prices(), quality(2), tracking_uri, tmp_path)
+def test_the_served_model_is_refit_through_the_last_date(default_run):
+    out, tracking_uri = default_run
     frame, data = out["data"].frame, out["data"]
     tags = MlflowClient(tracking_uri).get_run(out["logged"].run_id).data.tags
     assert tags["fit.serve_end"] == str(frame["Date"].iloc[-1].date())
@@ -140,12 +150,12 @@ def test_pyfunc_names_what_is_missing(tmp_path, tracking_uri):
     assert len(model.predict(frame[["Date", "Open", "High", "Low", "Close", "Volume"]])) == 1
 
 
-def test_the_served_model_reads_raw_rows_as_the_pipeline_does(tmp_path, tracking_uri):
+def test_the_served_model_reads_raw_rows_as_the_pipeline_does(default_run):
     import pandas as pd
 
     from stockcast.data.files import normalize_prices
 
-    out = run_stages(predictable_prices(), quality(1), tracking_uri, tmp_path)
+    out = default_run[0]
     model = out["serving"].forecaster
     from stockcast.registry.pyfunc import StockcastForecaster
 

@@ -32,7 +32,7 @@ from stockcast.evaluation.interval_scores import (
 from stockcast.evaluation.point_metrics import score_forecasts
 from stockcast.evaluation.significance import dm_test
 from stockcast.modeling.adaptive import Tracking, adapted_forecast
-from stockcast.modeling.forecaster import Forecast, Forecaster
+from stockcast.modeling.forecaster import Forecast, ServedForecaster
 from stockcast.modeling.intervals import central_interval
 from stockcast.modeling.recipe import TickerFit
 from stockcast.modeling.volatility_forecasters import (
@@ -55,7 +55,7 @@ class Evaluation:
     origins: np.ndarray  # [W]
     table: pd.DataFrame  # the served forecaster's rows per (target date, step): promotion's
     choice: Choice | None = None  # which forecaster is served, and why
-    evaluated: Forecaster | VolatilityForecaster | None = None  # it, as evaluated
+    evaluated: ServedForecaster | None = None  # it, as evaluated
 
     @property
     def decision_metrics(self) -> dict[str, float]:

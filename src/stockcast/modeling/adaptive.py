@@ -128,9 +128,8 @@ class Adapted:
 def adapted_forecast(forecaster, frame: pd.DataFrame, origins: np.ndarray,
                      tracking: Tracking) -> Adapted:
     """Forecasts at ``origins`` (rows of ``frame``, ascending) whose quantiles are tracked over
-    each origin's own realised past (see the module docstring). ``forecaster`` is either kind
-    (LSTM or volatility model): anything with ``location_scale``, ``calibration``, ``horizon``,
-    ``levels`` and ``min_rows``. Rows after an origin change nothing of its forecast."""
+    each origin's own realised past (see the module docstring), whichever kind ``forecaster``
+    is (LSTM or volatility model). Rows after an origin change nothing of its forecast."""
     origins = np.asarray(origins, dtype=np.int64)
     h, levels = forecaster.horizon, forecaster.levels
     z0 = np.asarray(forecaster.calibration, np.float64)

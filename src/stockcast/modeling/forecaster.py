@@ -5,6 +5,7 @@ all forecast through this one object."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,35 @@ class Forecast:
     def interval(self, coverage: float) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds [W, h] of the central interval with ``coverage`` (0.8, 0.95)."""
         return central_interval(self.quantiles, self.levels, coverage)
+
+
+class ServedForecaster(Protocol):
+    """What every servable forecaster is, the LSTM's ``Forecaster`` and each volatility model
+    alike: raw price rows in, a calibrated predictive distribution out. What serves, scores,
+    adapts or registers a forecaster reads only this, whichever kind it is."""
+
+    levels: tuple[float, ...]
+
+    @property
+    def input_columns(self) -> list[str]: ...
+
+    @property
+    def horizon(self) -> int: ...
+
+    @property
+    def calibration(self) -> np.ndarray: ...
+
+    @property
+    def min_rows(self) -> int: ...
+
+    @property
+    def network(self) -> Forecaster | None:
+        """The LSTM forecaster this is (itself), or None for a model without a network."""
+
+    def forecast_at(self, frame: pd.DataFrame, origins: np.ndarray) -> Forecast: ...
+
+    def location_scale(self, frame: pd.DataFrame, origins: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, bool]: ...
 
 
 @dataclass
@@ -68,6 +98,11 @@ class Forecaster:
     def min_rows(self) -> int:
         """Rows of prices a forecast needs: a window plus the close before it."""
         return self.transformer.sequence_length + 1
+
+    @property
+    def network(self) -> Forecaster:
+        """The LSTM forecaster: this one."""
+        return self
 
     def distribution(self, split: Split, last_close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The location and scale [W, h] of the cumulative log return (of the price for the

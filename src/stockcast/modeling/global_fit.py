@@ -43,11 +43,6 @@ def _before(data: PreparedData, split: Split, cutoff: pd.Timestamp) -> Split:
     return Split(split.x[keep], split.y[keep], split.origins[keep], split.base[keep])
 
 
-def _stack(splits: list[Split]) -> Split:
-    return Split(*(np.concatenate([getattr(s, f) for s in splits])
-                   for f in ("x", "y", "origins", "base")))
-
-
 def validation_cutoff(datas: dict[str, PreparedData], tickers: list[str]) -> pd.Timestamp:
     """The earliest last validation date among the run's tickers."""
     return min(pd.Timestamp(datas[t].frame["Date"].iloc[datas[t].bounds.val_end - 1])
@@ -97,8 +92,8 @@ def fit_global(frames: dict[str, pd.DataFrame], extra: dict[str, pd.DataFrame],
     together, alone = split_early(datas, list(frames))
     shared = {t: d for t, d in datas.items() if t not in alone}
     cutoff = validation_cutoff(datas, together)
-    shared_train = _stack([_before(d, d.train, cutoff) for d in shared.values()])
-    shared_val = _stack([_before(d, d.val, cutoff) for d in shared.values()])
+    shared_train = Split.joined([_before(d, d.train, cutoff) for d in shared.values()])
+    shared_val = Split.joined([_before(d, d.val, cutoff) for d in shared.values()])
     result = train_model(shared_train, shared_val, model, train)
     fits = {t: TickerFit(datas[t], result, calibrate(result.model, datas[t]), tuple(shared),
                          trained_to=str(cutoff.date())) for t in together}
@@ -119,7 +114,7 @@ def refit_global(fits: dict[str, TickerFit], model_cfg: ModelConfig,
     out: dict[str, ServingFit] = {}
     for group in _by_network(fits):  # the shared network, and each ticker trained alone
         epochs, init = refit_plan(fits[group[0]].result, train_cfg)
-        fitted = refit(_stack([every_window(fits[t].data) for t in group]), epochs,
+        fitted = refit(Split.joined([every_window(fits[t].data) for t in group]), epochs,
                        model_cfg, train_cfg, init)
         start = "evaluation fit" if init is not None else "scratch"
         out |= {t: serve_refit(fits[t], fitted, start) for t in group}

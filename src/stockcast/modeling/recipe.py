@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from stockcast.config import ModelConfig, TrainConfig, WindowConfig
-from stockcast.modeling.forecaster import Forecaster, calibrate
+from stockcast.modeling.forecaster import Forecaster, ServedForecaster, calibrate
 from stockcast.modeling.trainer import EpochCallback, TrainResult, refit, train_model
 from stockcast.modeling.volatility_forecasters import VolatilityForecaster, refit_baseline
 from stockcast.modeling.windows import PreparedData, Split, prepare_windows
@@ -67,7 +67,7 @@ def fit_and_calibrate(frame: pd.DataFrame, window: WindowConfig, model: ModelCon
 class ServingFit:
     """The forecaster to register and serve, and the last dates each fit's weights saw."""
 
-    forecaster: Forecaster | VolatilityForecaster
+    forecaster: ServedForecaster
     eval_end: pd.Timestamp  # the evaluation fit trained on rows up to here
     serve_end: pd.Timestamp  # the served model trained on rows up to here
     refit: bool
@@ -108,9 +108,7 @@ def refit_plan(result: TrainResult, train_cfg: TrainConfig) -> tuple[int, object
 
 def every_window(data: PreparedData) -> Split:
     """Every window of every split, through the last date."""
-    splits = (data.train, data.val, data.test)
-    return Split(*(np.concatenate([getattr(s, f) for s in splits])
-                   for f in ("x", "y", "origins", "base")))
+    return Split.joined([data.train, data.val, data.test])
 
 
 def serve_refit(fit: TickerFit, fitted: TrainResult | None,

@@ -76,6 +76,11 @@ class VolatilityForecaster:
         return list(self.columns)
 
     @property
+    def network(self) -> None:
+        """No network: a volatility model is estimated, not trained."""
+        return None
+
+    @property
     def min_rows(self) -> int:
         """Fewest rows a forecast needs (the volatility's warm-up)."""
         return max(EWMA_WARMUP_RETURNS, max(HAR_LAGS)) + 2

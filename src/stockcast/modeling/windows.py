@@ -157,6 +157,12 @@ class Split:
     def __len__(self) -> int:
         return len(self.origins)
 
+    @classmethod
+    def joined(cls, splits: list[Split]) -> Split:
+        """The windows of ``splits`` one after another (the origins stay each frame's rows)."""
+        return cls(*(np.concatenate([getattr(s, f) for s in splits])
+                     for f in ("x", "y", "origins", "base")))
+
 
 @dataclass(frozen=True)
 class PreparedData:

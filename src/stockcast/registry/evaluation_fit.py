@@ -27,9 +27,8 @@ from stockcast.config import PipelineConfig
 from stockcast.errors import RegistryError
 from stockcast.evaluation.earlier_folds import Recipe
 from stockcast.evaluation.forecast_tables import forecast_table
-from stockcast.modeling.forecaster import Forecaster
+from stockcast.modeling.forecaster import Forecaster, ServedForecaster
 from stockcast.modeling.recipe import TickerFit
-from stockcast.modeling.volatility_forecasters import VolatilityForecaster
 from stockcast.registry.signing import sign_bytes
 from stockcast.registry.store import MlflowStore
 
@@ -58,7 +57,7 @@ def _log_signed(data: bytes, artifact: str, tag: str, run_id: str, key: str | No
 
 
 def log_evaluation_fit(fit: TickerFit, run_id: str, key: str | None, store: MlflowStore,
-                       forecaster: Forecaster | VolatilityForecaster | None = None) -> None:
+                       forecaster: ServedForecaster | None = None) -> None:
     """Inside a run: the evaluated forecaster (the fit's LSTM, or the baseline served in its
     place) as an artifact, the fit's validation end as a tag, and (with a key) its signature.
     When a baseline is served, the fit's LSTM is kept beside it (``lstm.pkl``): tomorrow's
@@ -75,7 +74,7 @@ def log_evaluation_fit(fit: TickerFit, run_id: str, key: str | None, store: Mlfl
 class EvaluationFit:
     """A version's evaluation fit and the last date it saw out of sample."""
 
-    forecaster: Forecaster | VolatilityForecaster
+    forecaster: ServedForecaster
     val_end: pd.Timestamp
 
 
@@ -109,8 +108,8 @@ def load_evaluation_lstm(store: MlflowStore, run, key: str | None) -> Forecaster
     """The LSTM a run's evaluation fit trained: its evaluation fit itself, or the network kept
     beside the baseline it served; None for older runs. Verified like the evaluation fit."""
     fit = load_evaluation_fit(store, run.info.run_id, key, run)
-    if fit is None or isinstance(fit.forecaster, Forecaster):
-        return None if fit is None else fit.forecaster
+    if fit is None or fit.forecaster.network is not None:
+        return None if fit is None else fit.forecaster.network
     data = _verified(store, run, LSTM_ARTIFACT, LSTM_SIGNATURE_TAG, key)
     return None if data is None else _unpickled(data, run.info.run_id, LSTM_ARTIFACT)
 

@@ -17,7 +17,7 @@ from stockcast.data.schemas import request_failures
 from stockcast.errors import DataSourceError
 from stockcast.market_calendar import next_trading_days, sessions_between
 from stockcast.modeling.adaptive import Tracking, adapted_forecast
-from stockcast.modeling.forecaster import Forecaster
+from stockcast.modeling.forecaster import ServedForecaster
 
 OUTPUT_COLUMNS = ["step", "forecast", "lower_80", "upper_80", "lower_95", "upper_95"]
 # What the adaptive calibration did: realised past forecasts it read at that step, and the
@@ -66,7 +66,7 @@ class StockcastForecaster(mlflow.pyfunc.PythonModel):
     rows always give the same answer.
     """
 
-    def __init__(self, forecaster: Forecaster, ticker: str,
+    def __init__(self, forecaster: ServedForecaster, ticker: str,
                  max_rows: int = MAX_REQUEST_ROWS, tracking: Tracking | None = None,
                  validation: ValidationConfig | None = None) -> None:
         self.forecaster = forecaster

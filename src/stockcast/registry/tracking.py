@@ -28,7 +28,6 @@ from stockcast.data.exploration import summarize, summary_files
 from stockcast.data.schemas import ValidatedPrices
 from stockcast.evaluation.scorecard import Evaluation
 from stockcast.modeling.adaptive import Tracking
-from stockcast.modeling.forecaster import Forecaster
 from stockcast.modeling.recipe import ServingFit, TickerFit
 from stockcast.modeling.trainer import TrainResult
 from stockcast.modeling.windows import PreparedData
@@ -199,8 +198,9 @@ def _log_model(data: PreparedData, serving: ServingFit, ticker: str, cfg: Pipeli
         signature=ModelSignature(inputs=inputs, outputs=outputs),
         input_example=input_frame, pip_requirements=requirements)
     mlflow.set_tag("model.pyfunc_uri", info.model_uri)
-    if with_torch and isinstance(serving.forecaster, Forecaster):  # the network, for torch users
-        model, example = serving.forecaster.model, data.test.x[:2]
+    network = serving.forecaster.network
+    if with_torch and network is not None:  # the network, for torch users
+        model, example = network.model, data.test.x[:2]
         torch_info = mlflow.pytorch.log_model(
             model, name="lstm",
             signature=infer_signature(example, model(torch.as_tensor(example)).detach().numpy()),

@@ -1,139 +1,38 @@
-"""Every bad input and fault gets a clear error, a non-zero exit without a traceback, and loses
-nothing: the cache, the registry versions and the `champion` alias stay as they were."""
+"""Faults around a run, through the real CLI, flow and processes: a diverging fit, SIGKILL,
+SIGTERM and Ctrl-C, two runs or first runs at once, a store that is half-migrated, read-only or
+unreachable, a changed horizon, model files missing, corrupt or unsigned. Each ends with a clear
+message and loses nothing: the cache, the registry and the champion stay as they were."""
 
 from __future__ import annotations
 
-import datetime as dt
+import multiprocessing
 import os
+import shutil
 import signal
+import sqlite3
+import subprocess
+import sys
 import time
 
-import numpy as np
+import pandas as pd
 import pytest
 from cli_project import cli_process, fails_cleanly, state, store_uri, write_cfg
-from helpers import make_prices
 from mlflow.tracking import MlflowClient
 
 from stockcast.cli import main
-from stockcast.data.files import read_price_file, sample_path
 
 pytestmark = pytest.mark.slow
-START = dt.date(2004, 1, 1)  # the bundled GOOG history starts in 2004
 
 
-# 1 ---------------------------------------------------------------------------------------
-def test_unknown_ticker(project, capsys):
-    fails_cleanly(capsys, ["run", "--config", write_cfg(project), "--ticker", "ZZZZ"], project,
-                  "ZZZZ", "unknown or delisted")
+def _configure(uri: str, queue) -> None:
+    from stockcast.registry.store import MlflowStore
+
+    try:
+        queue.put(MlflowStore(uri).experiment_id())
+    except Exception as exc:  # reported to the parent, which fails the test with it
+        queue.put(f"{type(exc).__name__}: {exc}")
 
 
-# 2 ---------------------------------------------------------------------------------------
-def test_network_down_is_retried_then_fails_clearly(project, capsys, fake_yf):
-    fake_yf.error = ConnectionError("Failed to perform, curl: (6) Could not resolve host")
-    cfg = write_cfg(project, data={"retries": 2, "retry_backoff_seconds": 0.01})
-    fails_cleanly(capsys, ["run", "--config", cfg, "--source", "yfinance"], project,
-                  "could not reach Yahoo Finance", "GOOG")
-    assert len(fake_yf.calls) == 3  # retried with backoff, then gave up
-
-
-def test_rate_limit_is_retried_then_fails_clearly(project, capsys, fake_yf):
-    import yfinance
-
-    fake_yf.error = yfinance.exceptions.YFRateLimitError()
-    cfg = write_cfg(project, data={"retries": 1, "retry_backoff_seconds": 0.01})
-    fails_cleanly(capsys, ["run", "--config", cfg, "--source", "yfinance"], project,
-                  "rate-limited")
-    assert len(fake_yf.calls) == 2
-
-
-def test_network_down_in_auto_mode_falls_back_to_the_cache_and_records_it(project, capsys,
-                                                                           fake_yf):
-    fake_yf.error = ConnectionError("Could not resolve host")
-    assert main(["run", "--config", write_cfg(project)]) == 0
-    out = capsys.readouterr().out
-    assert "data: cache" in out
-    client = MlflowClient(store_uri(project))
-    mv = client.get_model_version("stockcast-GOOG", "2")
-    tags = client.get_run(mv.run_id).data.tags
-    assert tags["data.source"] == "cache" and "yfinance failed" in tags["data.fallback"]
-
-
-# 3 ---------------------------------------------------------------------------------------
-def test_history_too_short(project, capsys):
-    path = project / "short.csv"
-    make_prices(25).to_csv(path, index=False)
-    fails_cleanly(capsys, ["run", "--config", write_cfg(project), "--csv", str(path),
-                           "--ticker", "GOOG"], project, "need at least", "rows of history")
-
-
-# 4 ---------------------------------------------------------------------------------------
-def _bad(kind: str, frame):
-    f = frame.copy()
-    if kind == "nan":
-        f.loc[50, "Close"] = np.nan
-    elif kind == "duplicate":
-        f.loc[60, "Date"] = f.loc[59, "Date"]
-    elif kind == "unsorted":
-        f = f.iloc[::-1]
-    elif kind == "negative":
-        f.loc[70, "Open"] = -3.0
-        f.loc[71, "Close"] = 0.0
-    elif kind == "high-low":
-        f.loc[80, "High"] = f.loc[80, "Low"] / 2
-    elif kind == "missing-column":
-        f = f.drop(columns=["High"])
-    elif kind == "non-numeric":
-        f["Volume"] = f["Volume"].astype(object)
-        f.loc[90, "Volume"] = "lots"
-    return f
-
-
-@pytest.mark.parametrize(("kind", "needle"), [
-    ("nan", "not_nullable"), ("duplicate", "field_uniqueness"),
-    ("unsorted", "strictly increasing"), ("negative", "Open must be > 0"),
-    ("high-low", "High must be >= max(Open, Close)"), ("missing-column", "High"),
-    ("non-numeric", "coerce"),
-])
-def test_bad_rows_are_reported_not_dropped(project, capsys, kind, needle):
-    path = project / f"{kind}.csv"
-    _bad(kind, make_prices(300)).to_csv(path, index=False)
-    err = fails_cleanly(capsys, ["run", "--config", write_cfg(project), "--csv", str(path),
-                                 "--ticker", "GOOG"], project, "price data is invalid", needle)
-    assert "Full report:" in err  # the failure-cases table was saved for the run
-
-
-def test_malformed_csv(project, capsys):
-    path = project / "garbage.csv"
-    path.write_bytes(b"\x00\x01\x02garbage\n\xff\xfe;;;\n")
-    fails_cleanly(capsys, ["run", "--config", write_cfg(project), "--csv", str(path),
-                           "--ticker", "GOOG"], project, "garbage.csv")
-
-
-# 5 ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("content", "field"), [
-    ("train:\n  epochs: -1\n", "train.epochs"),
-    ("window:\n  horizon: 0\n", "window.horizon"),
-    ("window:\n  train_fraction: 0.5\n", "sum to 1"),
-    ("train:\n  device: gpu9\n", "train.device"),
-    ("train: [epochs\n", "not valid YAML"),
-])
-def test_invalid_config_is_rejected_before_any_work(project, capsys, content, field, fake_yf):
-    path = project / "bad.yaml"
-    path.write_text(content)
-    snapshots = len(list((project / "data" / "raw").rglob("*.parquet")))
-    fails_cleanly(capsys, ["run", "--config", str(path)], project, field)
-    assert fake_yf.calls == []  # nothing was fetched
-    assert len(list((project / "data" / "raw").rglob("*.parquet"))) == snapshots
-
-
-# 6 ---------------------------------------------------------------------------------------
-def test_diverging_training_registers_nothing(project, capsys):
-    cfg = write_cfg(project, train={"lr": 1e6, "grad_clip": None})
-    fails_cleanly(capsys, ["run", "--config", cfg, "--source", "cache"], project,
-                  "training diverged", "no model was registered")
-
-
-# 7 ---------------------------------------------------------------------------------------
 def start_a_long_training(project):
     """`stockcast run` of 500 epochs in Prefect's local mode (the run starts its own temporary
     server), returned once its first epoch is done (and what it said)."""
@@ -157,6 +56,12 @@ def start_a_long_training(project):
             break
         assert time.monotonic() < deadline, "".join(seen)
     return proc, seen
+
+
+def test_diverging_training_registers_nothing(project, capsys):
+    cfg = write_cfg(project, train={"lr": 1e6, "grad_clip": None})
+    fails_cleanly(capsys, ["run", "--config", cfg, "--source", "cache"], project,
+                  "training diverged", "no model was registered")
 
 
 def test_sigkill_mid_training_loses_nothing_and_leaves_no_server_behind(project, prefect_api):
@@ -222,7 +127,6 @@ def test_a_forecast_told_to_stop_ends_within_10_s_and_leaves_the_ledger_readable
     # `stockcast forecast` stopped mid-flow (a supervisor's SIGTERM, Ctrl-C): it exits within
     # 10 s with the signal's code, the registry and cache untouched, and the forecast ledger
     # readable, with nothing lost (as it was, or with the new forecast), no temporary files.
-    import pandas as pd
 
     ledger = project / "forecasts" / "GOOG" / "ledger.parquet"
     before, rows = state(project), len(pd.read_parquet(ledger)) if ledger.exists() else 0
@@ -245,7 +149,6 @@ def test_a_forecast_told_to_stop_ends_within_10_s_and_leaves_the_ledger_readable
     assert not list(ledger.parent.glob("*.tmp*"))
 
 
-# 8 ---------------------------------------------------------------------------------------
 def test_two_runs_at_once_leave_one_consistent_champion(project, prefect_api):
 
     a = cli_process(project, prefect_api, "run", "--config",
@@ -267,20 +170,58 @@ def test_two_runs_at_once_leave_one_consistent_champion(project, prefect_api):
     assert all(mv.tags["promotion.promote"] == "False" for mv in after)
 
 
-# 9 ---------------------------------------------------------------------------------------
-def test_corrupt_cache_is_never_used_silently(project, capsys):
-    cache = project / "data" / "cache" / "GOOG.parquet"
-    cache.write_bytes(cache.read_bytes()[:200])
-    fails_cleanly(capsys, ["run", "--config", write_cfg(project), "--source", "cache"], project,
-                  "corrupt", "GOOG.parquet")
-    # Online, the history is re-fetched and the cache repaired.
-    assert main(["run", "--config", write_cfg(project), "--source", "yfinance"]) == 0
-    import pandas as pd
+def test_concurrent_first_runs_create_one_healthy_store(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}?timeout=30"
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_configure, args=(uri, queue)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=240) for _ in procs]
+    for p in procs:
+        p.join(60)
+    assert len(set(results)) == 1 and results[0].isdigit(), results  # one experiment id
+    client = MlflowClient(uri)
+    assert client.get_experiment_by_name("stockcast").tags["mlflow.experimentKind"] == \
+        "custom_model_development"
 
-    assert len(pd.read_parquet(cache)) == len(read_price_file(sample_path("GOOG")))
+
+def test_a_half_migrated_store_is_repaired(project):
+    db = project / "mlflow" / "mlflow.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE _alembic_tmp_latest_metrics AS SELECT * FROM latest_metrics")
+    con.commit()
+    con.close()
+    before = state(project)
+    assert main(["models"]) == 0  # opens the store: repaired, nothing lost
+    assert state(project) == before
+    with sqlite3.connect(db) as con:
+        names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert not any(n.startswith("_alembic_tmp_") for n in names)
 
 
-# 10 --------------------------------------------------------------------------------------
+def test_a_read_only_store_fails_before_training(project):
+    db = project / "mlflow" / "mlflow.db"
+    before = state(project)
+    for path in [db, db.parent, db.parent / "artifacts"]:
+        os.chmod(path, 0o555 if path.is_dir() else 0o444)
+    try:
+        code = (
+            "import os, sys\n"
+            "from pathlib import Path\n"
+            "from stockcast.registry.sqlite_upkeep import check_writable\n"
+            "if os.geteuid() == 0:\n"
+            "    os.setgid(65534); os.setuid(65534)  # root writes anything: test as nobody\n"
+            f"check_writable(Path({str(db)!r}))\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    finally:
+        for path in [db, db.parent, db.parent / "artifacts"]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    assert out.returncode != 0 and "cannot be written" in out.stderr, out.stderr
+    assert "nothing was trained" in out.stderr
+    assert state(project) == before
+
+
 def test_unreachable_tracking_server_fails_fast_and_promotes_nothing(project, capsys,
                                                                       monkeypatch):
     import socket
@@ -294,3 +235,83 @@ def test_unreachable_tracking_server_fails_fast_and_promotes_nothing(project, ca
                            f"http://127.0.0.1:{port}"], project,
                   "MLflow connection failed after 2 attempt(s)", "nothing was promoted")
     assert time.monotonic() - started < 90
+
+
+def test_a_horizon_change_is_refused_cleanly(project, capsys):
+    # An h=3 champion (promoted by hand), then the nightly h=1 run.
+    assert main(["run", "--config", write_cfg(project, window={"horizon": 3}),
+                 "--source", "cache"]) == 0
+    assert main(["promote", "--ticker", "GOOG", "--version", "2"]) == 0
+    client = MlflowClient(store_uri(project))
+    champion = str(client.get_model_version_by_alias("stockcast-GOOG", "champion").version)
+    assert champion == "2"
+    assert main(["run", "--config", write_cfg(project), "--source", "cache"]) == 0
+    out = capsys.readouterr().out
+    assert "allow_horizon_change" in out and "Traceback" not in out
+    assert str(client.get_model_version_by_alias("stockcast-GOOG", "champion").version) == champion
+    newest = max(client.search_model_versions("name='stockcast-GOOG'"), key=lambda v: int(v.version))
+    assert newest.tags["promotion.promote"] == "False"  # fully registered, decision recorded
+
+
+def test_a_champion_without_model_files_names_the_version(project, capsys):
+    client = MlflowClient(store_uri(project))
+    empty = project / "hand-registered"
+    empty.mkdir()
+    mv = client.create_model_version("stockcast-GOOG", source=str(empty))
+    client.set_registered_model_alias("stockcast-GOOG", "champion", mv.version)
+    fails_cleanly(capsys, ["forecast", "--source", "cache"], project,
+                  f"stockcast-GOOG v{mv.version} (the champion) has no model files",
+                  "stockcast promote")
+
+
+def test_a_champion_whose_model_file_is_corrupt_names_the_version_file_and_remedy(
+        project, capsys):
+    """No key, nothing verified: the pickle itself is broken. The forecast refuses with the
+    version, the file and what to do; the registry is left as it was."""
+    from urllib.parse import urlparse
+
+    client = MlflowClient(store_uri(project))
+    champion = client.get_model_version_by_alias("stockcast-GOOG", "champion")
+    broken = project / "broken-model"
+    shutil.copytree(urlparse(client.get_model_version_download_uri(
+        "stockcast-GOOG", champion.version)).path, broken)
+    (broken / "python_model.pkl").write_bytes(b"\x80\x04 truncated")
+    mv = client.create_model_version("stockcast-GOOG", source=str(broken))
+    client.set_registered_model_alias("stockcast-GOOG", "champion", mv.version)
+    try:
+        fails_cleanly(capsys, ["forecast", "--source", "cache"], project,
+                      f"stockcast-GOOG v{mv.version} (the champion) cannot be loaded",
+                      "python_model.pkl", "stockcast promote --ticker GOOG --version N")
+    finally:
+        client.set_registered_model_alias("stockcast-GOOG", "champion", champion.version)
+
+
+def test_with_a_key_only_signed_champions_are_loaded(project, capsys, monkeypatch):
+    monkeypatch.setenv("STOCKCAST_MODEL_KEY", "team-secret")
+    assert main(["run", "--config", write_cfg(project), "--source", "cache"]) == 0
+    client = MlflowClient(store_uri(project))
+    signed = max(client.search_model_versions("name='stockcast-GOOG'"), key=lambda v: int(v.version))
+    assert client.get_run(signed.run_id).data.tags["stockcast.model_hmac"]
+    # The unsigned champion's evaluation fit was not unpickled: compared on its logged table.
+    assert "not signed" in signed.tags["promotion.evidence"]
+    assert main(["promote", "--ticker", "GOOG", "--version", str(signed.version)]) == 0
+    assert main(["forecast", "--source", "cache"]) == 0  # signed with this key: loads
+    capsys.readouterr()
+
+    # v1 was logged without a key (as anyone with write access to the store could log one).
+    assert main(["promote", "--ticker", "GOOG", "--version", "1"]) == 0
+    fails_cleanly(capsys, ["forecast", "--source", "cache"], project, "not signed",
+                  "refusing to load")
+    monkeypatch.setenv("STOCKCAST_MODEL_KEY", "another-key")
+    assert main(["promote", "--ticker", "GOOG", "--version", str(signed.version)]) == 0
+    fails_cleanly(capsys, ["forecast", "--source", "cache"], project, "signature mismatch")
+    stored = (project / "mlflow" / "mlflow.db").read_bytes()
+    assert b"team-secret" not in stored and b"another-key" not in stored
+
+
+def test_the_dask_dashboard_listens_on_loopback_only():
+    from flows.train import task_runner_for
+    from stockcast.config import PipelineConfig
+
+    runner = task_runner_for(PipelineConfig.model_validate({"orchestration": {"task_runner": "dask"}}))
+    assert runner.cluster_kwargs["dashboard_address"].startswith("127.0.0.1:")

@@ -41,10 +41,16 @@ def new_figure(*args: int, figsize: tuple[float, float], **kwargs):
     return fig, fig.subplots(*args, **kwargs)
 
 
+# zlib level 1 instead of Pillow's 6: the four figures of a run written in 0.83 s instead of
+# 1.5 s, for files 9 % larger (measured on a 2-core AVX-512 Xeon; every promoted version of a
+# cold night draws them).
+PNG_OPTIONS = {"compress_level": 1}
+
+
 def save(fig: Figure, path) -> Path:
     """Lay out and write a figure as PNG, creating the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, pil_kwargs=PNG_OPTIONS)
     return path

@@ -21,14 +21,17 @@ def _frames():
 
 
 def test_each_series_is_scaled_on_its_own_training_rows_and_shares_one_network(monkeypatch):
+    from stockcast.modeling import recipe
+
     seen = {}
-    real = global_fit.train_model
+    real = recipe.train_model
 
-    def spy(train, val, model, cfg, on_epoch=None):
-        seen["train"], seen["val"] = train, val
-        return real(train, val, model, cfg, on_epoch)
+    def spy(train, val, model, cfg, on_epoch=None, init=None):  # the recipe's training step
+        seen.setdefault("train", train)
+        seen.setdefault("val", val)
+        return real(train, val, model, cfg, on_epoch, init)
 
-    monkeypatch.setattr(global_fit, "train_model", spy)
+    monkeypatch.setattr(recipe, "train_model", spy)
     frames = _frames()
     extra = {"EXTRA": make_prices(280, seed=3, price=50.0), "DEAR": frames["DEAR"]}
     fits = global_fit.fit_global(frames, extra, CFG.window, CFG.model, CFG.train)

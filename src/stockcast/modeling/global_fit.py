@@ -23,7 +23,6 @@ import pandas as pd
 
 from stockcast.config import ModelConfig, TrainConfig, WindowConfig
 from stockcast.errors import TrainingError
-from stockcast.modeling.forecaster import calibrate
 from stockcast.modeling.recipe import (
     ServingFit,
     TickerFit,
@@ -31,8 +30,9 @@ from stockcast.modeling.recipe import (
     fit_and_calibrate,
     refit_plan,
     serve_refit,
+    train_and_calibrate,
 )
-from stockcast.modeling.trainer import refit, train_model
+from stockcast.modeling.trainer import refit
 from stockcast.modeling.windows import PreparedData, Split, prepare_windows
 
 
@@ -94,9 +94,8 @@ def fit_global(frames: dict[str, pd.DataFrame], extra: dict[str, pd.DataFrame],
     cutoff = validation_cutoff(datas, together)
     shared_train = Split.joined([_before(d, d.train, cutoff) for d in shared.values()])
     shared_val = Split.joined([_before(d, d.val, cutoff) for d in shared.values()])
-    result = train_model(shared_train, shared_val, model, train)
-    fits = {t: TickerFit(datas[t], result, calibrate(result.model, datas[t]), tuple(shared),
-                         trained_to=str(cutoff.date())) for t in together}
+    fits = train_and_calibrate({t: datas[t] for t in together}, shared_train, shared_val, model,
+                               train, trained_on=tuple(shared), trained_to=str(cutoff.date()))
     for t, why in alone.items():  # the one recipe, as with scope: ticker
         fits[t] = replace(fit_and_calibrate(frames[t], window, model, train),
                           trained_to=str(validation_cutoff(datas, [t]).date()), note=why)

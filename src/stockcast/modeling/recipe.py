@@ -56,11 +56,23 @@ def fit_and_calibrate(frame: pd.DataFrame, window: WindowConfig, model: ModelCon
     stopping on the validation span, and calibrate the intervals there (split-conformal).
     A warm ``start`` continues from its weights for at most ``train.warm_start_epochs``."""
     data = prepare_windows(frame, window, model)
+    return train_and_calibrate({"": data}, data.train, data.val, model, train, on_epoch,
+                               start)[""]
+
+
+def train_and_calibrate(datas: dict[str, PreparedData], train_split: Split, val_split: Split,
+                        model: ModelConfig, train: TrainConfig,
+                        on_epoch: EpochCallback | None = None, start: WarmStart | None = None,
+                        **fields) -> dict[str, TickerFit]:
+    """The recipe's training step: one network trained on ``train_split`` with early stopping
+    on ``val_split`` (one series' spans, or a global model's windows of many), then calibrated
+    on each series' own validation span. ``fields``: the fits' other TickerFit fields."""
     init = start.model if start is not None else None
     train = train.model_copy(update={"epochs": epochs_for(train, start)})
-    result = train_model(data.train, data.val, model, train, on_epoch, init)
-    return TickerFit(data, result, calibrate(result.model, data),
-                     warm_start_from=start.source if start is not None else "scratch")
+    result = train_model(train_split, val_split, model, train, on_epoch, init)
+    source = start.source if start is not None else "scratch"
+    return {name: TickerFit(data, result, calibrate(result.model, data), warm_start_from=source,
+                            **fields) for name, data in datas.items()}
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from stockcast.data.schemas import validate_prices
 from stockcast.data.sources import PriceData
 from stockcast.evaluation.scorecard import evaluate_model, interval_metrics
 from stockcast.modeling.adaptive import Tracking, adapted_forecast
+from stockcast.modeling.forecaster import Forecast, forecast_from
 from stockcast.modeling.recipe import fit_and_calibrate, fit_for_serving
 from stockcast.registry.pyfunc import StockcastForecaster
 
@@ -35,23 +36,6 @@ ALTERNATIVES = {"step 0.05": Tracking(window=250, step=0.05),
 # The constant factors on the static bands' distance from the median tried in hindsight.
 RESCALES = np.round(np.arange(0.7, 1.51, 0.02), 2)
 TARGETS = {"coverage_95": (0.95, 0.01), "coverage_80": (0.8, 0.02)}
-
-
-class _Rescaled:
-    """The served forecaster with its static quantiles' distance from the median times
-    ``factor``: the best constant calibration in hindsight, what no rescaling can beat."""
-
-    def __init__(self, forecaster, factor: float):
-        self._forecaster, self._factor = forecaster, factor
-
-    def __getattr__(self, name):
-        return getattr(self._forecaster, name)
-
-    @property
-    def calibration(self) -> np.ndarray:
-        z0 = np.asarray(self._forecaster.calibration, np.float64)
-        median = z0[:, list(self._forecaster.levels).index(0.5)][:, None]
-        return median + (z0 - median) * self._factor
 
 
 def calibrated_chance(days: int, nominal: float, tolerance: float) -> float:
@@ -104,15 +88,11 @@ def serve_year(frame: pd.DataFrame, cut: int, cfg: PipelineConfig, label: str) -
     actual = np.stack([close[days + k] for k in range(1, h + 1)], axis=1)
     tracking = Tracking.from_config(cfg.intervals)
     adapted = adapted_forecast(served, frame, days, tracking)
-    static = Tracking(window=0)
     forecasts = {"adaptive": adapted.forecast,
-                 "static": adapted_forecast(served, frame, days, static).forecast,
+                 "static": adapted_forecast(served, frame, days, Tracking(window=0)).forecast,
                  **{name: adapted_forecast(served, frame, days, t).forecast
                     for name, t in ALTERNATIVES.items()}}
-    rescaled = {f: adapted_forecast(_Rescaled(served, f), frame, days, static).forecast
-                for f in RESCALES}
-    best = min(rescaled, key=lambda f: _last_step_score(rescaled[f], actual, close[days]))
-    forecasts["hindsight"] = rescaled[best]
+    best, forecasts["hindsight"] = hindsight(served, frame, days, actual)
     pyfunc = StockcastForecaster(served, label, tracking=tracking)
     for d in days[[0, len(days) // 2, -1]]:  # the service, called with that day's rows only
         answer = pyfunc.predict(None, frame.iloc[:d + 1])
@@ -121,7 +101,7 @@ def serve_year(frame: pd.DataFrame, cut: int, cfg: PipelineConfig, label: str) -
     out = {"label": label, "served": evaluation.choice.tag, "days": int(len(days)),
            "from": str(frame["Date"].iloc[days[0]].date()),
            "to": str(frame["Date"].iloc[days[-1]].date())}
-    out["hindsight_factor"] = float(best)
+    out["hindsight_factor"] = best
     for name, fc in forecasts.items():
         steps = []
         for k in range(h):
@@ -133,6 +113,21 @@ def serve_year(frame: pd.DataFrame, cut: int, cfg: PipelineConfig, label: str) -
     out["band_ratio_95"] = {"median": float(np.median(adapted.width_ratio(0.95)[:, 0])),
                             "max": float(np.max(adapted.width_ratio(0.95)[:, 0]))}
     return out
+
+
+def hindsight(forecaster, frame: pd.DataFrame, days: np.ndarray, actual: np.ndarray
+              ) -> tuple[float, Forecast]:
+    """The static bands with their distance from the median times the factor in ``RESCALES``
+    that scores best on the year itself (chosen after seeing it): what no constant
+    recalibration can beat. The forecaster's location and scale are computed once."""
+    loc, scale, log_space = forecaster.location_scale(frame, days)
+    z0 = np.asarray(forecaster.calibration, np.float64)
+    median = z0[:, list(forecaster.levels).index(0.5)][:, None]
+    last = frame["Close"].to_numpy(np.float64)[days]
+    rescaled = {float(f): forecast_from(loc, scale, median + (z0 - median) * f, frame, days,
+                                        log_space, forecaster.levels) for f in RESCALES}
+    best = min(rescaled, key=lambda f: _last_step_score(rescaled[f], actual, last))
+    return best, rescaled[best]
 
 
 def _last_step_score(forecast, actual: np.ndarray, last: np.ndarray) -> float:

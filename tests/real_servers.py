@@ -75,11 +75,18 @@ def prefect_server(home: Path, database_url: str | None = None) -> Iterator[dict
         stop(proc)
 
 
-def prefect(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    out = subprocess.run([str(BIN / "prefect"), *args], env=env, cwd=ROOT, capture_output=True,
+def cli(program: str, env: dict, *args: str, timeout: float = 300
+        ) -> subprocess.CompletedProcess:
+    """One of the venv's commands (``prefect``, ``stockcast``) run in the checkout, as a user
+    types it; asserts it succeeded."""
+    out = subprocess.run([str(BIN / program), *args], env=env, cwd=ROOT, capture_output=True,
                          text=True, timeout=timeout)
     assert out.returncode == 0, out.stdout + out.stderr
     return out
+
+
+def prefect(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return cli("prefect", env, *args, timeout=timeout)
 
 
 def start_mlflow_server(tmp_path: Path, backend: str | None = None

@@ -18,6 +18,7 @@ from postgres_server import postgres
 from real_servers import (
     BIN,
     ROOT,
+    cli,
     free_port,
     prefect,
     prefect_server,
@@ -33,10 +34,7 @@ pytestmark = pytest.mark.slow
 
 
 def stockcast(env: dict, *args: str) -> subprocess.CompletedProcess:
-    out = subprocess.run([str(BIN / "stockcast"), *args], env=env, cwd=ROOT, capture_output=True,
-                         text=True, timeout=400)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return out
+    return cli("stockcast", env, *args, timeout=400)
 
 
 def served_by(url: str, body: dict, version: str, seconds: float = 30) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from stockcast.modeling.allocator import pin_malloc_thresholds
 from stockcast.modeling.device import amp_dtype_for, cpu_flags_have_bf16
 
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
@@ -39,7 +40,9 @@ def _cpuinfo() -> str:
 
 
 def describe() -> dict:
-    """CPU model, core count, the ISA flags that choose the kernels, and what training uses."""
+    """CPU model, core count, the ISA flags that choose the kernels, and what training uses.
+    glibc's malloc thresholds are pinned here, before any case runs, as the trainer pins them:
+    every contender (the reference loop too) then runs in the same allocator state."""
     words = set(_cpuinfo().split())
     amp = amp_dtype_for(torch.device("cpu"), True)
     return {"cpu": cpu_model(), "cpus": os.cpu_count(),
@@ -47,12 +50,13 @@ def describe() -> dict:
             "native_bf16": cpu_flags_have_bf16(),
             "training_precision": str(amp).replace("torch.", "") if amp else "float32",
             "torch": torch.__version__, "cuda": torch.cuda.is_available(),
-            "python": sys.version.split()[0]}
+            "python": sys.version.split()[0], "malloc": pin_malloc_thresholds()}
 
 
 def headline(machine: dict) -> str:
     """One line naming the machine, for the top of every bench table."""
     flags = ", ".join(f"{f} {'yes' if on else 'no'}" for f, on in machine["flags"].items())
     return (f"{machine['cpu']}, {machine['cpus']} cores ({flags}); training in "
-            f"{machine['training_precision']}; torch {machine['torch']}"
+            f"{machine['training_precision']}; torch {machine['torch']}; malloc thresholds "
+            f"{machine.get('malloc', 'not recorded')}"
             f"{', CUDA' if machine['cuda'] else ''}")

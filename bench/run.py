@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import drift  # noqa: I001 (bench/ is on sys.path when run as a script)
+import allocator  # noqa: I001 (bench/ is on sys.path when run as a script)
+import drift
 import intervals
 import machine
 import portfolio
@@ -60,6 +61,7 @@ def _intervals(args: argparse.Namespace) -> dict:
 
 CASES: dict[str, Case] = {
     "throughput": Case(_throughput, throughput.markdown),
+    "allocator": Case(lambda a: allocator.bench_allocator(), allocator.markdown),
     "quality": Case(lambda a: quality.bench_quality(a.repeats, a.seed_repeats, a.seed_epochs),
                     quality.markdown),
     "intervals": Case(_intervals, lambda r: [*intervals.markdown(r["intervals"]),

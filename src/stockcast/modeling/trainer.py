@@ -23,6 +23,7 @@ from torch.profiler import record_function
 
 from stockcast.config import ModelConfig, TrainConfig
 from stockcast.errors import TrainingError
+from stockcast.modeling.allocator import pin_malloc_thresholds
 from stockcast.modeling.device import amp_dtype_for, resolve_device
 from stockcast.modeling.model import LSTMForecaster, split_output
 from stockcast.modeling.targets import TARGETS
@@ -208,6 +209,7 @@ def _to_device(split: Split, device: torch.device) -> tuple[torch.Tensor, ...]:
 
 def _prepare_device(cfg: TrainConfig) -> torch.device:
     device = resolve_device(cfg.device)
+    pin_malloc_thresholds()  # a batch's buffers reused, not page-faulted in again (allocator.py)
     if device.type == "cpu" and cfg.threads:
         torch.set_num_threads(cfg.threads)  # 0 (auto) is resolved by the flow
     if device.type == "cuda":

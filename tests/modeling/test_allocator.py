@@ -67,5 +67,5 @@ def test_training_pins_the_thresholds(monkeypatch):
 
     calls = []
     monkeypatch.setattr(trainer, "pin_malloc_thresholds", lambda: calls.append(1) or "")
-    trainer._prepare_device(TrainConfig(device="cpu", threads=1))
+    trainer._prepare_device(TrainConfig(device="cpu"))  # threads 0: the thread count untouched
     assert calls == [1]

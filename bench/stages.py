@@ -18,9 +18,9 @@ def _standalone_fits(cfg: PipelineConfig) -> dict:
     from stockcast.data.schemas import validate_prices
     from stockcast.data.sources import PriceData
     from stockcast.modeling.recipe import fit_and_calibrate, fit_for_serving
-    from stockcast.runtime import threads_per_training
+    from stockcast.runtime import ORCHESTRATION_CORES, threads_per_training
 
-    cfg = threads_per_training(cfg)
+    cfg = threads_per_training(cfg, ORCHESTRATION_CORES)
     prices = PriceData("GOOG", read_price_file(sample_path("GOOG")), "sample", "sample")
     frame = validate_prices(prices, cfg.window, cfg.validation).frame
     t0 = time.perf_counter()

@@ -52,7 +52,12 @@ from stockcast.errors import PipelineFailed
 from stockcast.evaluation.earlier_folds import WalkForward
 from stockcast.modeling.adaptive import Tracking
 from stockcast.registry.store import MlflowStore
-from stockcast.runtime import path_inside, resolve_runtime, threads_per_training
+from stockcast.runtime import (
+    ORCHESTRATION_CORES,
+    path_inside,
+    resolve_runtime,
+    threads_per_training,
+)
 from stockcast.server_guard import guard_temporary_server
 from stockcast.stopping import trainings_stop_on
 from stockcast.ticker_outcome import (
@@ -125,7 +130,7 @@ def train_pipeline(
 ) -> dict[str, dict[str, Any]]:
     """Train, evaluate, track and (maybe) promote a model for every ticker."""
     cfg = (config or PipelineConfig()).with_tickers(tickers)
-    cfg = threads_per_training(resolve_runtime(cfg, tracking_uri))
+    cfg = threads_per_training(resolve_runtime(cfg, tracking_uri), ORCHESTRATION_CORES)
     guard_temporary_server()  # a killed run takes its temporary Prefect server with it
     # SIGTERM (a cancellation, a supervisor) reaches this thread as Prefect's TerminationSignal.
     with project_logs_in_prefect(), trainings_stop_on(TerminationSignal):

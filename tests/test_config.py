@@ -122,3 +122,23 @@ def test_an_oversized_network_is_refused_by_the_config_naming_what_to_lower():
         build_config({"train": {"batch_size": 65536}, "window": {"sequence_length": 500},
                       "model": {"hidden_size": 512}})
     build_config({"model": {"hidden_size": 512, "num_layers": 4}})  # large, and allowed
+
+
+@pytest.mark.parametrize(("cores", "tickers", "spare", "expected"), [
+    (2, 1, 1, 1),    # one ticker in the flow: a core left to Prefect's engine and server
+    (2, 1, 0, 2),    # outside the flow (a backtest): every core
+    (16, 1, 1, 15),
+    (2, 3, 1, 1),    # several at once share every core, one thread each at least
+    (8, 2, 1, 4),
+    (1, 1, 1, 1),    # never fewer than one thread
+])
+def test_auto_threads_leave_a_core_to_the_flow_only_for_a_single_training(
+        monkeypatch, cores, tickers, spare, expected):
+    from stockcast.runtime import threads_per_training
+
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    cfg = PipelineConfig.model_validate({"tickers": [f"T{i}" for i in range(tickers)],
+                                         "orchestration": {"max_workers": 2}})
+    assert threads_per_training(cfg, spare).train.threads == expected
+    pinned = cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": 3})})
+    assert threads_per_training(pinned, spare).train.threads == 3  # an explicit count is kept

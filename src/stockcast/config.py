@@ -154,7 +154,8 @@ class TrainConfig(_Frozen):
     device: Device = "auto"
     amp: bool = True
     # CPU threads for torch. 0 = auto: the flow gives each concurrently training ticker an
-    # equal share of the cores (threads collapse when oversubscribed). One thread is
+    # equal share of the cores (threads collapse when oversubscribed); one training at a time
+    # leaves a core to the flow's orchestration (runtime.ORCHESTRATION_CORES). One thread is
     # bit-for-bit reproducible.
     threads: int = Field(default=0, ge=0, le=1024)
     progress: bool = True

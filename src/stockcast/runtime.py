@@ -103,11 +103,22 @@ def _secret(value: str | None) -> SecretStr | None:
     return SecretStr(value)
 
 
-def threads_per_training(cfg: PipelineConfig) -> PipelineConfig:
+# Cores a flow leaves to its orchestration (Prefect's engine, its temporary server, logging)
+# when one training runs at a time. A fit's threads meet at a barrier every kernel, so when the
+# server takes one of them the others wait: on a 2-core AMD EPYC (AVX-512 BF16, 2026-12-03)
+# GOOG's fit took 19.3 s in the flow on 2 threads against 7.2 s alone, and 7.7 s in the flow
+# on 1 thread (bench/stages.py), so one ticker's run fell from 24.1 to 11.1 s.
+ORCHESTRATION_CORES = 1
+
+
+def threads_per_training(cfg: PipelineConfig, spare_cores: int = 0) -> PipelineConfig:
     """Resolve ``train.threads = 0`` (auto) to an equal share of the cores per concurrently
-    training ticker, so concurrent trainings never oversubscribe the CPU."""
+    training ticker, so concurrent trainings never oversubscribe the CPU. A single training
+    at a time leaves ``spare_cores`` to whatever runs beside it (the flow passes
+    ``ORCHESTRATION_CORES``); several share every core, one thread each at least."""
     if cfg.train.threads:
         return cfg
+    cores = os.cpu_count() or 1
     concurrent = max(1, min(len(cfg.tickers), cfg.orchestration.max_workers))
-    threads = max(1, (os.cpu_count() or 1) // concurrent)
+    threads = max(1, cores - spare_cores if concurrent == 1 else cores // concurrent)
     return cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": threads})})

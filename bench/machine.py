@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 
-from stockcast.modeling.allocator import pin_malloc_thresholds
 from stockcast.modeling.device import amp_dtype_for, cpu_flags_have_bf16
 
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
@@ -39,10 +38,9 @@ def _cpuinfo() -> str:
         return ""
 
 
-def describe() -> dict:
-    """CPU model, core count, the ISA flags that choose the kernels, and what training uses.
-    glibc's malloc thresholds are pinned here, before any case runs, as the trainer pins them:
-    every contender (the reference loop too) then runs in the same allocator state."""
+def describe(malloc: str) -> dict:
+    """CPU model, core count, the ISA flags that choose the kernels, and what training uses
+    (``malloc``: what ``pin_malloc_thresholds`` did in this process)."""
     words = set(_cpuinfo().split())
     amp = amp_dtype_for(torch.device("cpu"), True)
     return {"cpu": cpu_model(), "cpus": os.cpu_count(),
@@ -50,7 +48,7 @@ def describe() -> dict:
             "native_bf16": cpu_flags_have_bf16(),
             "training_precision": str(amp).replace("torch.", "") if amp else "float32",
             "torch": torch.__version__, "cuda": torch.cuda.is_available(),
-            "python": sys.version.split()[0], "malloc": pin_malloc_thresholds()}
+            "python": sys.version.split()[0], "malloc": malloc}
 
 
 def headline(machine: dict) -> str:
@@ -58,5 +56,5 @@ def headline(machine: dict) -> str:
     flags = ", ".join(f"{f} {'yes' if on else 'no'}" for f, on in machine["flags"].items())
     return (f"{machine['cpu']}, {machine['cpus']} cores ({flags}); training in "
             f"{machine['training_precision']}; torch {machine['torch']}; malloc thresholds "
-            f"{machine.get('malloc', 'not recorded')}"
+            f"{machine['malloc']}"
             f"{', CUDA' if machine['cuda'] else ''}")

@@ -31,6 +31,7 @@ import walk_forward
 import warm_start
 
 from stockcast.data.files import read_price_file, sample_path
+from stockcast.modeling.allocator import pin_malloc_thresholds
 from stockcast.serving.drift_simulation import simulate
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -98,7 +99,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    here = machine.describe()
+    # Pinned before any case, as the trainer pins them: every contender (the reference loop
+    # too) runs in the same allocator state, and the header says which.
+    here = machine.describe(pin_malloc_thresholds())
     out: dict = {"machine": here}
     lines = [f"Measured on: {machine.headline(here)}.", ""]
     print(lines[0], flush=True)

@@ -105,7 +105,7 @@ def _secret(value: str | None) -> SecretStr | None:
 
 # Cores a flow leaves to its orchestration (Prefect's engine, its temporary server, logging)
 # when one training runs at a time. Measured on a 2-core AMD EPYC (AVX-512 BF16, 2026-12-03):
-# GOOG's fit took 19.3 s in the flow on 2 threads against 7.2 s alone, and 7.7 s in the flow
+# GOOG's fit took 19.3 s in the flow on 2 threads against 7.2 s alone, and 8.1 s in the flow
 # on 1 thread (bench/stages.py), so one ticker's run fell from 24.1 to 11.1 s. The likely
 # cause: a fit's threads meet at a barrier every kernel, so when the server takes one core
 # the other thread waits.

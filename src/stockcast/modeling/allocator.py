@@ -7,11 +7,10 @@ its mmap threshold with a fresh ``mmap`` and returns it with ``munmap`` on free,
 the heap's free top above its trim threshold: either way the next batch's buffers are new
 pages, zeroed by the kernel one minor fault at a time. Both thresholds start at 128 KiB and
 follow the process's earlier allocations (glibc raises them when it frees a mapped block, up to
-32 MiB), so the same training is fast in one process and slow in another: measured on the
-2-core AMD EPYC with AVX-512 BF16 (session 13), ten epochs of the default network on one
-thread took 3.2-3.6 s in some processes and 5.5-5.8 s in others, the slow ones with 2.3 million
-minor page faults and 6.4 s of kernel time against 0.1-0.2 million and under 1 s. Pinned
-thresholds remove the faults and the spread (3.3-3.9 s in every process), at the cost of
+32 MiB), so the same training is fast in one process and slow in another. ``python
+bench/run.py --only allocator`` (fresh processes, ten epochs of the default network on one
+thread, GOOG) on a 2-core AMD EPYC with AVX-512 BF16, 2026-12-03: 4.04 s median pinned
+against 5.85 s, with 28 thousand minor page faults against 709 thousand, at the cost of
 keeping up to ``TRIM_THRESHOLD`` of freed memory in the process (its peak memory did not move).
 
 An explicit ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` in the environment is the

@@ -67,7 +67,7 @@ report: setup ## write the exploratory data report for the default ticker(s) to 
 	$(BIN)/stockcast report $(ARGS)
 
 test: setup ## run the whole test suite (unit, end-to-end, servers)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15 $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 $(ARGS)
 
 # The fast tests whose assertions rest on what a BLAS / ATen kernel computes: trained
 # networks, fitted GARCH and HAR, the tests and scores on them, the re-scored champions. The

@@ -9,6 +9,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import TerminationSignal
 from prefect.runtime import deployment
 
 from flows.notify import configured_url, notify_failure, send
@@ -31,6 +32,7 @@ from stockcast.serving.champion import (
 )
 from stockcast.serving.ledger import record_forecast, score_ledger
 from stockcast.serving.monitoring import LiveReport, live_report
+from stockcast.stopping import found_in_chain
 
 champion_task = task(load_champion, name="load-champion", cache_policy=NO_CACHE)
 predict_task = task(forecast_next, name="forecast", cache_policy=NO_CACHE)
@@ -132,6 +134,8 @@ def forecast_pipeline(
             try:
                 item = forecasts[ticker] = forecast_ticker(ticker, cfg, store, days, scheduled)
             except Exception as exc:  # reported per ticker; the flow fails at the end
+                if (signal := found_in_chain(exc, (TerminationSignal,))) is not None:
+                    raise signal from None  # told to stop: the run ends, as a stop
                 failures[ticker] = f"{type(exc).__name__}: {exc}"
                 logger.error("%s: no forecast: %s", ticker, exc)
                 continue

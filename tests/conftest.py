@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -25,6 +26,17 @@ os.environ["STOCKCAST_NO_BF16"] = "1"
 torch.set_num_threads(1)
 
 from helpers import FakeTicker, make_prices  # noqa: E402
+
+pytest_plugins = ["longest_first"]  # module order: tests/longest_first.py
+
+# Loggers the CLI's main() (called in-process by many tests) routes to its own handlers, with
+# propagation off: as they were before any test, so caplog sees every test's records whatever
+# ran before it in the same process.
+ROUTED_LOGGERS = ("stockcast", "mlflow", "yfinance", "alembic", "prefect.flow_runs",
+                  "prefect.task_runs")
+_PRISTINE = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).filters[:],
+                    logging.getLogger(name).propagate, logging.getLogger(name).level)
+             for name in ROUTED_LOGGERS}
 
 STRAY_STORE = Path.cwd() / "mlflow.db"  # MLflow 3's default store, were a call to go unpointed
 _stray: list[str] = []
@@ -77,6 +89,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _loggers_as_before_any_test():
+    yield
+    for name, (handlers, filters, propagate, level) in _PRISTINE.items():
+        logger = logging.getLogger(name)
+        for handler in logger.handlers:
+            if handler not in handlers:
+                handler.close()  # the CLI's log file
+        logger.handlers[:], logger.filters[:] = handlers, filters
+        logger.propagate, logger.level = propagate, level
 
 
 @pytest.fixture

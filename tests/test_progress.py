@@ -34,3 +34,22 @@ def test_the_quiet_console_still_shows_progress(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "GOOG: epoch 3/30" in err and "internal detail" not in err
     assert "internal detail" in (tmp_path / "stockcast.log").read_text()
+
+
+def test_quieting_the_tools_leaves_a_host_handler_alone(tmp_path):
+    # The CLI lowers MLflow's own console handler to errors; a handler someone else put on
+    # that logger (pytest's log capture, an application's) keeps its level.
+    from stockcast.console import route_tool_logs
+
+    logger = logging.getLogger("mlflow")
+    own, host = logging.StreamHandler(), logging.FileHandler(tmp_path / "app.log")
+    host_capture = type("CaptureHandler", (logging.StreamHandler,), {})()
+    saved = (logger.handlers[:], logger.propagate)
+    logger.handlers[:] = [own, host, host_capture]
+    try:
+        route_tool_logs(verbose=False)
+        levels = (own.level, host.level, host_capture.level)
+    finally:
+        logger.handlers[:], logger.propagate = saved
+        host.close()
+    assert levels == (logging.ERROR, logging.NOTSET, logging.NOTSET)

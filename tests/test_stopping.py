@@ -52,3 +52,29 @@ def test_a_signal_passing_through_the_run_asks_training_to_stop_and_goes_on():
     res = train_model(_split(), _split(), ModelConfig(hidden_size=4, target="price"),
                       TrainConfig(epochs=2, progress=False, device="cpu", threads=1))
     assert len(res.history) == 2
+
+
+
+def _engine_error_after(signal_exc: BaseException) -> ValueError:
+    """What Prefect's task engine raises when the signal lands before its task run exists:
+    another error, raised while handling the signal's exception."""
+    try:
+        try:
+            raise signal_exc
+        except BaseException:
+            raise ValueError("Task run is not set")  # noqa: B904 (as the engine does)
+    except ValueError as exc:
+        return exc
+
+
+def test_a_signal_turned_into_another_error_is_still_a_stop():
+    interrupted = Interrupted()
+    error = _engine_error_after(interrupted)
+    assert stopping.found_in_chain(error, (Interrupted,)) is interrupted
+    assert stopping.found_in_chain(ValueError("a bug"), (Interrupted,)) is None
+    try:
+        with pytest.raises(ValueError), stopping.trainings_stop_on(Interrupted):
+            raise error
+        assert stopping.stop_reason() == "SIGTERM"
+    finally:
+        stopping.clear()

@@ -104,7 +104,9 @@ def route_tool_logs(verbose: bool) -> None:
     for name in ("mlflow", "yfinance", "alembic"):
         logger = logging.getLogger(name)
         for handler in logger.handlers:
-            if not isinstance(handler, logging.FileHandler) and not verbose:
+            # The tool's own console handler (a plain StreamHandler); another handler there
+            # is its host's (a test runner's capture, an application's) and keeps its level.
+            if type(handler) is logging.StreamHandler and not verbose:
                 handler.setLevel(logging.ERROR)
         logger.handlers.extend(h for h in files if h not in logger.handlers)
         logger.propagate = verbose

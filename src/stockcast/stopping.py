@@ -62,6 +62,23 @@ def trainings_stop_on(*signals: type[BaseException], why: str = "SIGTERM") -> It
     clear()  # a fresh run in this process
     try:
         yield
-    except signals:
-        request_stop(why)
+    except BaseException as exc:
+        if found_in_chain(exc, signals) is not None:
+            request_stop(why)
         raise
+
+
+def found_in_chain(exc: BaseException, kinds: tuple[type[BaseException], ...]
+                   ) -> BaseException | None:
+    """The first exception of ``kinds`` among ``exc``, its cause and the exceptions it was
+    raised while handling; None if there is none. Prefect's engine can turn its SIGTERM
+    exception into another error (a task interrupted before its run was created fails with
+    "Task run is not set"): the signal is still in that error's chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kinds):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

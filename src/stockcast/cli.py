@@ -13,6 +13,7 @@ from typing import Any
 
 from stockcast.cli_parser import build_parser
 from stockcast.cli_tables import fmt, live_tests
+from stockcast.collector import collect_from_here, run_as_command
 from stockcast.config import PipelineConfig
 from stockcast.config_files import load_config
 from stockcast.console import (
@@ -29,7 +30,14 @@ from stockcast.tickers import clean_ticker
 
 log = logging.getLogger("stockcast")
 
-# ---------------------------------------------------------------------------- config
+
+# (config section, key, command-line flag)
+_FLAGS = (*(("data", k, k) for k in ("source", "data_dir", "decimal", "dayfirst", "start", "end")),
+          ("data", "csv_path", "csv"), ("train", "epochs", "epochs"),
+          ("train", "device", "device"), ("window", "horizon", "horizon"),
+          ("tracking", "tracking_uri", "tracking_uri"), ("tracking", "experiment", "experiment"),
+          ("orchestration", "task_runner", "task_runner"),
+          ("orchestration", "dask_address", "dask_address"))
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -51,22 +59,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             except ValueError:
                 raise ConfigError(f"the file name {Path(args.csv).name!r} is not a ticker symbol "
                                   "to train it as; pass --ticker NAME") from None
-    put("data", "source", getattr(args, "source", None))
-    put("data", "csv_path", getattr(args, "csv", None))
+    for section, key, flag in _FLAGS:
+        put(section, key, getattr(args, flag, None))
     if getattr(args, "csv", None) and not getattr(args, "source", None):
         put("data", "source", "csv")
-    put("data", "data_dir", getattr(args, "data_dir", None))
-    put("data", "decimal", getattr(args, "decimal", None))
-    put("data", "dayfirst", getattr(args, "dayfirst", None))
-    put("data", "start", getattr(args, "start", None))
-    put("data", "end", getattr(args, "end", None))
-    put("train", "epochs", getattr(args, "epochs", None))
-    put("train", "device", getattr(args, "device", None))
-    put("window", "horizon", getattr(args, "horizon", None))
-    put("tracking", "tracking_uri", getattr(args, "tracking_uri", None))
-    put("tracking", "experiment", getattr(args, "experiment", None))
-    put("orchestration", "task_runner", getattr(args, "task_runner", None))
-    put("orchestration", "dask_address", getattr(args, "dask_address", None))
     if getattr(args, "dask_address", None):
         put("orchestration", "task_runner", "dask")
     put("forecast", "output_dir", getattr(args, "out", None))
@@ -84,6 +80,7 @@ def resolve_config(args: argparse.Namespace) -> PipelineConfig:
 
 def _run_flow(call: Callable[[], dict], show: Callable[[dict], None]) -> int:
     """Run a flow and print what succeeded, also when some tickers failed (then re-raise)."""
+    collect_from_here()
     try:
         result = call()
     except PipelineFailed as exc:
@@ -247,6 +244,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from stockcast.runtime import threads_per_training
 
     cfg = threads_per_training(resolve_config(args))
+    collect_from_here()
     for ticker in cfg.tickers:
         validated = load_validated(ticker, cfg.data, cfg.window, cfg.validation)
         prices, frame = validated.prices, validated.frame
@@ -274,6 +272,7 @@ def cmd_serve_model(args: argparse.Namespace) -> int:
                           args.reload_seconds)
     print(f"serving {app.served.label} (champion) at http://{args.host}:{args.port}/invocations;"
           f" a new champion is picked up within {args.reload_seconds:g} s", flush=True)
+    collect_from_here()
     serve(app, args.host, args.port, args.max_request_mb * 2**20)
     return 0
 
@@ -311,5 +310,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def entry() -> None:
+    """The ``stockcast`` command (the collector set for it: ``stockcast.collector``)."""
+    run_as_command(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -3,6 +3,7 @@ subprocesses that the reliability tests start (through PREFECT_API_URL)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from pathlib import Path
@@ -28,12 +29,28 @@ def prefect_api(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def baseline(prefect_api, tmp_path_factory) -> Path:
+def baseline(prefect_api, tmp_path_factory, worker_id) -> Path:
     """A project whose cache holds GOOG (fetched through the mocked yfinance) and whose
-    registry has stockcast-GOOG v1 as champion."""
+    registry has stockcast-GOOG v1 as champion. Read-only (``project`` copies it), so built
+    once per test run: the first test process to need it builds it, holding a lock the others
+    wait on (pytest-xdist's recipe for a session fixture shared between processes)."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # every process's base temp is in the run's own folder
+        shared = shared.parent
+    root = shared / "baseline"
+    with open(shared / "baseline.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "baseline.built").exists():
+            shutil.rmtree(root, ignore_errors=True)  # a process that failed half-way
+            _build_baseline(root)
+            (shared / "baseline.built").touch()
+    return root
+
+
+def _build_baseline(root: Path) -> None:
     import yfinance
 
-    root = tmp_path_factory.mktemp("baseline")
+    root.mkdir(parents=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(yfinance, "Ticker", FakeTicker)
         mp.setenv("STOCKCAST_HOME", str(root))
@@ -43,7 +60,6 @@ def baseline(prefect_api, tmp_path_factory) -> Path:
         assert main(["run", "--config", write_cfg(root), "--source", "yfinance"]) == 0
     models, cache = state(root)
     assert models["stockcast-GOOG"][1]["champion"] == "1" and "GOOG.parquet" in cache
-    return root
 
 
 @pytest.fixture

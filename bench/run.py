@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import allocator  # noqa: I001 (bench/ is on sys.path when run as a script)
+import command
 import drift
 import intervals
 import machine
@@ -63,6 +64,7 @@ def _intervals(args: argparse.Namespace) -> dict:
 CASES: dict[str, Case] = {
     "throughput": Case(_throughput, throughput.markdown),
     "allocator": Case(lambda a: allocator.bench_allocator(), allocator.markdown),
+    "command": Case(lambda a: command.bench_command(), command.markdown),
     "quality": Case(lambda a: quality.bench_quality(a.repeats, a.seed_repeats, a.seed_epochs),
                     quality.markdown),
     "intervals": Case(_intervals, lambda r: [*intervals.markdown(r["intervals"]),

@@ -8,9 +8,10 @@ next; the spread over processes is the measurement."""
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
+
+from spread import min_median_max
 
 PROCESSES = 6
 
@@ -61,17 +62,11 @@ def markdown(runs: dict) -> list[str]:
              "thread, GOOG; min / median / max over the processes):", "",
              "| thresholds | processes | seconds | minor page faults | kernel s |",
              "|---|---:|---|---|---|"]
-
-    def spread(rows: list[dict], key: str, fmt: str) -> str:
-        values = sorted(r[key] for r in rows)
-        return " / ".join(format(v, fmt) for v in (values[0], statistics.median(values),
-                                                   values[-1]))
-
     for mode, rows in runs.items():
         label = "pinned (the trainer's)" if mode == "pinned" else "glibc's own (moving)"
-        lines.append(f"| {label} | {len(rows)} | {spread(rows, 'seconds', '.2f')} | "
-                     f"{spread(rows, 'minor_faults', ',.0f')} | "
-                     f"{spread(rows, 'kernel_s', '.2f')} |")
+        lines.append(f"| {label} | {len(rows)} | {min_median_max(r['seconds'] for r in rows)} | "
+                     f"{min_median_max((r['minor_faults'] for r in rows), ',.0f')} | "
+                     f"{min_median_max(r['kernel_s'] for r in rows)} |")
     return lines + [""]
 
 

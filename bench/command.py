@@ -8,12 +8,13 @@ each forecast starts its temporary server, as ``make forecast`` does."""
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from spread import min_median_max
 
 PROCESSES = 3
 COMMANDS = {"models": ["models"],
@@ -57,16 +58,10 @@ def markdown(runs: dict) -> list[str]:
              "min / median / max):", "",
              "| command | processes | collector settings (`stockcast`) | left out (`cli.main`) |",
              "|---|---:|---|---|"]
-
-    def spread(values: list[float]) -> str:
-        values = sorted(values)
-        return " / ".join(f"{v:.2f}" for v in (values[0], statistics.median(values),
-                                               values[-1]))
-
     for command, modes in runs.items():
         lines.append(f"| `stockcast {' '.join(COMMANDS[command])}` | "
-                     f"{len(modes['collector'])} | {spread(modes['collector'])} | "
-                     f"{spread(modes['plain'])} |")
+                     f"{len(modes['collector'])} | {min_median_max(modes['collector'])} | "
+                     f"{min_median_max(modes['plain'])} |")
     return lines + [""]
 
 

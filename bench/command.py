@@ -18,6 +18,7 @@ from spread import min_median_max
 
 PROCESSES = 3
 COMMANDS = {"models": ["models"],
+            "promote": ["promote", "--ticker", "GOOG", "--version", "1"],  # a rollback
             "forecast": ["forecast", "--ticker", "GOOG", "--source", "sample"]}
 WITHOUT = "import sys; from stockcast.cli import main; sys.exit(main())"
 

@@ -210,7 +210,7 @@ def _print_version(r: dict) -> None:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     """`stockcast promote`: point `champion` at a version by hand."""
-    from stockcast.registry.promotion import set_champion
+    from stockcast.registry.manual_promotion import set_champion
     from stockcast.registry.store import MlflowStore
     from stockcast.registry.versions import model_name
 

@@ -122,7 +122,7 @@ def versions(uri, name):
 
 
 def test_promotion_lifecycle_on_a_real_sqlite_store(tmp_path, tracking_uri):
-    from stockcast.registry.promotion import set_champion
+    from stockcast.registry.manual_promotion import set_champion
 
     frame = predictable_prices()
     name = model_name("stockcast", "TEST")
@@ -257,3 +257,35 @@ def test_a_champion_of_other_settings_is_judged_on_walk_forward_folds(tmp_path, 
     assert decision.pairs > len(better["evaluation"].table)  # more days than tonight's span
     tags = versions(tracking_uri, model_name("stockcast", "TEST"))["2"].tags
     assert tags["promotion.folds"] == "3" and "walk-forward" in tags["promotion.evidence"]
+
+
+
+ROLLBACK = """
+import sys
+from mlflow.tracking import MlflowClient
+from stockcast.registry.manual_promotion import set_champion
+from stockcast.registry.store import MlflowStore
+from stockcast.registry.versions import champion_version
+store = MlflowStore(sys.argv[1])
+client = MlflowClient(sys.argv[1])
+client.create_registered_model("stockcast-T")
+run = client.create_run(store.experiment_id())
+for _ in range(2):
+    client.create_model_version("stockcast-T", f"runs:/{run.info.run_id}/model",
+                                run_id=run.info.run_id)
+set_champion("stockcast-T", "2", store)
+set_champion("stockcast-T", "1", store)  # the rollback
+print(champion_version(client, "stockcast-T"),
+      [m for m in ("torch", "prefect", "matplotlib") if m in sys.modules])
+"""
+
+
+def test_a_rollback_by_hand_loads_no_training_stack(tracking_uri):
+    # `stockcast promote` is an operator's rollback: MLflow and the registry's modules only,
+    # not torch, Prefect or matplotlib (seconds of imports before the alias moves).
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", ROLLBACK, tracking_uri], capture_output=True,
+                         text=True, timeout=120)
+    assert out.stdout.strip() == "1 []", out.stdout + out.stderr

@@ -47,7 +47,7 @@ def test_retried_logging_and_registration_leave_one_run_and_one_version(
 
 def test_manual_promotion_and_listing_retry_transient_failures(tmp_path, tracking_uri,
                                                                monkeypatch):
-    from stockcast.registry.promotion import set_champion
+    from stockcast.registry.manual_promotion import set_champion
     from stockcast.registry.versions import list_versions
 
     monkeypatch.setattr("stockcast.registry.retries.BACKOFF_SECONDS", 0.01)

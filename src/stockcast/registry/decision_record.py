@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass
 from mlflow.tracking import MlflowClient
 
 from stockcast.evaluation.significance import TEST_NAME
-from stockcast.modeling.volatility_forecasters import BY_TAG
 
 
 @dataclass(frozen=True)
@@ -58,9 +57,11 @@ def headline(decision: Decision, by: str = "pipeline", serves: str = "") -> str:
     ``v3 stays champion: -0.8 %, p 0.310``, ``no champion: sanity gate refused``; with a
     volatility model served, its name first: ``CHAMPION (serves HAR): first version``,
     ``(serves HAR) v3 stays champion: ...``."""
-    # The served volatility model in a few letters, for the description's first 40 characters.
-    short = BY_TAG[serves].short if serves in BY_TAG else serves
-    label = f"serves {short}" if serves and serves != "lstm" else ""
+    label = ""
+    if serves and serves != "lstm":  # the served volatility model in a few letters
+        from stockcast.modeling.volatility_forecasters import BY_TAG  # (a rollback needs none)
+
+        label = f"serves {BY_TAG[serves].short if serves in BY_TAG else serves}"
     previous = decision.champion_version
     change = ""
     if decision.candidate_loss is not None and decision.champion_loss:

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
 from stockcast.config import PromotionConfig
 from stockcast.errors import RegistryError
@@ -19,7 +18,6 @@ from stockcast.evaluation.scorecard import Evaluation
 from stockcast.evaluation.significance import TEST_NAME, pooled_dm_test, training_noise
 from stockcast.registry.decision_record import Decision, record_decision
 from stockcast.registry.evaluation_fit import load_evaluation_fit, logged_recipe, rescore
-from stockcast.registry.retries import is_transient
 from stockcast.registry.store import MlflowStore
 from stockcast.registry.versions import CHAMPION, champion_version
 from stockcast.stopping import RunStopped
@@ -275,28 +273,3 @@ def _withdraw(name: str, version: str, store: MlflowStore) -> None:
         log.warning("%s: promotion failed and version %s could not be removed (%s); it is "
                     "not champion", name, version, exc)
 
-
-def set_champion(name: str, version: str, store: MlflowStore) -> Decision:
-    """Manual promotion or rollback: point `champion` at ``version`` and record it."""
-    store.open()
-    before: list[str | None] = []  # the champion the first attempt found (a retry keeps it)
-
-    def attempt() -> Decision:
-        client = store.client
-        try:
-            mv = client.get_model_version(name, version)
-        except MlflowException as exc:
-            if is_transient(exc):
-                raise
-            raise RegistryError(f"{name} has no version {version}: {exc.message}") from exc
-        with store.lock(f"promotion|{name}"):
-            if not before:
-                before.append(champion_version(client, name))
-            previous = before[0]
-            client.set_registered_model_alias(name, CHAMPION, mv.version)
-        decision = Decision(True, f"promoted by hand (champion was v{previous})",
-                            champion_version=previous)
-        record_decision(client, name, version, decision, by="manual")
-        return decision
-
-    return store.call("manual promotion", attempt)

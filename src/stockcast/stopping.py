@@ -55,17 +55,22 @@ def clear() -> None:
 def trainings_stop_on(*signals: type[BaseException], why: str = "SIGTERM") -> Iterator[None]:
     """While a run's main thread is inside: when one of ``signals`` (the exception a signal
     handler raises there, e.g. Prefect's ``TerminationSignal`` for SIGTERM) passes through,
-    every training in the process is asked to stop at its next mini-batch, and the exception
-    goes on. The signal handler itself is left alone: Prefect acknowledges a cancellation
-    (and ends the run Cancelled rather than Crashed) only while its own SIGTERM handler is
-    installed, and a thread that trains cannot be interrupted by it."""
+    itself or inside an error raised while handling it (``found_in_chain``), every training
+    in the process is asked to stop at its next mini-batch, and the signal goes on. The
+    signal handler itself is left alone: Prefect acknowledges a cancellation (and ends the
+    run Cancelled rather than Crashed) only while its own SIGTERM handler is installed, and a
+    thread that trains cannot be interrupted by it."""
     clear()  # a fresh run in this process
     try:
         yield
     except BaseException as exc:
-        if found_in_chain(exc, signals) is not None:
-            request_stop(why)
-        raise
+        signal = found_in_chain(exc, signals)
+        if signal is None:
+            raise
+        request_stop(why)
+        if signal is exc:
+            raise
+        raise signal from None  # turned into another error on its way: still the signal
 
 
 def found_in_chain(exc: BaseException, kinds: tuple[type[BaseException], ...]

@@ -289,3 +289,23 @@ def test_a_rollback_by_hand_loads_no_training_stack(tracking_uri):
     out = subprocess.run([sys.executable, "-c", ROLLBACK, tracking_uri], capture_output=True,
                          text=True, timeout=120)
     assert out.stdout.strip() == "1 []", out.stdout + out.stderr
+
+
+def test_a_volatility_model_promoted_by_hand_is_still_named_first(tracking_uri):
+    # What the Models page shows first: the served forecaster, also after a rollback by hand.
+    from stockcast.registry.manual_promotion import set_champion
+    from stockcast.registry.store import MlflowStore
+
+    store = MlflowStore(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    client.create_registered_model("stockcast-T")
+    run = client.create_run(store.experiment_id())
+    for tags in ({"forecaster": "lstm"}, {"forecaster": "har",
+                                          "forecaster.reason": "HAR beat the LSTM"}):
+        client.create_model_version("stockcast-T", f"runs:/{run.info.run_id}/model",
+                                    run_id=run.info.run_id, tags=tags)
+    set_champion("stockcast-T", "2", store)
+    set_champion("stockcast-T", "1", store)
+    har, lstm = (client.get_model_version("stockcast-T", v).description for v in ("2", "1"))
+    assert har.startswith("CHAMPION (serves HAR) by hand") and "serves: HAR beat" in har, har
+    assert lstm.startswith("CHAMPION by hand (was v2)") and "serves" not in lstm, lstm

@@ -34,7 +34,13 @@ def set_champion(name: str, version: str, store: MlflowStore) -> Decision:
             client.set_registered_model_alias(name, CHAMPION, mv.version)
         decision = Decision(True, f"promoted by hand (champion was v{previous})",
                             champion_version=previous)
-        record_decision(client, name, version, decision, by="manual")
+        # The description names a served volatility model first, as the pipeline's does (the
+        # registry's list shows its first 40 characters); naming it imports the forecasters.
+        served = mv.tags.get("forecaster", "lstm")
+        baseline = served != "lstm"
+        record_decision(client, name, version, decision, by="manual",
+                        serves=served if baseline else "",
+                        why=mv.tags.get("forecaster.reason", "") if baseline else "")
         return decision
 
     return store.call("manual promotion", attempt)

@@ -5,6 +5,7 @@ import signal
 
 import numpy as np
 import pytest
+from helpers import error_raised_while_handling
 
 from stockcast import stopping
 from stockcast.config import ModelConfig, TrainConfig
@@ -55,21 +56,9 @@ def test_a_signal_passing_through_the_run_asks_training_to_stop_and_goes_on():
 
 
 
-def _engine_error_after(signal_exc: BaseException) -> ValueError:
-    """What Prefect's task engine raises when the signal lands before its task run exists:
-    another error, raised while handling the signal's exception."""
-    try:
-        try:
-            raise signal_exc
-        except BaseException:
-            raise ValueError("Task run is not set")  # noqa: B904 (as the engine does)
-    except ValueError as exc:
-        return exc
-
-
 def test_a_signal_turned_into_another_error_is_still_a_stop():
     interrupted = Interrupted()
-    error = _engine_error_after(interrupted)
+    error = error_raised_while_handling(interrupted)
     assert stopping.found_in_chain(error, (Interrupted,)) is interrupted
     assert stopping.found_in_chain(ValueError("a bug"), (Interrupted,)) is None
     try:  # the run ends by the signal, as if it had passed through unchanged

@@ -17,6 +17,7 @@ import time
 import pandas as pd
 import pytest
 from cli_project import cli_process, fails_cleanly, state, store_uri, write_cfg
+from helpers import error_raised_while_handling
 from mlflow.tracking import MlflowClient
 
 from stockcast.cli import main
@@ -132,10 +133,7 @@ def test_a_sigterm_that_prefect_turns_into_another_error_still_ends_the_forecast
     from stockcast import stopping
 
     def interrupted(*args, **kwargs):
-        try:
-            raise TerminationSignal(signal=signal.SIGTERM)
-        except TerminationSignal:
-            raise ValueError("Task run is not set")  # noqa: B904 (as Prefect's engine does)
+        raise error_raised_while_handling(TerminationSignal(signal=signal.SIGTERM))
 
     monkeypatch.setattr(flows.forecast, "forecast_ticker", interrupted)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.skipif(
 # own threshold can rise to, so with its defaults every round maps fresh pages (10,240 minor
 # faults a round with 4 KiB pages; at least 20 where transparent huge pages back the block);
 # with the pinned thresholds the block stays in the heap after the first round.
+ROUNDS_AFTER_FIRST = 20
 ROUNDS = """
 import ctypes, resource, sys
 libc = ctypes.CDLL("libc.so.6")
@@ -32,18 +33,18 @@ if sys.argv[1] == "pin":
 size = 40 << 20
 block = libc.malloc(size); libc.memset(block, 1, size); libc.free(block)  # the first round
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(20):  # ROUNDS_AFTER_FIRST
+for _ in range(int(sys.argv[2])):
     block = libc.malloc(size); libc.memset(block, 1, size); libc.free(block)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
-ROUNDS_AFTER_FIRST = 20
 HUGE_PAGES_PER_ROUND = (40 << 20) // (2 << 20)  # the fewest faults a fresh 40 MiB mapping takes
 
 
 def _faults(mode: str, **env: str) -> tuple[int, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    out = subprocess.run([sys.executable, "-c", ROUNDS, mode], capture_output=True, text=True,
-                         env={**clean, **env}, timeout=120, check=True)
+    out = subprocess.run([sys.executable, "-c", ROUNDS, mode, str(ROUNDS_AFTER_FIRST)],
+                         capture_output=True, text=True, env={**clean, **env}, timeout=120,
+                         check=True)
     return int(out.stdout.strip()), out.stderr.strip()
 
 

@@ -11,46 +11,69 @@ from pathlib import Path
 import pytest
 from cli_project import state, write_cfg
 from helpers import FakeTicker
+from real_servers import migrate_prefect_database
 
 from stockcast.cli import main
 from stockcast.data.files import read_price_file, sample_path
 
 
+def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+    """``build(folder)`` run once per test run: the first test process to need ``name`` builds
+    it, holding a lock the others wait on, and they all reuse it (pytest-xdist's recipe for a
+    session fixture shared between processes). Returns the folder; read-only to its users."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # every process's base temp is in the run's own folder
+        shared = shared.parent
+    root = shared / name
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / f"{name}.built").exists():
+            shutil.rmtree(root, ignore_errors=True)  # a process that failed half-way
+            root.mkdir(parents=True)
+            build(root)
+            (shared / f"{name}.built").touch()
+    return root
+
+
 @pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory) -> str:
-    """A temporary Prefect server (prefect_test_harness) for this session; yields its API URL."""
+def migrated_prefect_db(tmp_path_factory, worker_id) -> Path:
+    """A SQLite file with Prefect's schema at head, copied into each test's Prefect server."""
+    return built_once(tmp_path_factory, worker_id, "prefect-db", migrate_prefect_database
+                      ) / "prefect.db"
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory, migrated_prefect_db) -> str:
+    """A temporary Prefect server (prefect_test_harness) for this session; yields its API URL.
+    Its database starts as a copy of the migrated one (the harness puts it in a fresh
+    ``mkdtemp()`` folder; were that to change, the server would just migrate its own), and so
+    does the one in PREFECT_HOME, where a CLI run in Prefect's local mode (no PREFECT_API_URL)
+    starts its temporary server."""
     home = tmp_path_factory.mktemp("prefect-home")
     os.environ["PREFECT_HOME"] = str(home)
+    shutil.copyfile(migrated_prefect_db, home / "prefect.db")
+    import prefect.testing.utilities as harness
     from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=180):
-        yield PREFECT_API_URL.value()
+    database = tmp_path_factory.mktemp("prefect-harness-db")
+    shutil.copyfile(migrated_prefect_db, database / "prefect-test.db")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(harness, "mkdtemp", lambda: str(database))
+        with harness.prefect_test_harness(server_startup_timeout=180):
+            yield PREFECT_API_URL.value()
 
 
 @pytest.fixture(scope="session")
 def baseline(prefect_api, tmp_path_factory, worker_id) -> Path:
     """A project whose cache holds GOOG (fetched through the mocked yfinance) and whose
     registry has stockcast-GOOG v1 as champion. Read-only (``project`` copies it), so built
-    once per test run: the first test process to need it builds it, holding a lock the others
-    wait on (pytest-xdist's recipe for a session fixture shared between processes)."""
-    shared = tmp_path_factory.getbasetemp()
-    if worker_id != "master":  # every process's base temp is in the run's own folder
-        shared = shared.parent
-    root = shared / "baseline"
-    with open(shared / "baseline.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (shared / "baseline.built").exists():
-            shutil.rmtree(root, ignore_errors=True)  # a process that failed half-way
-            _build_baseline(root)
-            (shared / "baseline.built").touch()
-    return root
+    once per test run."""
+    return built_once(tmp_path_factory, worker_id, "baseline", _build_baseline)
 
 
 def _build_baseline(root: Path) -> None:
     import yfinance
 
-    root.mkdir(parents=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(yfinance, "Ticker", FakeTicker)
         mp.setenv("STOCKCAST_HOME", str(root))

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def prefect_server(tmp_path):
-    with running_prefect_server(tmp_path) as env:
+def prefect_server(tmp_path, migrated_prefect_db):
+    with running_prefect_server(tmp_path, migrated=migrated_prefect_db) as env:
         yield env
 
 

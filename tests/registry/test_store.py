@@ -207,3 +207,30 @@ def test_two_stores_in_one_process_each_keep_their_own_state(tmp_path):
     # A copy (a Dask worker's) carries the settings, not the cache, and works on its own.
     copy = pickle.loads(pickle.dumps(a))
     assert copy == a and copy.client is not a.client and copy.experiment_id() == ids[a]
+
+
+def test_a_run_artifact_is_read_from_the_run_s_location_or_is_none(tmp_path, monkeypatch):
+    # What promotion and the warm start read back (the configuration, the evaluation fit):
+    # the artifact's bytes by run id or by the record already read (which is not read again,
+    # as MLflow's runs:/ download did twice per file); None for a file the run lacks (a run of
+    # an older stockcast) and for a run the store does not have.
+    import mlflow
+
+    from stockcast.registry.store import MlflowStore
+
+    store = MlflowStore(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (tmp_path / "config.yaml").write_text("window: {}\n")
+
+    def log(run_id: str) -> str:
+        mlflow.log_artifact(str(tmp_path / "config.yaml"), artifact_path="config")
+        return run_id
+
+    run = store.client.get_run(store.log_run("logging", "probe", log))
+    reads = fail_once(monkeypatch, MlflowClient, "get_run", AssertionError("read again"))
+    assert store.run_artifact(run, "config/config.yaml") == b"window: {}\n"
+    assert store.run_artifact(run, "evaluation_fit/lstm.pkl") is None
+    assert store.run_artifact(run, "config/other.yaml") is None
+    assert reads == []  # the record was enough
+    monkeypatch.undo()
+    assert store.run_artifact(run.info.run_id, "config/config.yaml") == b"window: {}\n"
+    assert store.run_artifact("0" * 32, "config/config.yaml") is None

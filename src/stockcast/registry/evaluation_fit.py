@@ -80,7 +80,7 @@ class EvaluationFit:
 
 def _verified(store: MlflowStore, run, artifact: str, tag: str, key: str | None) -> bytes | None:
     """A pickled artifact of ``run`` (None if absent), checked against its signature first."""
-    data = store.run_artifact(run.info.run_id, artifact)
+    data = store.run_artifact(run, artifact)
     if data is not None and key and not hmac.compare_digest(run.data.tags.get(tag, ""),
                                                             sign_bytes(data, key)):
         raise RegistryError(

@@ -47,9 +47,9 @@ from flows.tasks import (
     track_task,
     warm_start_task,
 )
+from stockcast import pipeline
 from stockcast.config import PipelineConfig
 from stockcast.errors import PipelineFailed
-from stockcast.evaluation.earlier_folds import WalkForward
 from stockcast.modeling.adaptive import Tracking
 from stockcast.registry.store import MlflowStore
 from stockcast.runtime import (
@@ -82,7 +82,8 @@ def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: P
     fit = (submit(fit_task, validated, cfg, start) if shared is None else
            submit(pick_fit_task, shared.fits, ticker, wait_for=[validated, freshness]))
     evaluation = submit(evaluate_task, fit, ticker, cfg.promotion.alpha,
-                        Tracking.from_config(cfg.intervals), WalkForward.of(cfg))
+                        Tracking.from_config(cfg.intervals),
+                        pipeline.walk_forward(cfg, store, ticker))
     serving = (submit(refit_task, fit, evaluation, cfg) if shared is None else
                submit(serve_shared_task, fit, evaluation, shared.refits, ticker, cfg))
     logged = submit(track_task, validated, fit, evaluation, serving, cfg, store)

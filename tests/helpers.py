@@ -92,7 +92,6 @@ def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path
     from stockcast.data.freshness import check_freshness
     from stockcast.data.schemas import validate_prices
     from stockcast.data.sources import PriceData
-    from stockcast.evaluation.earlier_folds import WalkForward
     from stockcast.evaluation.scorecard import evaluate_model
     from stockcast.modeling.adaptive import Tracking
     from stockcast.registry.store import MlflowStore
@@ -110,7 +109,8 @@ def run_stages(frame: pd.DataFrame, overrides: dict, tracking_uri: str, tmp_path
     if after_fit is not None:
         after_fit(fit)
     evaluation = evaluate_model(fit, ticker, cfg.promotion.alpha,
-                                Tracking.from_config(cfg.intervals), WalkForward.of(cfg))
+                                Tracking.from_config(cfg.intervals),
+                                pipeline.walk_forward(cfg, store, ticker))
     serving = pipeline.serve(fit, evaluation, cfg)
     logged = log_training_run(validated, fit, evaluation, serving, cfg, store)
     version = pipeline.register(logged, ticker, cfg, store, freshness)

@@ -215,9 +215,10 @@ class PromotionConfig(_Frozen):
     # (evaluation/earlier_folds.py); 1: tonight's span alone.
     walk_forward_folds: int = Field(default=3, ge=1, le=10)
     # A fit's training noise on the folds (relative loss sd across seeds, bench/walk_forward.py):
-    # the earlier folds train on shorter histories and include turbulent years, where it is
-    # larger than on tonight's span alone.
+    # the earlier folds train on shorter, more turbulent histories, where it is larger.
     walk_forward_seed_sd: float = Field(default=0.018, ge=0, lt=1)
+    # Sessions a kept fold fit is re-scored on later nights instead of fit again (0: never).
+    walk_forward_reuse_sessions: int = Field(default=21, ge=0, le=250)
     # Sanity gate: the 95 % interval's test coverage must lie within this of 0.95.
     coverage_tolerance: float = Field(default=0.05, gt=0, lt=0.95)
     # A candidate with a shorter horizon than the champion would shrink the product.

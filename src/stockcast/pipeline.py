@@ -11,15 +11,17 @@ network over every ticker) and ``serve_shared`` (this ticker's share of its refi
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from stockcast.config import PipelineConfig
 from stockcast.data.freshness import Freshness
 from stockcast.data.loading import bundled_samples
 from stockcast.data.schemas import ValidatedPrices
-from stockcast.evaluation.earlier_folds import WalkForward
+from stockcast.evaluation.earlier_folds import FoldFit, Recipe, WalkForward
 from stockcast.evaluation.scorecard import Evaluation
 from stockcast.modeling import slots
 from stockcast.modeling.global_fit import fit_global
@@ -32,12 +34,14 @@ from stockcast.modeling.recipe import (
     fit_for_serving,
 )
 from stockcast.progress import EpochProgress
+from stockcast.registry.evaluation_fit import kept_fold_fits
 from stockcast.registry.promotion import Decision, promote_if_better
 from stockcast.registry.run_figures import figures_wanted, log_run_figures
 from stockcast.registry.store import MlflowStore
 from stockcast.registry.tracking import LoggedRun
 from stockcast.registry.versions import model_name, register_version
 from stockcast.registry.warm_start import champion_start
+from stockcast.stopping import RunStopped
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,29 @@ def training_slot(cfg: PipelineConfig) -> threading.BoundedSemaphore:
 
 def _name(cfg: PipelineConfig, ticker: str) -> str:
     return model_name(cfg.tracking.model_name_prefix, ticker)
+
+
+def walk_forward(cfg: PipelineConfig, store: MlflowStore, ticker: str) -> WalkForward | None:
+    """The serving choice's walk-forward folds, with the fits an earlier night kept for them
+    (read from the registry only when a baseline wins tonight's span and folds are needed)."""
+    walk = WalkForward.of(cfg)
+    if walk is None or walk.reuse_sessions == 0:
+        return walk
+    return replace(walk, kept=functools.partial(
+        _kept_folds, store, _name(cfg, ticker), cfg.tracking.signing_key()))
+
+
+def _kept_folds(store: MlflowStore, name: str, key: str | None, recipe: Recipe
+                ) -> tuple[FoldFit, ...]:
+    """The kept fold fits, or none (said in the logs) when they cannot be read: fit again."""
+    try:
+        return store.call("registry read", lambda: kept_fold_fits(store, name, key, recipe))
+    except RunStopped:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a fold fit kept is a saving, never needed
+        log.warning("%s: the earlier folds' kept fits could not be read (%s); fitting them "
+                    "again", name, exc)
+        return ()
 
 
 def warm_start(ticker: str, cfg: PipelineConfig, store: MlflowStore) -> WarmStart:

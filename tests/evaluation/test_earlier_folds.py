@@ -68,6 +68,7 @@ def _planted(monkeypatch, ratios):
 
     monkeypatch.setattr(Recipe, "fit", fit)
     monkeypatch.setattr(earlier_folds, "baseline_against_lstm", losses)
+    monkeypatch.setattr(earlier_folds.FoldFit, "of", classmethod(lambda cls, fit: fit))
     return ends
 
 
@@ -136,3 +137,60 @@ def test_folds_that_cannot_be_fit_leave_tonights_span_to_decide_but_a_stop_stops
     monkeypatch.setattr(Recipe, "fit", stopped)
     with pytest.raises(RunStopped):
         confirm_baseline(single, fit, _tonight_span(0.9), walk, 0.05)
+
+
+@pytest.fixture(scope="module")
+def last_nights_folds(tonight):
+    """Tonight's frame, its earlier fold ends, and the fold fits a night before made (one row
+    less: each fold's validation end a day or less earlier)."""
+    cfg, fit = tonight
+    frame = fit.data.frame
+    walk = WalkForward(Recipe.of(cfg), folds=3, reuse_sessions=21)
+    fits = [earlier_folds.FoldFit.of(walk.recipe.fit(frame, end))
+            for end in walk.ends(len(frame) - 1)]
+    return frame, walk.ends(len(frame)), fits
+
+
+def test_a_kept_fold_fit_is_rescored_not_fit_again(monkeypatch, tonight, last_nights_folds):
+    from dataclasses import replace
+
+    cfg, fit = tonight
+    frame, ends, kept = last_nights_folds
+
+    def no_fit(self, frame, end, workers=1):
+        raise AssertionError("a fold was fit again")
+
+    monkeypatch.setattr(Recipe, "fit", no_fit)
+    walk = WalkForward(Recipe.of(cfg), folds=3, seed_sd=0.012, reuse_sessions=21,
+                       kept=lambda recipe: kept)
+    choice = confirm_baseline(Choice("garch", "garch", 0.001, "planted"), fit,
+                              _tonight_span(0.95), walk, 0.05)
+    assert choice.folds == 3 and choice.fold_fits == tuple(kept)
+    assert "2 of 2 earlier fold fits kept from an earlier night" in choice.reason
+    # Re-scoring a kept fit gives what its own fit scored on the same fold.
+    model = earlier_folds.BY_PREFIX["garch"]
+    fresh = earlier_folds.baseline_against_lstm(fit, model)
+    rescored, used, reused = replace(walk, kept=None).fold(
+        frame, len(frame), model, [earlier_folds.FoldFit.of(fit)])
+    assert reused and used.forecaster is fit.forecaster
+    for ours, theirs in zip(rescored[:2], fresh[:2], strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+    assert rescored[2].equals(fresh[2])
+
+
+def test_a_kept_fit_is_used_only_out_of_sample_and_while_fresh(tonight, last_nights_folds):
+    cfg, fit = tonight
+    frame, ends, kept = last_nights_folds
+    walk = WalkForward(Recipe.of(cfg), folds=3, reuse_sessions=21)
+    assert [walk.reusable(kept, frame, end) for end in ends] == kept
+    # A fit whose validation reached past this fold's would score days it saw: never used.
+    later = earlier_folds.FoldFit(kept[0].forecaster, kept[1].val_end)
+    assert walk.reusable([later], frame, ends[0]) is None
+    # One older than reuse_sessions is fit again; a date this history lacks (revised data) too.
+    row = split_bounds(ends[0], cfg.window).val_end - 1
+    dates = pd.to_datetime(frame["Date"])
+    stale = earlier_folds.FoldFit(kept[0].forecaster, dates.iloc[row - 22])
+    assert walk.reusable([stale], frame, ends[0]) is None
+    assert WalkForward(Recipe.of(cfg), reuse_sessions=22).reusable([stale], frame, ends[0])
+    missing = earlier_folds.FoldFit(kept[0].forecaster, dates.iloc[row] - pd.Timedelta(hours=1))
+    assert walk.reusable([missing], frame, ends[0]) is None

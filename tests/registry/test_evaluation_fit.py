@@ -152,3 +152,43 @@ def test_a_corrupt_evaluation_fit_without_a_key_still_lets_the_next_run_decide(t
     assert second["version"] == "2" and decision.pvalue is not None
     assert "its evaluation fit was not used" in decision.evidence
     assert "cannot be loaded" in decision.reason
+
+
+def test_the_next_night_rescores_the_fold_fits_a_night_kept(tmp_path, tracking_uri, monkeypatch):
+    """Each night the network's bands are four times too wide, so a volatility model wins
+    tonight's span and the serving choice asks the walk-forward folds. The first night fits
+    them and keeps them with its run (signed); the next, with one more day of prices,
+    re-scores them instead of fitting again. Another key, or other settings, fit again."""
+    from mlflow.tracking import MlflowClient
+
+    from stockcast.evaluation.earlier_folds import Recipe
+    from stockcast.registry.evaluation_fit import kept_fold_fits
+
+    fits, real = [], Recipe.fit
+
+    def counted(self, frame, end, workers=1):
+        fits.append(end)
+        return real(self, frame, end, workers)
+
+    def widen(fit):
+        fit.forecaster.z = fit.forecaster.z * 4.0
+
+    monkeypatch.setattr(Recipe, "fit", counted)
+    overrides = {**quality(1), "tracking": {"model_key": "s3cret"}}
+    prices = predictable_prices(900, seed=5)
+    first = run_stages(prices.iloc[:-1], overrides, tracking_uri, tmp_path, after_fit=widen)
+    assert first["evaluation"].choice.folds == 3 and len(fits) == 2
+    tags = MlflowClient(tracking_uri).get_run(first["logged"].run_id).data.tags
+    assert len(tags["fit.fold_val_ends"].split(",")) == 2
+    store, recipe = first["store"], Recipe.of(first["cfg"])
+    kept = kept_fold_fits(store, "stockcast-TEST", "s3cret", recipe)
+    assert [k.val_end for k in kept] == [k.val_end for k in first["evaluation"].choice.fold_fits]
+    with pytest.raises(RegistryError, match="not signed"):
+        kept_fold_fits(store, "stockcast-TEST", "another key", recipe)
+    other = Recipe.of(build_config({**quality(1), "model": {"hidden_size": 8}}))
+    assert kept_fold_fits(store, "stockcast-TEST", "s3cret", other) == ()
+
+    second = run_stages(prices, overrides, tracking_uri, tmp_path, after_fit=widen)
+    choice = second["evaluation"].choice
+    assert len(fits) == 2 and choice.folds == 3  # nothing fit again
+    assert "2 of 2 earlier fold fits kept from an earlier night" in choice.reason

@@ -23,6 +23,7 @@ class Choice:
     pvalue: float
     reason: str
     folds: int = 1  # the out-of-sample spans the decision pooled (``earlier_folds``)
+    fold_fits: tuple = ()  # the earlier folds' LSTM fits it used (``earlier_folds.FoldFit``)
 
     @property
     def tag(self) -> str:

@@ -21,11 +21,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 import yaml
+from mlflow.entities import Run
 from pydantic import ValidationError
 
 from stockcast.config import PipelineConfig
 from stockcast.errors import RegistryError
-from stockcast.evaluation.earlier_folds import Recipe
+from stockcast.evaluation.earlier_folds import FoldFit, Recipe
 from stockcast.evaluation.forecast_tables import forecast_table
 from stockcast.modeling.forecaster import Forecaster, ServedForecaster
 from stockcast.modeling.recipe import TickerFit
@@ -38,6 +39,8 @@ SIGNATURE_TAG = "stockcast.eval_fit_hmac"
 LSTM_ARTIFACT = f"{ARTIFACT_DIR}/lstm.pkl"  # the LSTM, when a baseline was served instead
 LSTM_SIGNATURE_TAG = "stockcast.eval_lstm_hmac"
 VAL_END_TAG = "fit.val_end"
+FOLDS_TAG = "fit.fold_val_ends"  # the kept earlier-fold fits' validation ends, oldest first
+FOLD_SIGNATURE_TAG = "stockcast.fold_fit_hmac."  # + the fold's number
 CONFIG_ARTIFACT = "config/config.yaml"  # every run logs its effective configuration
 
 
@@ -57,17 +60,53 @@ def _log_signed(data: bytes, artifact: str, tag: str, run_id: str, key: str | No
 
 
 def log_evaluation_fit(fit: TickerFit, run_id: str, key: str | None, store: MlflowStore,
-                       forecaster: ServedForecaster | None = None) -> None:
+                       forecaster: ServedForecaster | None = None,
+                       folds: tuple[FoldFit, ...] = ()) -> None:
     """Inside a run: the evaluated forecaster (the fit's LSTM, or the baseline served in its
     place) as an artifact, the fit's validation end as a tag, and (with a key) its signature.
     When a baseline is served, the fit's LSTM is kept beside it (``lstm.pkl``): tomorrow's
-    fit can still start from its weights."""
+    fit can still start from its weights. The earlier walk-forward folds' LSTM fits the
+    serving choice used (``folds``) are kept too (``fold-N.pkl``), for later nights to
+    re-score."""
     served = forecaster if forecaster is not None else fit.forecaster
     _log_signed(pickle.dumps(served), ARTIFACT, SIGNATURE_TAG, run_id, key, store)
     if served is not fit.forecaster:
         _log_signed(pickle.dumps(fit.forecaster), LSTM_ARTIFACT, LSTM_SIGNATURE_TAG, run_id,
                     key, store)
-    store.client.set_tag(run_id, VAL_END_TAG, str(validation_end(fit).date()))
+    for number, fold in enumerate(folds):
+        _log_signed(pickle.dumps(fold.forecaster), _fold_artifact(number),
+                    f"{FOLD_SIGNATURE_TAG}{number}", run_id, key, store)
+    tags = {VAL_END_TAG: str(validation_end(fit).date())}
+    if folds:
+        tags[FOLDS_TAG] = ",".join(str(fold.val_end.date()) for fold in folds)
+    for name, value in tags.items():
+        store.client.set_tag(run_id, name, value)
+
+
+def _fold_artifact(number: int) -> str:
+    return f"{ARTIFACT_DIR}/fold-{number}.pkl"
+
+
+def kept_fold_fits(store: MlflowStore, name: str, key: str | None, recipe: Recipe
+                   ) -> tuple[FoldFit, ...]:
+    """The earlier folds' LSTM fits the latest version of ``name`` kept, when its run was
+    trained with ``recipe`` (none otherwise, or for runs that kept none); verified like the
+    evaluation fit before unpickling."""
+    versions = store.client.search_model_versions(f"name='{name}'")
+    if not versions:
+        return ()
+    run = store.client.get_run(max(versions, key=lambda mv: int(mv.version)).run_id)
+    val_ends = run.data.tags.get(FOLDS_TAG, "")
+    theirs = logged_recipe(store, run) if val_ends else None
+    if theirs is None or recipe.differences(theirs):
+        return ()
+    kept = []
+    for number, val_end in enumerate(val_ends.split(",")):
+        artifact = _fold_artifact(number)
+        data = _verified(store, run, artifact, f"{FOLD_SIGNATURE_TAG}{number}", key)
+        if data is not None:
+            kept.append(FoldFit(_unpickled(data, run.info.run_id, artifact), pd.Timestamp(val_end)))
+    return tuple(kept)
 
 
 @dataclass(frozen=True)
@@ -140,11 +179,11 @@ def rescore(fit: EvaluationFit, frame: pd.DataFrame, origins: np.ndarray) -> pd.
     return forecast_table(dates, keep, forecast, actual)
 
 
-def logged_recipe(store: MlflowStore, run_id: str) -> Recipe | None:
-    """The configuration a run was trained with (its logged ``config/config.yaml``), as the
-    walk-forward folds fit it; None when it is missing or no longer reads as a configuration
-    (a run of an older stockcast)."""
-    data = store.run_artifact(run_id, CONFIG_ARTIFACT)
+def logged_recipe(store: MlflowStore, run: str | Run) -> Recipe | None:
+    """The configuration a run (its id or record) was trained with (its logged
+    ``config/config.yaml``), as the walk-forward folds fit it; None when it is missing or no
+    longer reads as a configuration (a run of an older stockcast)."""
+    data = store.run_artifact(run, CONFIG_ARTIFACT)
     if data is None:
         return None
     try:

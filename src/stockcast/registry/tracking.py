@@ -285,7 +285,8 @@ def _log(run_id: str, validated: ValidatedPrices, fit: TickerFit, evaluation: Ev
         if key is not None:
             sign_logged_model(model_uri, run_id, key, store)
         # what promotion re-scores later: the forecaster evaluated (the LSTM or a baseline)
-        log_evaluation_fit(fit, run_id, key, store, evaluation.evaluated)
+        log_evaluation_fit(fit, run_id, key, store, evaluation.evaluated,
+                           evaluation.choice.fold_fits)
         return LoggedRun(run_id, model_uri)
 
 

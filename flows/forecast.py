@@ -134,9 +134,8 @@ def forecast_pipeline(
             try:
                 item = forecasts[ticker] = forecast_ticker(ticker, cfg, store, days, scheduled)
             except Exception as exc:  # reported per ticker; the flow fails at the end
-                stop = found_in_chain(exc, (TerminationSignal, KeyboardInterrupt))
-                if stop is not None:  # SIGTERM or Ctrl-C, turned into another error on its way
-                    raise stop from None  # told to stop: the run ends, as a stop
+                if (stop := found_in_chain(exc, (TerminationSignal, KeyboardInterrupt))) is not None:
+                    raise stop from None  # SIGTERM or Ctrl-C, even inside another error
                 failures[ticker] = f"{type(exc).__name__}: {exc}"
                 logger.error("%s: no forecast: %s", ticker, exc)
                 continue

@@ -46,7 +46,7 @@ def migrated_prefect_db(tmp_path_factory, worker_id) -> Path:
 def prefect_api(tmp_path_factory, migrated_prefect_db) -> str:
     """A temporary Prefect server (prefect_test_harness) for this session; yields its API URL.
     Its database starts as a copy of the migrated one (the harness puts it in a fresh
-    ``mkdtemp()`` folder; were that to change, the server would just migrate its own), and so
+    ``mkdtemp()`` folder; Prefect is pinned, and were that name to go the patch fails), and so
     does the one in PREFECT_HOME, where a CLI run in Prefect's local mode (no PREFECT_API_URL)
     starts its temporary server."""
     home = tmp_path_factory.mktemp("prefect-home")

@@ -32,6 +32,7 @@ from stockcast.modeling.forecaster import Forecaster, ServedForecaster
 from stockcast.modeling.recipe import TickerFit
 from stockcast.registry.signing import sign_bytes
 from stockcast.registry.store import MlflowStore
+from stockcast.registry.versions import latest_version
 
 ARTIFACT_DIR = "evaluation_fit"
 ARTIFACT = f"{ARTIFACT_DIR}/forecaster.pkl"
@@ -92,10 +93,10 @@ def kept_fold_fits(store: MlflowStore, name: str, key: str | None, recipe: Recip
     """The earlier folds' LSTM fits the latest version of ``name`` kept, when its run was
     trained with ``recipe`` (none otherwise, or for runs that kept none); verified like the
     evaluation fit before unpickling."""
-    versions = store.client.search_model_versions(f"name='{name}'")
-    if not versions:
+    version = latest_version(store.client, name)
+    if version is None:
         return ()
-    run = store.client.get_run(max(versions, key=lambda mv: int(mv.version)).run_id)
+    run = store.client.get_run(store.client.get_model_version(name, version).run_id)
     val_ends = run.data.tags.get(FOLDS_TAG, "")
     theirs = logged_recipe(store, run) if val_ends else None
     if theirs is None or recipe.differences(theirs):

@@ -18,7 +18,7 @@ from stockcast.errors import RegistryError
 from stockcast.modeling.recipe import WarmStart
 from stockcast.registry.evaluation_fit import load_evaluation_lstm
 from stockcast.registry.store import MlflowStore
-from stockcast.registry.versions import champion_version
+from stockcast.registry.versions import champion_version, latest_version
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,6 @@ MATCHED = ("window.", "model.")
 def settings(params: dict[str, object]) -> dict[str, str]:
     """The matched settings of flattened config ``params``, as MLflow stores params (text)."""
     return {k: "" if v is None else str(v) for k, v in params.items() if k.startswith(MATCHED)}
-
-
-def latest_version(client, name: str) -> str | None:
-    """The highest version number registered under ``name`` (promoted or not), or None."""
-    versions = [int(mv.version) for mv in client.search_model_versions(f"name='{name}'")]
-    return str(max(versions)) if versions else None
 
 
 def champion_start(name: str, cfg: PipelineConfig, store: MlflowStore,

@@ -51,6 +51,13 @@ def _watch_for_the_default_store(event: str, args: tuple) -> None:
             _stray.append("".join(traceback.format_stack(limit=25)))
 
 
+def numpy_simd() -> str:
+    """The SIMD targets NumPy's loops dispatch to here (NPY_DISABLE_CPU_FEATURES removes some)."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    return " ".join(t for t in __cpu_dispatch__ if __cpu_features__.get(t)) or "baseline"
+
+
 def pytest_report_header(config):
     """Which numerical paths this run takes: CI runs the fast tests on two (.ci/other-cpu)."""
     from threadpoolctl import threadpool_info
@@ -63,7 +70,8 @@ def pytest_report_header(config):
 
     postgres = bin_dir()
     return [f"numerical paths: BLAS {', '.join(blas) or 'unknown'}; ATen "
-            f"{torch.backends.cpu.get_cpu_capability()}; CPU bf16 "
+            f"{torch.backends.cpu.get_cpu_capability()}; oneDNN "
+            f"{os.environ.get('ONEDNN_MAX_CPU_ISA', 'native')}; NumPy {numpy_simd()}; CPU bf16 "
             f"{'yes' if cpu_flags_have_bf16() else 'no'} (tests train in float32)",
             f"PostgreSQL: {postgres or 'not installed'}"
             f"{' (required: STOCKCAST_REQUIRE_POSTGRES=1)' if REQUIRED else ''}"]

@@ -61,10 +61,11 @@ async def main(name):
         run = await c.create_flow_run_from_deployment(deployment.id,
                                                       parameters={"config": %s})
         deadline = time.monotonic() + 300
-        while True:  # until its fit task is training
+        while True:  # until its fit task is training (a task run just created has no state)
             tasks = await c.read_task_runs(flow_run_filter=FlowRunFilter(
                 id=FlowRunFilterId(any_=[run.id])))
-            if any(t.name.startswith("fit-") and t.state.is_running() for t in tasks):
+            if any(t.name.startswith("fit-") and t.state is not None and t.state.is_running()
+                   for t in tasks):
                 break
             assert time.monotonic() < deadline, "training never started"
             await asyncio.sleep(0.5)

@@ -15,10 +15,11 @@ from flows.tasks import (
     commit_cache_task,
     download_task,
     fit_global_task,
-    for_ticker,
     freshness_task,
     ingest_task,
     refit_global_task,
+    submit_for,
+    upstream,
     validate_task,
 )
 from stockcast.config import PipelineConfig
@@ -98,7 +99,7 @@ def submit_fronts(tickers: tuple[str, ...], cfg: PipelineConfig,
     wave run at once first (``download``), each ticker keeping its own result or error."""
     batched = cfg.data.source in ("auto", "yfinance") and len(tickers) > 1
     downloads = download_task(tickers, cfg.data) if batched else {}
-    prices = {t: for_ticker(ingest_task, t).submit(t, cfg.data, prefetched=downloads.get(t))
+    prices = {t: submit_for(ingest_task, t, t, cfg.data, prefetched=downloads.get(t))
               for t in tickers}
     wait(list(prices.values()))
     fronts = {t: submit_front(t, p, cfg, scheduled) if p.state.is_completed() else Front(p)
@@ -110,18 +111,18 @@ def submit_fronts(tickers: tuple[str, ...], cfg: PipelineConfig,
 def submit_front(ticker: str, prices: PrefectFuture, cfg: PipelineConfig,
                  scheduled: bool) -> Front:
     """Validate, decide freshness and commit the cache (task runs ``<stage>-<T>``)."""
-    validated = for_ticker(validate_task, ticker).submit(
-        prices, cfg.window, cfg.validation, cfg.data.data_dir / "reports")
-    freshness = for_ticker(freshness_task, ticker).submit(validated, cfg.data, scheduled)
-    cached = for_ticker(commit_cache_task, ticker).submit(validated, cfg.data.data_dir)
+    validated = submit_for(validate_task, ticker, prices, cfg.window, cfg.validation,
+                           cfg.data.data_dir / "reports")
+    freshness = submit_for(freshness_task, ticker, validated, cfg.data, scheduled)
+    cached = submit_for(commit_cache_task, ticker, validated, cfg.data.data_dir)
     return Front(prices, validated, freshness, cached)
 
 
 def submit_shared(fronts: dict[str, Front], cfg: PipelineConfig) -> Shared:
     """``model.scope: global``: one fit over the tickers whose data passed."""
     usable = {t: front.validated for t, front in fronts.items()}
-    fits = fit_global_task.submit(usable, cfg)
-    return Shared(fits, refit_global_task.submit(fits, cfg.model, cfg.train))
+    fits = fit_global_task.submit(upstream(usable), cfg)
+    return Shared(fits, refit_global_task.submit(upstream(fits), cfg.model, cfg.train))
 
 
 def waves(tickers: tuple[str, ...], size: int) -> list[tuple[str, ...]]:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
+from prefect.utilities.annotations import opaque
 
 from stockcast import pipeline
 from stockcast.config import DataConfig
@@ -67,3 +69,25 @@ def commit_cache_task(validated: ValidatedPrices, data_dir: Path) -> Path | None
 def for_ticker(stage, ticker: str):
     """The task with its runs named ``<stage>-<TICKER>`` (how both flows name task runs)."""
     return stage.with_options(task_run_name=f"{stage.name}-{ticker}")
+
+
+def upstream(value):
+    """``value`` with each upstream future (alone, or in a dict) marked ``opaque``: Prefect
+    still waits for it, records the dependency and passes its result, but neither reads its
+    state from the API when the task is submitted (to find "parent" runs: about 15 reads a
+    ticker, each retried with backoffs adding up to a minute while the server is slow) nor
+    walks the result's contents (fits, frames, evaluations) looking for more futures."""
+    if isinstance(value, PrefectFuture):
+        return opaque(value)
+    if isinstance(value, dict):
+        return {k: upstream(v) for k, v in value.items()}
+    return value
+
+
+def submit_for(stage, ticker: str, *args, **kwargs) -> PrefectFuture:
+    """Submit ``stage`` as ``<stage>-<TICKER>`` with its upstream results passed as they are
+    (``upstream``); ``wait_for`` stays a list of futures to wait on."""
+    wait_for = kwargs.pop("wait_for", None)
+    return for_ticker(stage, ticker).submit(
+        *(upstream(a) for a in args), **{k: upstream(v) for k, v in kwargs.items()},
+        wait_for=wait_for)

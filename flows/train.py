@@ -38,12 +38,12 @@ from flows.tasks import (
     evaluate_task,
     figures_task,
     fit_task,
-    for_ticker,
     pick_fit_task,
     promote_task,
     refit_task,
     register_task,
     serve_shared_task,
+    submit_for,
     track_task,
     warm_start_task,
 )
@@ -73,7 +73,7 @@ def run_ticker(ticker: str, cfg: PipelineConfig, store: MlflowStore, work_dir: P
     """Submit one ticker's model stages after its data stages, in pipeline order."""
 
     def submit(stage, *args, **kwargs) -> PrefectFuture:
-        return for_ticker(stage, ticker).submit(*args, **kwargs)
+        return submit_for(stage, ticker, *args, **kwargs)
 
     validated, freshness = front.validated, front.freshness
     # Freshness is decided before any training: stale prices under on_stale: fail stop here.

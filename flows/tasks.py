@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture
+from prefect.futures import PrefectConcurrentFuture, PrefectFuture
 from prefect.utilities.annotations import opaque
 
 from stockcast import pipeline
@@ -72,12 +72,13 @@ def for_ticker(stage, ticker: str):
 
 
 def upstream(value):
-    """``value`` with each upstream future (alone, or in a dict) marked ``opaque``: Prefect
-    still waits for it, records the dependency and passes its result, but neither reads its
-    state from the API when the task is submitted (to find "parent" runs: about 15 reads a
-    ticker, each retried with backoffs adding up to a minute while the server is slow) nor
-    walks the result's contents (fits, frames, evaluations) looking for more futures."""
-    if isinstance(value, PrefectFuture):
+    """``value`` with each upstream future of the thread runner (alone, or in a dict) marked
+    ``opaque``: Prefect still waits for it, records the dependency and passes its result, but
+    neither reads its state from the API when the task is submitted (to find "parent" runs:
+    about 17 reads a ticker, each retried with backoffs adding up to a minute while the server
+    is slow) nor walks the result's contents looking for more futures. Dask's futures stay as
+    they are: prefect-dask 0.3.7 passes an opaque one on unresolved."""
+    if isinstance(value, PrefectConcurrentFuture):
         return opaque(value)
     if isinstance(value, dict):
         return {k: upstream(v) for k, v in value.items()}

@@ -52,9 +52,12 @@ def _watch_for_the_default_store(event: str, args: tuple) -> None:
 
 
 def numpy_simd() -> str:
-    """The SIMD targets NumPy's loops dispatch to here (NPY_DISABLE_CPU_FEATURES removes some)."""
-    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-
+    """The SIMD targets NumPy's loops dispatch to here (NPY_DISABLE_CPU_FEATURES removes some);
+    NumPy's own private tables, so "unknown" rather than a failed run if they move."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:
+        return "unknown"
     return " ".join(t for t in __cpu_dispatch__ if __cpu_features__.get(t)) or "baseline"
 
 

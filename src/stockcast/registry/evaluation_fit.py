@@ -93,10 +93,10 @@ def kept_fold_fits(store: MlflowStore, name: str, key: str | None, recipe: Recip
     """The earlier folds' LSTM fits the latest version of ``name`` kept, when its run was
     trained with ``recipe`` (none otherwise, or for runs that kept none); verified like the
     evaluation fit before unpickling."""
-    version = latest_version(store.client, name)
-    if version is None:
+    latest = latest_version(store.client, name)
+    if latest is None:
         return ()
-    run = store.client.get_run(store.client.get_model_version(name, version).run_id)
+    run = store.client.get_run(latest.run_id)
     val_ends = run.data.tags.get(FOLDS_TAG, "")
     theirs = logged_recipe(store, run) if val_ends else None
     if theirs is None or recipe.differences(theirs):

@@ -40,10 +40,11 @@ def champion_version(client: MlflowClient, name: str, alias: str = CHAMPION) -> 
         raise
 
 
-def latest_version(client: MlflowClient, name: str) -> str | None:
-    """The highest version number registered under ``name`` (promoted or not), or None."""
-    versions = [int(mv.version) for mv in client.search_model_versions(f"name='{name}'")]
-    return str(max(versions)) if versions else None
+def latest_version(client: MlflowClient, name: str):
+    """The record (version, run id...) of the highest version registered under ``name``
+    (promoted or not), or None: one registry read."""
+    versions = client.search_model_versions(f"name='{name}'")
+    return max(versions, key=lambda mv: int(mv.version)) if versions else None
 
 
 def version_of_run(client: MlflowClient, name: str, run_id: str) -> str | None:

@@ -44,13 +44,16 @@ def champion_start(name: str, cfg: PipelineConfig, store: MlflowStore,
         return WarmStart(None, "scratch: a global model is trained on every series at once")
     store.open()
     version = store.call("registry read", lambda: champion_version(store.client, name))
-    label, why = f"champion v{version}", ""
     if version is None:
-        version = store.call("registry read", lambda: latest_version(store.client, name))
-        if version is None:
+        latest = store.call("registry read", lambda: latest_version(store.client, name))
+        if latest is None:
             return WarmStart(None, "scratch: no version yet")
+        version, run_id = str(latest.version), latest.run_id
         label, why = f"v{version}", "; the latest version, no champion yet"
-    run_id = store.call("registry read", lambda: store.client.get_model_version(name, version)).run_id
+    else:
+        run_id = store.call("registry read",
+                            lambda: store.client.get_model_version(name, version)).run_id
+        label, why = f"champion v{version}", ""
     run = store.call("run read", lambda: store.client.get_run(run_id))
     theirs, ours = settings(run.data.params), settings(cfg.flat())
     differ = sorted(k for k in ours if theirs.get(k) != ours[k])

@@ -25,6 +25,7 @@ import promotion
 import quality
 import refit
 import served
+import served_years
 import service
 import stages
 import throughput
@@ -70,6 +71,7 @@ CASES: dict[str, Case] = {
     "intervals": Case(_intervals, lambda r: [*intervals.markdown(r["intervals"]),
                                              *intervals.global_markdown(r["global"])]),
     "served": Case(lambda a: served.bench_served(), served.markdown),
+    "served_years": Case(lambda a: served_years.bench_served_years(), served_years.markdown),
     "stages": Case(lambda a: stages.bench_stages(), stages.markdown),
     "portfolio": Case(lambda a: portfolio.bench_portfolio(a.portfolio_size), portfolio.markdown),
     "drift": Case(lambda a: simulate(), drift.markdown),

@@ -12,6 +12,7 @@ pyfunc called with that day's rows only, as a client would call it."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -136,27 +137,41 @@ def _last_step_score(forecast, actual: np.ndarray, last: np.ndarray) -> float:
                             actual[:, k:k + 1], last)["s_interval_score_95"]
 
 
-def bench_served(horizons: tuple[int, ...] = (1, 5), synthetic: int = 2) -> dict:
-    """Every case at each horizon (horizon 5 on the bundled series' pre-2008 cut only)."""
+def named_cuts(frame: pd.DataFrame, horizon: int) -> list[int]:
+    """The served case's cuts: before the 2008 crisis and before calm 2012 (horizon 5: the
+    first only), as the rows just after each cut date."""
+    dates = CUTS if horizon == 1 else CUTS[:1]
+    return [int(np.searchsorted(frame["Date"], pd.Timestamp(d), side="right")) for d in dates]
+
+
+def bench_served(horizons: tuple[int, ...] = (1, 5), synthetic: range = range(2),
+                 cuts: Callable[[pd.DataFrame, int], list[int]] = named_cuts,
+                 about: Callable[[pd.DataFrame, int], dict] = lambda frame, cut: {}) -> dict:
+    """Every case at each horizon: each bundled series at its ``cuts``, and at horizon 1 the
+    synthetic regime series; ``about`` adds what a caller records of a case."""
     out: dict = {"cases": []}
     for h in horizons:
         cfg = PipelineConfig()
         cfg = cfg.model_copy(update={"window": cfg.window.model_copy(update={"horizon": h})})
-        for ticker in SAMPLE_TICKERS:
-            frame = _validated(ticker, read_price_file(sample_path(ticker)), cfg)
-            for cut_date in CUTS if h == 1 else CUTS[:1]:
-                cut = int(np.searchsorted(frame["Date"], pd.Timestamp(cut_date), side="right"))
-                out["cases"].append({"horizon": h, **serve_year(frame, cut, cfg,
-                                                                f"{ticker} to {cut_date}")})
-        if h != 1:
-            continue
-        for seed in range(synthetic):
-            frame = _validated(f"SYN{seed}", regime_prices(seed), cfg)
-            calm = 8 * SESSIONS
-            for cut, what in ((calm, "tripled"), (calm + SESSIONS, "calm again")):
-                out["cases"].append({"horizon": h, **serve_year(frame, cut, cfg,
-                                                                f"synthetic {seed}: {what}")})
+        series = [(_validated(t, read_price_file(sample_path(t)), cfg), t) for t in SAMPLE_TICKERS]
+        cases = [(frame, cut, f"{ticker} to {frame['Date'].iloc[cut - 1].date()}")
+                 for frame, ticker in series for cut in cuts(frame, h)]
+        if h == 1:
+            cases += list(regime_cuts(synthetic, cfg))
+        for frame, cut, label in cases:
+            out["cases"].append({"horizon": h, **about(frame, cut),
+                                 **serve_year(frame, cut, cfg, label)})
     return out
+
+
+def regime_cuts(seeds: range, cfg: PipelineConfig):
+    """Each synthetic regime series (validated) with its two cuts: at the start of the tripled
+    year and at its end (calm again), and their labels."""
+    for seed in seeds:
+        frame = _validated(f"SYN{seed}", regime_prices(seed), cfg)
+        calm = 8 * SESSIONS
+        for cut, what in ((calm, "tripled"), (calm + SESSIONS, "calm again")):
+            yield frame, cut, f"synthetic {seed}: {what}"
 
 
 def _tradeoff(result: dict) -> list[str]:

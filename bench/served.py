@@ -11,12 +11,13 @@ pyfunc called with that day's rows only, as a client would call it."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binom
+from scipy.stats import binom, norm
 
 from stockcast.config import PipelineConfig
 from stockcast.data.files import SAMPLE_TICKERS, read_price_file, sample_path
@@ -45,6 +46,21 @@ def calibrated_chance(days: int, nominal: float, tolerance: float) -> float:
     hits = np.arange(days + 1)
     inside = np.abs(hits / days - nominal) <= tolerance + 1e-12
     return float(binom.pmf(hits[inside], days, nominal).sum())
+
+
+@functools.lru_cache
+def calibrated_chance_at_step(days: int, nominal: float, tolerance: float, step: int,
+                              repeats: int = 20_000) -> float:
+    """``calibrated_chance`` for the ``step``-ahead band over ``days`` consecutive origins,
+    whose outcomes overlap by ``step - 1`` days, so their hits are not independent: simulated
+    (Gaussian days, the exact central quantile of their ``step``-day sum, fixed seed)."""
+    if step == 1:
+        return calibrated_chance(days, nominal, tolerance)
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((repeats, days + step))
+    sums = sum(z[:, i:i + days] for i in range(1, step + 1)) / np.sqrt(step)
+    covered = (np.abs(sums) <= norm.ppf(0.5 + nominal / 2)).mean(axis=1)
+    return float(np.mean(np.abs(covered - nominal) <= tolerance + 1e-12))
 
 
 def regime_prices(seed: int, calm_years: int = 8, vol: float = 0.01) -> pd.DataFrame:

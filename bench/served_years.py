@@ -1,8 +1,8 @@
 """Unseen days at every year-end: the served case (bench/served.py) cut at the last session of
 every calendar year with at least three years of history before it and a full year after,
 on each bundled series, and on more synthetic regime series. A wider, out-of-sample check of
-the tracking's defaults, which were chosen on the served case's ten one-step years: nothing
-here was looked at when they were set.
+the tracking's defaults, which were chosen on the served case's ten one-step years: the other
+years here were not looked at when they were set.
 
 Each year is classed by what it did to volatility: *turbulent* when the realised volatility
 of its daily log returns was at least ``TURBULENT`` times that of the year before the cut,
@@ -85,14 +85,14 @@ def markdown(result: dict) -> list[str]:
             f"{100 * rough_change.mean():+.1f} %, {100 * rough_change.max():+.1f} % | "
             f"{near95}/{len(steps)}, {near80}/{len(steps)} |")
     chance = {k: calibrated_chance(SESSIONS, *t) for k, t in TARGETS.items()}
-    steps = [k for c in multi for k in range(1, c["horizon"] + 1)]
-    near = {nominal: sum(calibrated_chance_at_step(SESSIONS, nominal, 0.02, k) for k in steps)
+    numbers = [k for c in multi for k in range(1, c["horizon"] + 1)]  # each step's k
+    near = {nominal: sum(calibrated_chance_at_step(SESSIONS, nominal, 0.02, k) for k in numbers)
             for nominal in (0.95, 0.8)}
     lines.append(f"| a perfectly calibrated band (expected: binomial over {SESSIONS} sessions; "
                  "at horizon 5 simulated, the steps' outcomes overlapping) | "
                  f"{chance['coverage_95'] * len(one):.1f}/{len(one)} | "
                  f"{chance['coverage_80'] * len(one):.1f}/{len(one)} | | | "
-                 f"{near[0.95]:.1f}/{len(steps)}, {near[0.8]:.1f}/{len(steps)} |")
+                 f"{near[0.95]:.1f}/{len(numbers)}, {near[0.8]:.1f}/{len(numbers)} |")
     lines += ["", "Per year (horizon 1; coverage 80 and 95 adaptive / static, interval score "
               "95 adaptive against static, volatility ratio):", "",
               "| year | served | coverage 80 | coverage 95 | score | volatility ratio |",

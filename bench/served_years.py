@@ -12,7 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from served import ALTERNATIVES, SESSIONS, TARGETS, bench_served, calibrated_chance, calibrated_chance_at_step
+from served import (
+    SESSIONS,
+    TARGETS,
+    bench_served,
+    calibrated_chance,
+    calibrated_chance_at_step,
+    score_change,
+    setting_labels,
+    within,
+)
 
 TURBULENT = 1.25
 MIN_YEARS = 3
@@ -43,17 +52,6 @@ def bench_served_years(horizons: tuple[int, ...] = (1, 5), synthetic: range = ra
         "volatility_ratio": volatility_ratio(frame, cut)})
 
 
-def _within(values: np.ndarray, target: tuple[float, float]) -> str:
-    nominal, tolerance = target
-    inside = int(np.sum(np.abs(values - nominal) <= tolerance + 1e-9))
-    return f"{inside}/{len(values)} ({100 * np.mean(np.abs(values - nominal)):.1f})"
-
-
-def _score_change(cases: list[dict], name: str) -> np.ndarray:
-    return np.array([c[name][0]["interval_score_95"] / c["static"][0]["interval_score_95"] - 1
-                     for c in cases])
-
-
 def markdown(result: dict) -> list[str]:
     """One row per setting: years within target, interval score against static on calm and
     turbulent years, and at horizon 5 the steps within two points."""
@@ -69,18 +67,13 @@ def markdown(result: dict) -> list[str]:
              "| setting | 95 % within | 80 % within | score vs static: calm mean, worst | "
              "turbulent mean, worst | horizon 5 steps within 2 points: 95 %, 80 % |",
              "|---|---:|---:|---:|---:|---:|"]
-    names = {"adaptive": "default: window 250, step 0.1", **{n: n for n in ALTERNATIVES},
-             "static": "static split-conformal", "hindsight": "hindsight: best constant rescaling"}
-    for name, label in names.items():
-        c95 = np.array([c[name][0]["coverage_95"] for c in one])
-        c80 = np.array([c[name][0]["coverage_80"] for c in one])
-        calm_change, rough_change = _score_change(calm, name), _score_change(rough, name)
+    for name, label in setting_labels("hindsight: best constant rescaling"):
+        calm_change, rough_change = score_change(calm, name), score_change(rough, name)
         steps = [s for c in multi for s in c[name]]
         near95 = sum(abs(s["coverage_95"] - 0.95) <= 0.02 + 1e-9 for s in steps)
         near80 = sum(abs(s["coverage_80"] - 0.8) <= 0.02 + 1e-9 for s in steps)
         lines.append(
-            f"| {label} | {_within(c95, TARGETS['coverage_95'])} | "
-            f"{_within(c80, TARGETS['coverage_80'])} | "
+            f"| {label} | {within(one, name, 'coverage_95')} | {within(one, name, 'coverage_80')} | "
             f"{100 * calm_change.mean():+.1f} %, {100 * calm_change.max():+.1f} % | "
             f"{100 * rough_change.mean():+.1f} %, {100 * rough_change.max():+.1f} % | "
             f"{near95}/{len(steps)}, {near80}/{len(steps)} |")

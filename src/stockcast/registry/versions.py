@@ -30,14 +30,20 @@ def model_name(prefix: str, ticker: str) -> str:
         raise ConfigError(str(exc)) from None
 
 
-def champion_version(client: MlflowClient, name: str, alias: str = CHAMPION) -> str | None:
-    """The version an alias points at, or None."""
+def champion_record(client: MlflowClient, name: str, alias: str = CHAMPION):
+    """The record (version, run id...) an alias points at, or None: one registry read."""
     try:
-        return str(client.get_model_version_by_alias(name, alias).version)
+        return client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
         if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
             return None
         raise
+
+
+def champion_version(client: MlflowClient, name: str, alias: str = CHAMPION) -> str | None:
+    """The version an alias points at, or None."""
+    record = champion_record(client, name, alias)
+    return None if record is None else str(record.version)
 
 
 def latest_version(client: MlflowClient, name: str):

@@ -18,7 +18,7 @@ from stockcast.errors import RegistryError
 from stockcast.modeling.recipe import WarmStart
 from stockcast.registry.evaluation_fit import load_evaluation_lstm
 from stockcast.registry.store import MlflowStore
-from stockcast.registry.versions import champion_version, latest_version
+from stockcast.registry.versions import champion_record, latest_version
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +43,15 @@ def champion_start(name: str, cfg: PipelineConfig, store: MlflowStore,
     if cfg.model.scope != "ticker":
         return WarmStart(None, "scratch: a global model is trained on every series at once")
     store.open()
-    version = store.call("registry read", lambda: champion_version(store.client, name))
-    if version is None:
-        latest = store.call("registry read", lambda: latest_version(store.client, name))
-        if latest is None:
-            return WarmStart(None, "scratch: no version yet")
-        version, run_id = str(latest.version), latest.run_id
-        label, why = f"v{version}", "; the latest version, no champion yet"
+    record = store.call("registry read", lambda: champion_record(store.client, name))
+    if record is not None:
+        label, why = f"champion v{record.version}", ""
     else:
-        run_id = store.call("registry read",
-                            lambda: store.client.get_model_version(name, version)).run_id
-        label, why = f"champion v{version}", ""
-    run = store.call("run read", lambda: store.client.get_run(run_id))
+        record = store.call("registry read", lambda: latest_version(store.client, name))
+        if record is None:
+            return WarmStart(None, "scratch: no version yet")
+        label, why = f"v{record.version}", "; the latest version, no champion yet"
+    run = store.call("run read", lambda: store.client.get_run(record.run_id))
     theirs, ours = settings(run.data.params), settings(cfg.flat())
     differ = sorted(k for k in ours if theirs.get(k) != ours[k])
     if differ:
@@ -68,4 +65,4 @@ def champion_start(name: str, cfg: PipelineConfig, store: MlflowStore,
     if network is None:
         return WarmStart(None, f"scratch: {label} has no evaluation-fit network (an older "
                                "stockcast)")
-    return WarmStart(network.model, f"{label} (run {run_id[:8]}{why})")
+    return WarmStart(network.model, f"{label} (run {record.run_id[:8]}{why})")

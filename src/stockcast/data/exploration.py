@@ -12,10 +12,11 @@ from pathlib import Path
 import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 from scipy.stats import norm
 
 from stockcast.config import WindowConfig
-from stockcast.plot_style import new_figure, save, serialized
+from stockcast.plot_style import Margins, new_figure, save, serialized
 from stockcast.splits import split_bounds
 
 TRADING_DAYS = 252
@@ -107,8 +108,9 @@ def plot_return_distribution(frame: pd.DataFrame, ticker: str, path: Path) -> Pa
     r = log_returns(frame)
     mu, sigma = r.mean(), r.std(ddof=1)
     fig, ax = new_figure(figsize=(8, 4.8))
-    density, _, _ = ax.hist(r, bins=80, density=True, color="tab:blue", alpha=0.6,
-                            label="daily log returns")
+    # One filled outline, not 80 bar patches (a third of this figure's drawing time).
+    density, _, _ = ax.hist(r, bins=80, density=True, histtype="stepfilled", color="tab:blue",
+                            alpha=0.6, label="daily log returns")
     grid = np.linspace(r.min(), r.max(), 400)
     pdf = norm.pdf(grid, loc=mu, scale=sigma)
     ax.plot(grid, pdf, color="tab:red", lw=1.5, label=f"normal fit (sd {sigma:.3%})")
@@ -125,7 +127,8 @@ def plot_returns_by_year(frame: pd.DataFrame, ticker: str, path: Path) -> Path:
     """Box plots of daily returns per calendar year."""
     r = log_returns(frame)
     years = sorted(set(r.index.year))
-    fig, ax = new_figure(figsize=(max(8, 0.6 * len(years)), 4.8))
+    fig, ax = new_figure(figsize=(max(8, 0.6 * len(years)), 4.8),
+                         margins=Margins(bottom=0.9))  # labels turned 45 degrees
     ax.boxplot([r[r.index.year == y].to_numpy() * 100 for y in years], tick_labels=years,
                showfliers=True, flierprops={"markersize": 2})
     ax.set(title=f"{ticker}: daily log returns by year", xlabel="year",
@@ -157,6 +160,7 @@ def plot_autocorrelation(frame: pd.DataFrame, ticker: str, path: Path, lags: int
         ax.axhline(0, color="0.3", lw=0.8)
         ax.set_title(f"{ticker}: autocorrelation of {title}")
         ax.set_xlabel("lag (trading days)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_ylabel("autocorrelation")
     axes[0].legend()
     return save(fig, path)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from stockcast.evaluation.baselines import naive_forecast
 from stockcast.modeling.intervals import central_interval
-from stockcast.plot_style import new_figure, save, serialized
+from stockcast.plot_style import Margins, new_figure, save, serialized
 
 
 @serialized
@@ -24,7 +24,7 @@ def plot_fan(dates: pd.Series, close: pd.Series, origin_idx: np.ndarray, forecas
     lo95, hi95 = forecast.interval(0.95)
     levels = forecast.levels
     start = max(0, int(origin_idx[0]) - context_days)
-    fig, ax = new_figure(figsize=(11, 5))
+    fig, ax = new_figure(figsize=(11, 5), margins=Margins(top=0.65))  # a two-line title
     ax.plot(dates.iloc[start:], close.iloc[start:], color="0.15", lw=1.0, label="actual close")
     ax.fill_between(target, lo95[:, 0], hi95[:, 0], color="tab:blue", alpha=0.18, lw=0,
                     label="LSTM 95 % interval")
@@ -98,8 +98,9 @@ def plot_residuals(pred: np.ndarray, actual: np.ndarray, last_close: np.ndarray,
     model_err = (np.asarray(pred) - actual).ravel()
     naive_err = (naive_forecast(last_close, actual.shape[1]) - actual).ravel()
     bins = np.histogram_bin_edges(np.r_[model_err, naive_err], bins=50)
-    ax.hist(naive_err, bins=bins, alpha=0.5, label="naive", color="tab:orange")
-    ax.hist(model_err, bins=bins, alpha=0.6, label="LSTM", color="tab:blue")
+    ax.hist(naive_err, bins=bins, histtype="stepfilled", alpha=0.5, label="naive",
+            color="tab:orange")
+    ax.hist(model_err, bins=bins, histtype="stepfilled", alpha=0.6, label="LSTM", color="tab:blue")
     ax.set(title=f"{ticker}: forecast errors on the test span", xlabel="forecast - actual (price units)",
            ylabel="count")
     ax.legend()

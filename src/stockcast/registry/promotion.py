@@ -19,7 +19,7 @@ from stockcast.evaluation.significance import TEST_NAME, pooled_dm_test, trainin
 from stockcast.registry.decision_record import Decision, record_decision
 from stockcast.registry.evaluation_fit import load_evaluation_fit, logged_recipe, rescore
 from stockcast.registry.store import MlflowStore
-from stockcast.registry.versions import CHAMPION, champion_version
+from stockcast.registry.versions import CHAMPION, champion_record, champion_version
 from stockcast.stopping import RunStopped
 
 log = logging.getLogger(__name__)
@@ -157,40 +157,39 @@ def decide_promotion(candidate: pd.DataFrame, metrics: dict[str, float],
 # ---------------------------------------------------------------------------- the action
 
 
-def champion_table(store: MlflowStore, name: str, version: str) -> pd.DataFrame | None:
+def champion_table(store: MlflowStore, run_id: str) -> pd.DataFrame | None:
     """The out-of-sample forecast table logged with a version's run, or None (older runs)."""
-    run_id = store.client.get_model_version(name, version).run_id
     data = store.run_artifact(run_id, TABLE_ARTIFACT)
     return None if data is None else pd.read_parquet(io.BytesIO(data))
 
 
-def champion_evidence(store: MlflowStore, name: str, version: str, frame: pd.DataFrame,
-                      origins: np.ndarray, key: str | None) -> tuple[pd.DataFrame | None, str]:
-    """The champion's out-of-sample forecasts to compare against, and where they came from:
-    its evaluation fit re-scored on the candidate's test span (``origins`` of ``frame``), or,
-    for a version of an older stockcast without one, its own logged test-span table."""
-    run_id = store.client.get_model_version(name, version).run_id
+def champion_evidence(store: MlflowStore, champion, frame: pd.DataFrame, origins: np.ndarray,
+                      key: str | None) -> tuple[pd.DataFrame | None, str]:
+    """The out-of-sample forecasts of ``champion`` (its registry record) to compare against,
+    and where they came from: its evaluation fit re-scored on the candidate's test span
+    (``origins`` of ``frame``), or, for a version of an older stockcast without one, its own
+    logged test-span table."""
+    name, version, run_id = champion.name, champion.version, champion.run_id
     try:
         fit = load_evaluation_fit(store, run_id, key) if run_id else None
     except RegistryError as exc:  # unsigned with this key (never unpickled), or unloadable
         log.warning("%s v%s: %s; comparing on its logged forecasts instead", name, version, exc)
-        return champion_table(store, name, version), (
-            f"{UNUSED}: {exc})")
+        return champion_table(store, run_id), f"{UNUSED}: {exc})"
     if fit is not None:
         return rescore(fit, frame, origins), RESCORED
-    return champion_table(store, name, version), LOGGED
+    return champion_table(store, run_id), LOGGED
 
 
-def walk_forward_evidence(store: MlflowStore, name: str, champion: str, frame: pd.DataFrame,
-                          tonight: tuple[pd.DataFrame, pd.DataFrame], walk: WalkForward,
-                          loss: str) -> tuple[list[tuple[pd.DataFrame, pd.DataFrame]], str]:
+def walk_forward_evidence(store: MlflowStore, name: str, champion_run: str | None,
+                          frame: pd.DataFrame, tonight: tuple[pd.DataFrame, pd.DataFrame],
+                          walk: WalkForward, loss: str
+                          ) -> tuple[list[tuple[pd.DataFrame, pd.DataFrame]], str]:
     """The earlier walk-forward folds' (candidate, champion) tables, each configuration fit
     cold on each fold, and what was done, when the champion was trained with other settings
     and the candidate's loss is lower on tonight's span; else none and why. The same settings
     (a reseeded rerun, a night's new data) gain nothing from folds: both would refit the one
     configuration, and tonight's span (with the training noise) decides."""
-    run_id = store.client.get_model_version(name, champion).run_id
-    theirs = logged_recipe(store, run_id) if run_id else None
+    theirs = logged_recipe(store, champion_run) if champion_run else None
     if theirs is None:
         return [], "; walk-forward: the champion's configuration could not be read"
     differ = walk.recipe.differences(theirs)
@@ -225,25 +224,26 @@ def promote_if_better(version: str, name: str, evaluation: Evaluation, frame: pd
 
     decided: list[Decision] = []
 
-    def decide(current: str | None, folds: WalkForward | None) -> Decision:
-        theirs, source = (champion_evidence(store, name, current, frame, evaluation.origins,
-                                            model_key) if current else (None, ""))
+    def decide(current, folds: WalkForward | None) -> Decision:  # current: champion's record
+        theirs, source = (champion_evidence(store, current, frame, evaluation.origins, model_key)
+                          if current else (None, ""))
         earlier: list[tuple[pd.DataFrame, pd.DataFrame]] = []
         if (folds is not None and theirs is not None and source == RESCORED
                 and sanity_gate(evaluation.decision_metrics, cfg) is None):
-            earlier, note = walk_forward_evidence(store, name, current, frame,
+            earlier, note = walk_forward_evidence(store, name, current.run_id, frame,
                                                   (evaluation.table, theirs), folds, cfg.loss)
             source += note
-        return decide_promotion(evaluation.table, evaluation.decision_metrics, theirs, current,
-                                cfg, source, earlier)
+        return decide_promotion(evaluation.table, evaluation.decision_metrics, theirs,
+                                str(current.version) if current else None, cfg, source, earlier)
 
     def attempt() -> Decision:
         client = store.client
         if not decided:
-            decided.append(decide(champion_version(client, name), walk))
+            decided.append(decide(champion_record(client, name), walk))
         with store.lock(f"promotion|{name}"):
-            current = champion_version(client, name)
-            if current not in (decided[-1].champion_version, version):  # it moved meanwhile
+            current = champion_record(client, name)
+            now = str(current.version) if current else None
+            if now not in (decided[-1].champion_version, version):  # it moved meanwhile
                 decided.append(decide(current, None))
             if decided[-1].promote:
                 client.set_registered_model_alias(name, CHAMPION, version)

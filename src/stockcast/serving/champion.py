@@ -18,7 +18,7 @@ from stockcast.registry.promotion import champion_table
 from stockcast.registry.pyfunc import MAX_REQUEST_ROWS
 from stockcast.registry.signing import verified_download
 from stockcast.registry.store import MlflowStore
-from stockcast.registry.versions import champion_version
+from stockcast.registry.versions import champion_record, champion_version
 from stockcast.runtime import path_inside
 from stockcast.serving.drift import RangeReference, range_reference
 from stockcast.serving.following import ChampionApp, Served
@@ -31,10 +31,11 @@ ADAPTATION_COLUMNS = ("adapted_on", "band_ratio_80", "band_ratio_95")
 
 @dataclass
 class Champion:
-    """A ticker's champion: its registered name, version and pyfunc model."""
+    """A ticker's champion: its registered name, version, run and pyfunc model."""
 
     name: str
     version: str
+    run_id: str
     model: object  # mlflow.pyfunc.PyFuncModel
 
 
@@ -43,12 +44,13 @@ def load_champion(name: str, store: MlflowStore, model_key: SecretStr | None = N
     and the champion's files are not signed with it (checked before anything is unpickled)."""
     store.open()
     try:
-        version = store.call("registry read", lambda: champion_version(store.client, name))
+        record = store.call("registry read", lambda: champion_record(store.client, name))
     except MlflowException as exc:
         raise RegistryError(f"could not read the registry at {store.tracking_uri}: {exc}") from exc
-    if version is None:
+    if record is None:
         raise RegistryError(f"{name} has no champion yet: run the training pipeline "
                             "(`make run-flow`) first, or promote a version by hand")
+    version = str(record.version)
     key = model_key.get_secret_value() if model_key is not None else None
     with tempfile.TemporaryDirectory() as tmp:
         local = verified_download(name, version, key, store, Path(tmp))
@@ -68,7 +70,7 @@ def load_champion(name: str, store: MlflowStore, model_key: SecretStr | None = N
                 f"(`stockcast models --ticker {ticker}` lists them; `stockcast promote "
                 f"--ticker {ticker} --version N`), or run `make run-flow` to train a new "
                 "one") from exc
-        return Champion(name, version, model)
+        return Champion(name, version, record.run_id, model)
 
 
 def served_champion(name: str, store: MlflowStore, model_key: SecretStr | None = None) -> Served:
@@ -94,7 +96,7 @@ def drift_reference(champion: Champion, store: MlflowStore,
     span (its logged forecast table, one-step rows) with each day's range from ``frame``;
     None for a version without a table (the monitor then uses the size of each move)."""
     table = store.call("test table read",
-                       lambda: champion_table(store, champion.name, champion.version))
+                       lambda: champion_table(store, champion.run_id))
     return range_reference(table, frame, f"v{champion.version}'s test span")
 
 

@@ -84,7 +84,7 @@ test-fast: setup ## fast tests only (no slow end-to-end or model-quality tests, 
 lint: setup ## ruff
 	$(BIN)/ruff check src flows tests bench
 
-bench: setup ## benchmarks (docs/benchmarks.md): throughput, malloc thresholds (allocator), the command's start-up (command), quality, intervals, served (unseen days) and served_years (every year-end), stages, portfolio, drift, promotion, walk-forward, the REST service, refit, warm start
+bench: setup ## benchmarks (docs/benchmarks.md): throughput, malloc thresholds (allocator), the command's start-up (command), quality, intervals, served (unseen days) and served_years (every year-end), stages, portfolio, drift, promotion, walk-forward, the REST service, refit (and its epochs), warm start
 	$(BIN)/python bench/run.py $(ARGS)
 
 ui: setup ## MLflow UI on the embedded store at http://127.0.0.1:5000 (UI_PORT=...); prints the links to open (TRACKING_URI=http://...: a served MLflow's links instead)

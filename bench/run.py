@@ -79,6 +79,7 @@ CASES: dict[str, Case] = {
     "walk_forward": Case(lambda a: walk_forward.bench_walk_forward(), walk_forward.markdown),
     "service": Case(lambda a: service.bench_service(), service.markdown),
     "refit": Case(lambda a: refit.bench_refit(), refit.markdown),
+    "refit_epochs": Case(lambda a: refit.bench_refit_epochs(), refit.epochs_markdown),
     "warm_start": Case(lambda a: warm_start.bench_warm_start(), warm_start.markdown),
 }
 

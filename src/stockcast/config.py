@@ -159,13 +159,13 @@ class TrainConfig(_Frozen):
     # bit-for-bit reproducible.
     threads: int = Field(default=0, ge=0, le=1024)
     progress: bool = True
-    # After evaluation, refit on every row through the last date (for the best epoch count)
-    # and serve that model; false serves the evaluation fit, which never saw the last ~30 %.
+    # Refit on every row through the last date and serve that (false: the evaluation fit, which
+    # never saw the last ~30 %), from the evaluated weights for `refit_epochs` (better out of
+    # sample than cold; two as good as three, one worse: bench/refit.py); "scratch": fresh
+    # weights for the best epoch count.
     refit: bool = True
-    # The refit continues from the evaluated weights for `refit_epochs` epochs (better out of
-    # sample than a cold refit, bench/refit.py); "scratch": fresh weights, the best epoch count.
     refit_from: Literal["evaluated", "scratch"] = "evaluated"
-    refit_epochs: int = Field(default=3, ge=1, le=10_000)
+    refit_epochs: int = Field(default=2, ge=1, le=10_000)
     # A nightly run starts from the champion's evaluation-fit weights when its window and model
     # settings match (bench/warm_start.py), for at most this many epochs; 0: always cold.
     warm_start_epochs: int = Field(default=3, ge=0, le=10_000)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,8 @@ SESSIONS = 252
 # The settings measured beside the default (the config's window 250, step 0.1).
 ALTERNATIVES = {"step 0.05": Tracking(window=250, step=0.05),
                 "step 0.2": Tracking(window=250, step=0.2),
-                "window 500, step 0.05": Tracking(window=500, step=0.05)}
+                "window 500, step 0.05": Tracking(window=500, step=0.05),
+                "aimed at the score": Tracking(window=250, step=0.1, target="score")}
 # The constant factors on the static bands' distance from the median tried in hindsight.
 RESCALES = np.round(np.arange(0.7, 1.51, 0.02), 2)
 TARGETS = {"coverage_95": (0.95, 0.01), "coverage_80": (0.8, 0.02)}
@@ -66,10 +67,17 @@ def calibrated_chance_at_step(days: int, nominal: float, tolerance: float, step:
 def regime_prices(seed: int, calm_years: int = 8, vol: float = 0.01) -> pd.DataFrame:
     """Calm years with volatility clustering (GARCH(1,1)-t), then one year at three times the
     volatility, then calm again; OHLC from the same daily variance."""
-    rng = np.random.default_rng(seed)
     calm = calm_years * SESSIONS
     n = calm + 2 * SESSIONS + 60
     level = np.where((np.arange(n) >= calm) & (np.arange(n) < calm + SESSIONS), 3.0, 1.0)
+    return garch_prices(np.random.default_rng(seed), level, vol)
+
+
+def garch_prices(rng: np.random.Generator, level: np.ndarray, vol: float = 0.01
+                 ) -> pd.DataFrame:
+    """Daily prices with GARCH(1,1)-t volatility clustering around ``vol``, multiplied by
+    ``level`` (one factor a session: the regime); OHLC from the same daily variance."""
+    n = len(level)
     shocks = rng.standard_t(5, n) * np.sqrt(3 / 5)
     var, r = vol**2, np.empty(n)
     omega, alpha, beta = vol**2 * 0.05, 0.07, 0.88
@@ -162,9 +170,11 @@ def named_cuts(frame: pd.DataFrame, horizon: int) -> list[int]:
 
 def bench_served(horizons: tuple[int, ...] = (1, 5), synthetic: range = range(2),
                  cuts: Callable[[pd.DataFrame, int], list[int]] = named_cuts,
-                 about: Callable[[pd.DataFrame, int], dict] = lambda frame, cut: {}) -> dict:
+                 about: Callable[[pd.DataFrame, int], dict] = lambda frame, cut: {},
+                 more: Callable[[PipelineConfig], Iterable[tuple]] = lambda cfg: ()) -> dict:
     """Every case at each horizon: each bundled series at its ``cuts``, and at horizon 1 the
-    synthetic regime series; ``about`` adds what a caller records of a case."""
+    synthetic regime series and the (frame, cut, label) cases of ``more`` (marked ``more``);
+    ``about`` adds what a caller records of a case."""
     out: dict = {"cases": []}
     for h in horizons:
         cfg = PipelineConfig()
@@ -172,10 +182,11 @@ def bench_served(horizons: tuple[int, ...] = (1, 5), synthetic: range = range(2)
         series = [(_validated(t, read_price_file(sample_path(t)), cfg), t) for t in SAMPLE_TICKERS]
         cases = [(frame, cut, f"{ticker} to {frame['Date'].iloc[cut - 1].date()}")
                  for frame, ticker in series for cut in cuts(frame, h)]
+        extra = list(more(cfg)) if h == 1 else []
         if h == 1:
             cases += list(regime_cuts(synthetic, cfg))
-        for frame, cut, label in cases:
-            out["cases"].append({"horizon": h, **about(frame, cut),
+        for i, (frame, cut, label) in enumerate(cases + extra):
+            out["cases"].append({"horizon": h, "more": i >= len(cases), **about(frame, cut),
                                  **serve_year(frame, cut, cfg, label)})
     return out
 

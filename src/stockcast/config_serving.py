@@ -5,6 +5,7 @@ notifications go. Frozen pydantic models, like every other section."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,10 +50,14 @@ class IntervalConfig(Frozen):
     """How the served intervals follow the forecaster's recent misses (modeling/adaptive.py):
     each bound's quantile is tracked over the last ``adapt_window`` realised forecasts before
     the origin, per horizon step, with gain ``adapt_step`` on the log of its distance from the
-    median. Either at 0: the static split-conformal calibration. Measured in bench/served.py."""
+    median. Either at 0: the static split-conformal calibration. ``adapt_target``: what each
+    bound aims at, ``coverage`` (the tracked quantile: each year's misses held near the
+    promise) or ``score`` (the static and the tracked quantile mixed by their loss: calm years
+    score like the static bands, a year's coverage wanders more). Measured in bench/served.py."""
 
     adapt_window: int = Field(default=250, ge=0, le=5000)
     adapt_step: float = Field(default=0.1, ge=0, le=1)
+    adapt_target: Literal["coverage", "score"] = "coverage"
 
 
 class ForecastConfig(Frozen):

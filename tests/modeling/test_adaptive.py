@@ -32,22 +32,24 @@ def baseline():
     return frame, BASELINES["ewma"].fitted(frame, 300, np.arange(300, 597), horizon=3)
 
 
-def test_rows_after_the_origin_change_nothing(baseline):
+@pytest.mark.parametrize("target", ["coverage", "score"])
+def test_rows_after_the_origin_change_nothing(baseline, target):
     frame, model = baseline
     origins = np.arange(700, 1000)
-    before = adapted_forecast(model, frame, origins, Tracking())
+    tracking = Tracking(target=target)
+    before = adapted_forecast(model, frame, origins, tracking)
     for cut in (850, 999):
         changed = frame.copy()
         cols = ["Open", "High", "Low", "Close"]
         changed.loc[cut + 1:, cols] = changed.loc[cut + 1:, cols].to_numpy() * 1.7
-        after = adapted_forecast(model, changed, origins[origins <= cut], Tracking())
+        after = adapted_forecast(model, changed, origins[origins <= cut], tracking)
         np.testing.assert_array_equal(after.forecast.quantiles,
                                       before.forecast.quantiles[origins <= cut])
         np.testing.assert_array_equal(after.tracked_z, before.tracked_z[origins <= cut])
     # One origin at a time (as a client calls the service, with rows up to that day only)
     # gives what the batch gave.
     for origin in (700, 905, 999):
-        alone = adapted_forecast(model, frame.iloc[:origin + 1], np.array([origin]), Tracking())
+        alone = adapted_forecast(model, frame.iloc[:origin + 1], np.array([origin]), tracking)
         np.testing.assert_allclose(alone.forecast.quantiles[0],
                                    before.forecast.quantiles[origin - 700], rtol=1e-12)
 
@@ -61,6 +63,50 @@ def test_switched_off_it_is_the_static_calibration(baseline):
         np.testing.assert_array_equal(adapted.forecast.quantiles, static.quantiles)
         assert (adapted.width_ratio(0.95) == 1).all()
     assert Tracking.from_config(IntervalConfig(adapt_window=0)).enabled is False
+    assert Tracking.from_config(IntervalConfig(adapt_target="score")).target == "score"
+    with pytest.raises(ValueError, match="target"):
+        Tracking(target="width")
+
+
+def test_aiming_at_the_score_keeps_a_right_static_bound_and_follows_a_wrong_one():
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal((1500, 1))  # the static quantiles Z0 are exactly right
+    scores[900:, 0] *= 3.0  # until the volatility triples at 900
+    kinds = {t: track_quantiles(Z0, scores, np.arange(1500), QUANTILES, Tracking(target=t))
+             for t in ("coverage", "score")}
+    calm, after = np.arange(300, 900), np.arange(1100, 1500)
+    # While the static calibration holds, the tracked bound wanders with the count of misses;
+    # aimed at the score, the bound stays near the static one.
+    wander = {t: np.abs(q[calm, 0, -1] - Z0[0, -1]).mean() for t, q in kinds.items()}
+    assert wander["score"] < 0.5 * wander["coverage"]
+    # Once it is wrong, the tracked bound's loss is the lower and the bound follows it.
+    static_width = Z0[0, -1] - Z0[0, 0]
+    widths = {t: (q[after, 0, -1] - q[after, 0, 0]).mean() for t, q in kinds.items()}
+    assert widths["coverage"] > 2.0 * static_width
+    assert widths["score"] > 0.9 * widths["coverage"]
+    covered = (scores[after, 0] >= kinds["score"][after, 0, 0]) & (
+        scores[after, 0] <= kinds["score"][after, 0, -1])
+    assert covered.mean() > 0.9
+
+
+def test_the_loss_of_each_score_counts_in_price_units():
+    # Misses below the static lower bound on days whose unit is large make the tracked bound
+    # the better one; the same misses on days of a small unit do not.
+    rng = np.random.default_rng(4)
+    scores = rng.standard_normal((600, 1))
+    misses = np.arange(300, 600, 10)
+    scores[misses, 0] = -4.0
+    unit = np.ones((600, 1))
+    big, small = unit.copy(), unit.copy()
+    big[misses] = 100.0
+    small[misses] = 0.01
+    tracking = Tracking(window=250, target="score")
+    at = np.array([599])
+    lower = {name: track_quantiles(Z0, scores, at, QUANTILES, tracking, u)[0, 0, 0]
+             for name, u in (("big", big), ("small", small))}
+    tracked = track_quantiles(Z0, scores, at, QUANTILES, Tracking(window=250))[0, 0, 0]
+    assert lower["big"] == pytest.approx(tracked, rel=0.05)
+    assert lower["small"] == pytest.approx(Z0[0, 0], rel=0.05)
 
 
 def test_a_run_of_misses_widens_the_band_and_calm_narrows_it_back():

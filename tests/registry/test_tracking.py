@@ -181,7 +181,9 @@ def test_an_lstm_worse_than_a_volatility_model_is_not_served(tmp_path, tracking_
     def widen(fit):  # plant intervals four times too wide: every calibrated baseline beats it
         fit.forecaster.z = fit.forecaster.z * 4.0
 
-    out = run_stages(predictable_prices(), quality(2), tracking_uri, tmp_path, after_fit=widen)
+    # Served bands aimed at the score (intervals.adapt_target): the logged model must carry it.
+    aimed = merge(quality(2), {"intervals": {"adapt_target": "score"}})
+    out = run_stages(predictable_prices(), aimed, tracking_uri, tmp_path, after_fit=widen)
     evaluation, metrics = out["evaluation"], out["evaluation"].metrics
     choice = evaluation.choice
     assert not choice.is_lstm
@@ -222,10 +224,12 @@ def test_an_lstm_worse_than_a_volatility_model_is_not_served(tmp_path, tracking_
     mlflow.set_tracking_uri(tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/stockcast-TEST/{out['version']}")
     forecast = model.predict(frame)
-    expected = adapted_forecast(served, frame, np.array([len(frame) - 1]),
-                                Tracking.from_config(out["cfg"].intervals)).forecast
+    last = np.array([len(frame) - 1])
+    expected = adapted_forecast(served, frame, last, Tracking(target="score")).forecast
+    other = adapted_forecast(served, frame, last, Tracking(target="coverage")).forecast
     assert forecast["forecast"].iloc[0] == pytest.approx(frame["Close"].iloc[-1])
     assert forecast["upper_95"].iloc[0] == pytest.approx(expected.interval(0.95)[1][0, 0])
+    assert forecast["upper_95"].iloc[0] != pytest.approx(other.interval(0.95)[1][0, 0])
     assert (evaluation.table["point"] == evaluation.table["origin_date"].map(
         frame.set_index("Date")["Close"])).all()
     # The LSTM it trained is kept beside the baseline: tomorrow's fit can start from it.

@@ -18,6 +18,15 @@ regime, and a tripling of the volatility is followed within tens of sessions (tr
 bound itself rather than its log needs about three times as many misses for a tripling;
 bench/served.py, docs/model-and-evaluation.md).
 
+What the tracking aims at is a choice (``Tracking.target``): ``coverage`` (the default) serves
+the tracked quantile, so each year's count of misses is held close to the promise; ``score``
+serves, per bound, a mix of the static and the tracked quantile weighted by their pinball
+loss in price units over the same realised forecasts (an aggregation of experts with gains 0
+and ``step``, after Zaffran et al. 2022 and Gibbs & Candes 2022): the bound leans to the static
+quantile while the model's own scale follows the regime, so calm years score like the static
+bands, at the cost of a year's coverage wandering as a calibrated band's does
+(docs/model-and-evaluation.md has the measured trade-off).
+
 Causal by construction: a step-k score of origin s is realised at row s + k, so at origin t
 only origins s <= t - k enter (the tracker for step k lags k sessions). The state is replayed
 from the static quantile over the last ``window`` realised scores: a pure function of the
@@ -37,20 +46,31 @@ from stockcast.modeling.forecaster import Forecast, forecast_from
 from stockcast.modeling.intervals import central_interval
 
 MEDIAN = 0.5
+TARGETS = ("coverage", "score")
+# target "score": a bound's weight is exp(-SHARPNESS x its loss's excess over the better one's,
+# relative): 10 % more loss than the other bound, 5 % of the weight (chosen in bench/served_years).
+SHARPNESS = 30.0
 
 
 @dataclass(frozen=True)
 class Tracking:
     """How the quantiles adapt: ``window`` realised past forecasts replayed per step, ``step``
-    the gain on the log of each quantile (0: the static calibration)."""
+    the gain on the log of each quantile (0: the static calibration), ``target`` what the
+    served bound aims at (``coverage``: the tracked quantile; ``score``: the static and the
+    tracked quantile mixed by their loss; see the module docstring)."""
 
     window: int = 250
     step: float = 0.1
+    target: str = "coverage"
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"tracking target {self.target!r} is not one of {TARGETS}")
 
     @classmethod
     def from_config(cls, cfg: IntervalConfig) -> Tracking:
         """The tracking the ``intervals`` config section asks for."""
-        return cls(cfg.adapt_window, cfg.adapt_step)
+        return cls(cfg.adapt_window, cfg.adapt_step, cfg.adapt_target)
 
     @property
     def enabled(self) -> bool:
@@ -58,7 +78,8 @@ class Tracking:
 
 
 def track_quantiles(z0: np.ndarray, scores: np.ndarray, positions: np.ndarray,
-                    levels: tuple[float, ...], tracking: Tracking) -> np.ndarray:
+                    levels: tuple[float, ...], tracking: Tracking,
+                    unit: np.ndarray | None = None) -> np.ndarray:
     """The tracked quantiles [P, h, Q] at each position (a row index into ``scores``).
 
     ``scores`` [N, h] are the standardised residuals at N consecutive origins (NaN where a
@@ -66,7 +87,9 @@ def track_quantiles(z0: np.ndarray, scores: np.ndarray, positions: np.ndarray,
     (lower levels negative, upper positive). At position p, step k replays the scores of
     positions p - k - window + 1 .. p - k (those that exist and are finite), so nothing
     realised after p is read. The median is not tracked (it is not an interval bound); the
-    levels stay ordered."""
+    levels stay ordered. With ``tracking.target`` "score", each bound is the static and the
+    tracked quantile mixed by their pinball losses over the same scores, each score's loss in
+    ``unit`` [N, h] (the price of one unit of score; None: score units)."""
     z0 = np.asarray(z0, np.float64)
     positions = np.asarray(positions, dtype=np.int64)
     h, n_levels = z0.shape
@@ -76,6 +99,8 @@ def track_quantiles(z0: np.ndarray, scores: np.ndarray, positions: np.ndarray,
     # Each bound's distance from the median, on its own side (never zero: it must be able to grow).
     d0 = np.where(upper, 1.0, np.where(lower, -1.0, 0.0)) * np.maximum(np.abs(z0 - median), 1e-3)
     theta = np.zeros((len(positions), h, n_levels))
+    mixed = tracking.target == "score"
+    loss = np.zeros((2, *theta.shape)) if mixed else None  # the static and tracked bound's
     if tracking.enabled and len(positions):
         tail = np.where(upper, 1 - lv, lv)  # the share of misses each bound promises
         for k in range(h):
@@ -90,9 +115,32 @@ def track_quantiles(z0: np.ndarray, scores: np.ndarray, positions: np.ndarray,
                     continue
                 q = median[k] + d0[k][None, :] * np.exp(theta[ok, k, :])  # [P', Q]
                 miss = (upper & (z[ok, None] > q)) | (lower & (z[ok, None] < q))
+                if mixed:
+                    u = 1.0 if unit is None else unit[idx[ok], k][:, None]
+                    loss[0, ok, k] += u * _pinball(z[ok, None], median[k] + d0[k][None, :], lv)
+                    loss[1, ok, k] += u * _pinball(z[ok, None], q, lv)
                 theta[ok, k, :] += tracking.step * np.where(upper | lower, miss - tail, 0.0)
     tracked = np.where(upper | lower, median[None] + d0[None] * np.exp(theta), z0[None])
+    if mixed:
+        static = np.where(upper | lower, median + d0, z0)[None]
+        weight = _weight_of_second(loss)
+        tracked = static + weight * (tracked - static)
     return np.maximum.accumulate(tracked, axis=2)  # q0.025 <= ... <= q0.975
+
+
+def _pinball(z: np.ndarray, q: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """The pinball (quantile) loss of quantile ``q`` at ``levels`` for the outcome ``z``."""
+    return np.where(z >= q, levels * (z - q), (1 - levels) * (q - z))
+
+
+def _weight_of_second(loss: np.ndarray) -> np.ndarray:
+    """The weight of the second of two experts from their summed losses [2, ...]: exponential
+    weights on the relative excess over the lower loss (``SHARPNESS``); equal when neither has
+    lost anything yet."""
+    low = loss.min(axis=0)
+    excess = np.divide(loss - low, low, out=np.zeros_like(loss), where=low > 0)
+    w = np.exp(-SHARPNESS * excess)
+    return w[1] / (w[0] + w[1])
 
 
 def realised_count(positions: np.ndarray, n_scores: np.ndarray, horizon: int,
@@ -148,7 +196,8 @@ def adapted_forecast(forecaster, frame: pd.DataFrame, origins: np.ndarray,
     realised = np.log(future / close[span][:, None]) if log_space else future
     scores = (realised - loc) / scale  # standardised residuals [N, h]; NaN: not realised
     positions = origins - first
-    tracked = track_quantiles(z0, scores, positions, levels, tracking)
+    unit = close[span][:, None] * np.exp(loc) * scale if log_space else scale
+    tracked = track_quantiles(z0, scores, positions, levels, tracking, unit)
     count = realised_count(positions, np.isfinite(scores).astype(np.int64), h, tracking.window)
     forecast = forecast_from(loc[positions], scale[positions], tracked, frame, origins,
                              log_space, levels)

@@ -23,7 +23,13 @@ from stockcast.config import PipelineConfig
 from stockcast.data.files import SAMPLE_TICKERS, read_price_file, sample_path
 from stockcast.data.schemas import validate_prices
 from stockcast.data.sources import PriceData
-from stockcast.evaluation.scorecard import evaluate_model, interval_metrics
+from stockcast.evaluation.forecaster_choice import Choice, choose_forecaster
+from stockcast.evaluation.scorecard import (
+    evaluate_model,
+    interval_metrics,
+    score_all,
+    score_test_span,
+)
 from stockcast.modeling.adaptive import Tracking, adapted_forecast
 from stockcast.modeling.forecaster import Forecast, forecast_from
 from stockcast.modeling.recipe import fit_and_calibrate, fit_for_serving
@@ -137,6 +143,33 @@ def serve_year(frame: pd.DataFrame, cut: int, cfg: PipelineConfig, label: str) -
         out[name] = steps
     out["band_ratio_95"] = {"median": float(np.median(adapted.width_ratio(0.95)[:, 0])),
                             "max": float(np.max(adapted.width_ratio(0.95)[:, 0]))}
+    if h == 1:
+        out["on_adapted"] = choice_on_adapted(fit, frame, days, cfg, train, evaluation.choice)
+    return out
+
+
+def choice_on_adapted(fit, frame: pd.DataFrame, days: np.ndarray, cfg: PipelineConfig,
+                      train, chosen: Choice) -> dict:
+    """The forecaster the same rule would serve if it compared every forecaster's adapted
+    test-span bands instead of the static ones (``choose_forecaster`` on their ``score_all``),
+    and, when that is another one, its own served bands' interval score over ``days``."""
+    tracking = Tracking.from_config(cfg.intervals)
+    span, data = score_test_span(fit), fit.data
+    origins = data.test.origins
+    bands = {prefix: adapted_forecast(b, data.frame, origins, tracking).forecast.quantiles
+             for prefix, b in span.baselines.items()}
+    lstm = adapted_forecast(fit.forecaster, data.frame, origins, tracking).forecast
+    other = choose_forecaster(score_all(lstm, span.actual, span.last, span.drift, bands),
+                              cfg.promotion.alpha)
+    out = {"tag": other.tag, "pvalue": other.pvalue}
+    if other.tag != chosen.tag:
+        served = fit_for_serving(fit, cfg.model, train, None if other.is_lstm else
+                                 span.baselines[other.prefix]).forecaster
+        fc = adapted_forecast(served, frame, days, tracking).forecast
+        close = frame["Close"].to_numpy(np.float64)
+        out["interval_score_95"] = interval_metrics("s", fc.quantiles, fc.levels,
+                                                    close[days + 1][:, None], close[days])[
+            "s_interval_score_95"]
     return out
 
 

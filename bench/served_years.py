@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import ttest_1samp
 from served import (
     SESSIONS,
     TARGETS,
@@ -113,6 +114,7 @@ def markdown(result: dict) -> list[str]:
                  f"{chance['coverage_80'] * len(one):.1f}/{len(one)} | | | "
                  f"{near[0.95]:.1f}/{len(numbers)}, {near[0.8]:.1f}/{len(numbers)} |")
     lines += _shapes([c for c in result["cases"] if c.get("more")])
+    lines += _choice_on_adapted([c for c in result["cases"] if "on_adapted" in c])
     lines += ["", "Per year (horizon 1; coverage 80 and 95 adaptive / static, interval score "
               "95 adaptive against static, volatility ratio):", "",
               "| year | served | coverage 80 | coverage 95 | score | volatility ratio |",
@@ -143,3 +145,24 @@ def _shapes(cases: list[dict]) -> list[str]:
                      f"{within(cases, name, 'coverage_80')} | {low95:.3f}, {low80:.3f} | "
                      f"{100 * change.mean():+.1f} %, {100 * change.max():+.1f} % |")
     return lines
+
+
+def _choice_on_adapted(cases: list[dict]) -> list[str]:
+    """How often choosing the served forecaster on the adapted test-span bands would have
+    served another one, and how that one scored through the year against the one served."""
+    changed = [c for c in cases if c["on_adapted"]["tag"] != c["served"]]
+    if not cases:
+        return []
+    change = np.array([c["on_adapted"]["interval_score_95"] / c["adaptive"][0]["interval_score_95"]
+                       - 1 for c in changed])
+    line = (f"**The choice of forecaster on the adapted bands** (the same rule on every "
+            f"forecaster's adapted test-span bands, horizon 1): another forecaster in "
+            f"{len(changed)} of {len(cases)} years")
+    if len(changed):
+        p = ttest_1samp(change, 0.0).pvalue if len(changed) > 1 else float("nan")
+        line += (f"; through the year it scored {100 * change.mean():+.1f} % against the one "
+                 f"served (better in {int(np.sum(change < 0))}, worse in "
+                 f"{int(np.sum(change > 0))}, paired t p {p:.2f}): "
+                 + ", ".join(f"{c['label']} {c['served']} -> {c['on_adapted']['tag']} "
+                             f"{100 * x:+.1f} %" for c, x in zip(changed, change, strict=True)))
+    return ["", line + "."]

@@ -106,7 +106,8 @@ def nights(fits: dict, edge: float = EDGE) -> dict:
     for label, champions in (("rerun", tables), ("worse by 3 %", worse)):
         found: dict[str, list] = {"alone": [], "pooled": [], "pooled5": []}
         for i, j in itertools.permutations(tables, 2):
-            for key, k, rule in (("alone", 1, cfg), ("pooled", 3, cfg), ("pooled5", FOLDS, five)):
+            for key, k, rule in (("alone", 1, cfg), ("pooled", cfg.walk_forward_folds, cfg),
+                                 ("pooled5", FOLDS, five)):
                 cand, champ = tables[i][-k:], champions[j][-k:]
                 found[key].append(compare(cand[-1], champ[-1], rule, "1",
                                           earlier=list(zip(cand[:-1], champ[:-1], strict=True))))
@@ -130,7 +131,8 @@ def choice(fits: dict) -> dict:
     """The serving choice on seed 42's folds: the best baseline on tonight's span, its DM p
     there, and pooled over the folds (one LSTM fit's training noise per fold)."""
     seed_sd = PipelineConfig().promotion.seed_sd
-    per = {p: spans[-3:] for p, spans in fits["choice"].items()}  # the default's three folds
+    folds = PipelineConfig().promotion.walk_forward_folds  # the default's newest folds
+    per = {p: spans[-folds:] for p, spans in fits["choice"].items()}
     tonight = {p: float(np.mean(spans[-1][0]) / np.mean(spans[-1][1]) - 1) for p, spans in per.items()}
     best = min(tonight, key=tonight.get)
     alone = pool(per[best][-1:], 1, 0.0, fits=1)

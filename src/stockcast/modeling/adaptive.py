@@ -48,7 +48,8 @@ from stockcast.modeling.intervals import central_interval
 MEDIAN = 0.5
 TARGETS = ("coverage", "score")
 # target "score": a bound's weight is exp(-SHARPNESS x its loss's excess over the better one's,
-# relative): 10 % more loss than the other bound, 5 % of the weight (chosen in bench/served_years).
+# relative): 10 % more loss than the other bound, 5 % of the weight (chosen among 10-300 on the
+# year-end case's 35 years, docs/benchmarks.md).
 SHARPNESS = 30.0
 
 

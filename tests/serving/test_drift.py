@@ -48,6 +48,14 @@ def test_the_range_ratio_is_the_days_range_sd_over_the_intervals_sd():
     assert log_range_ratios(rows)[0] == pytest.approx(np.log(np.sqrt(garman_klass) / 0.02))
     # Prices without a range (a close-only CSV) leave the rows as they were.
     assert REALISED not in with_realised_variance(row, frame[["Date", "Close"]])
+    # A served band the adaptation narrowed to 0.8 of the model's own width, as the row
+    # records: the ratio is still against the model's width, as the reference's is.
+    served = row.assign(**{"q0.025": 100 * np.exp(-Z95 * 0.016),
+                           "q0.975": 100 * np.exp(Z95 * 0.016), "band_ratio_95": 0.8})
+    narrowed = with_realised_variance(served, frame)
+    assert log_range_ratios(narrowed)[0] == pytest.approx(log_range_ratios(rows)[0])
+    unrecorded = narrowed.drop(columns="band_ratio_95")  # a ledger from before the adaptation
+    assert log_range_ratios(unrecorded)[0] == pytest.approx(np.log(np.sqrt(garman_klass) / 0.016))
 
 
 def test_the_reference_needs_enough_test_span_days_the_frame_still_holds():

@@ -65,10 +65,23 @@ def with_realised_variance(rows: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFr
     return rows.drop(columns=[REALISED], errors="ignore").merge(realised, on="date", how="left")
 
 
+def model_sd(rows: pd.DataFrame) -> np.ndarray:
+    """The daily sd the forecaster's own interval implies: the served 95 % band's
+    (``implied_sd``) over the adaptation's width ratio where a row records one
+    (``band_ratio_95``, served width / static width), so the range CUSUM watches the model's
+    scale, as its reference (the champion's static test-span bands) does, and not the
+    adaptation's narrowing in calm spells or widening after misses."""
+    sd = implied_sd(rows)
+    if "band_ratio_95" not in rows:
+        return sd
+    ratio = rows["band_ratio_95"].to_numpy(float)
+    return np.where(np.isfinite(ratio) & (ratio > 0), sd / np.where(ratio > 0, ratio, 1.0), sd)
+
+
 def log_range_ratios(rows: pd.DataFrame) -> np.ndarray:
-    """u = 0.5 ln(v / s^2) per row: the realised range-based sd over the interval's sd."""
+    """u = 0.5 ln(v / s^2) per row: the realised range-based sd over the model's sd."""
     v = np.maximum(rows[REALISED].to_numpy(float), LOG_VAR_FLOOR)
-    return 0.5 * np.log(v) - np.log(implied_sd(rows))
+    return 0.5 * np.log(v) - np.log(model_sd(rows))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 from scipy.stats import ttest_1samp
-from served import SESSIONS, _validated
+from served import SESSIONS, _validated, one_step_scores
 from served_years import year_end_cuts
 
 from stockcast.config import PipelineConfig
@@ -90,16 +90,14 @@ def _served_year(fit, frame, cut: int, cfg: PipelineConfig, train) -> dict:
     """Each variant's refit served through the year after ``cut``: the adapted bands' 95 %
     interval score and coverages, and the refit's CPU seconds."""
     days = np.arange(cut - 1, min(cut - 1 + SESSIONS, len(frame) - 1))
-    close = frame["Close"].to_numpy(np.float64)
+    tracking = Tracking.from_config(cfg.intervals)
     rows = {}
     for name, update in EPOCH_VARIANTS.items():
         start = time.process_time()
         served = fit_for_serving(fit, cfg.model, train.model_copy(update=update)).forecaster
         seconds = time.process_time() - start
-        fc = adapted_forecast(served, frame, days, Tracking.from_config(cfg.intervals)).forecast
-        m = interval_metrics("y", fc.quantiles, fc.levels, close[days + 1][:, None], close[days])
-        rows[name] = {"interval_score_95": m["y_interval_score_95"], "core_seconds": seconds,
-                      "coverage_95": m["y_coverage_95"], "coverage_80": m["y_coverage_80"]}
+        fc = adapted_forecast(served, frame, days, tracking).forecast
+        rows[name] = {**one_step_scores(fc, frame, days), "core_seconds": seconds}
     return rows
 
 

@@ -166,11 +166,17 @@ def choice_on_adapted(fit, frame: pd.DataFrame, days: np.ndarray, cfg: PipelineC
         served = fit_for_serving(fit, cfg.model, train, None if other.is_lstm else
                                  span.baselines[other.prefix]).forecaster
         fc = adapted_forecast(served, frame, days, tracking).forecast
-        close = frame["Close"].to_numpy(np.float64)
-        out["interval_score_95"] = interval_metrics("s", fc.quantiles, fc.levels,
-                                                    close[days + 1][:, None], close[days])[
-            "s_interval_score_95"]
+        out["interval_score_95"] = one_step_scores(fc, frame, days)["interval_score_95"]
     return out
+
+
+def one_step_scores(forecast: Forecast, frame: pd.DataFrame, days: np.ndarray) -> dict:
+    """The one-step forecasts at ``days`` scored on what followed: coverage 80 and 95 and
+    the 95 % interval score."""
+    close = frame["Close"].to_numpy(np.float64)
+    m = interval_metrics("s", forecast.quantiles[:, :1], forecast.levels,
+                         close[days + 1][:, None], close[days])
+    return {c: m[f"s_{c}"] for c in ("coverage_80", "coverage_95", "interval_score_95")}
 
 
 def hindsight(forecaster, frame: pd.DataFrame, days: np.ndarray, actual: np.ndarray

@@ -75,7 +75,7 @@ def model_sd(rows: pd.DataFrame) -> np.ndarray:
     if "band_ratio_95" not in rows:
         return sd
     ratio = rows["band_ratio_95"].to_numpy(float)
-    return np.where(np.isfinite(ratio) & (ratio > 0), sd / np.where(ratio > 0, ratio, 1.0), sd)
+    return sd / np.where(np.isfinite(ratio) & (ratio > 0), ratio, 1.0)
 
 
 def log_range_ratios(rows: pd.DataFrame) -> np.ndarray:

@@ -34,7 +34,6 @@ import warm_start
 
 from stockcast.data.files import read_price_file, sample_path
 from stockcast.modeling.allocator import pin_malloc_thresholds
-from stockcast.serving.drift_simulation import simulate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -74,7 +73,7 @@ CASES: dict[str, Case] = {
     "served_years": Case(lambda a: served_years.bench_served_years(), served_years.markdown),
     "stages": Case(lambda a: stages.bench_stages(), stages.markdown),
     "portfolio": Case(lambda a: portfolio.bench_portfolio(a.portfolio_size), portfolio.markdown),
-    "drift": Case(lambda a: simulate(), drift.markdown),
+    "drift": Case(lambda a: drift.bench_drift(), drift.markdown),
     "promotion": Case(lambda a: promotion.seed_spread(), promotion.markdown),
     "walk_forward": Case(lambda a: walk_forward.bench_walk_forward(), walk_forward.markdown),
     "service": Case(lambda a: service.bench_service(), service.markdown),

@@ -114,6 +114,7 @@ def track_quantiles(z0: np.ndarray, scores: np.ndarray, positions: np.ndarray,
                 ok &= np.isfinite(z)
                 if not ok.any():
                     continue
+                ok = slice(None) if ok.all() else ok  # a view, not a copy, when all are read
                 q = median[k] + d0[k][None, :] * np.exp(theta[ok, k, :])  # [P', Q]
                 miss = (upper & (z[ok, None] > q)) | (lower & (z[ok, None] < q))
                 if mixed:

@@ -7,7 +7,11 @@ range-based EWMA sd of the day before (the default model's scale), and these pai
 block-bootstrapped together in 20-day blocks (so fat tails, the range's link to the move and
 short-range clustering stay) into 250-day calm sequences. The band follows each sequence
 causally (the EWMA of the range variance, lambda 0.94) and is calibrated so that 95 % of calm
-moves fall inside it, as split-conformal calibration does. The range monitor's reference
+moves fall inside it, as split-conformal calibration does. Served, those quantiles are then
+tracked as ``adapted_forecast`` tracks them (``tracking``: each sequence starts after
+``tracking.window`` calm days for it to replay), and the band CUSUMs and the red zone read the
+tracked bands while the range CUSUM reads the model's own width, as the live monitor does
+(``drift.model_sd``); without tracking the bands stay as calibrated. The range monitor's reference
 (mean and sd of u) comes from a separate 300-day calm sequence per run, as a champion's own
 test span gives it. Two shocks from day 100: moves and ranges triple and the band does not
 follow (the worst case: a model whose scale is stale), or they triple and the band adapts.
@@ -22,10 +26,13 @@ first alarm (999 when none came within the 150 sessions left).
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import binom
 
 from stockcast.config import MonitorConfig
 from stockcast.data.files import SAMPLE_TICKERS, read_price_file, sample_path
-from stockcast.evaluation.tail_backtests import traffic_light
+from stockcast.evaluation.tail_backtests import RED_FROM
+from stockcast.modeling.adaptive import Tracking, track_quantiles
+from stockcast.modeling.intervals import QUANTILES
 from stockcast.modeling.volatility import ewma_variance, range_variance
 from stockcast.serving.drift import BAND_MISS_RATE, MOVES_CUSUM, Z95, band_cusum, cusum
 
@@ -45,48 +52,70 @@ def _bootstrap(days: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray
     return np.concatenate([days[s:s + BLOCK] for s in starts])[:n]
 
 
-def _sequence(days, rng, shock: str | None, n: int = DAYS) -> tuple[np.ndarray, np.ndarray]:
-    """z (signed) and the range over the band's sd for one sequence (before calibration)."""
-    pairs = 0.01 * _bootstrap(days, WARMUP + n + 1, rng)
+def _sequence(days, rng, shock: str | None, n: int = DAYS, past: int = 0
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """z (signed), the range over the band's sd and the band's sd itself for one sequence of
+    ``past`` calm days (the served tracking's replayed history) and ``n`` monitored ones."""
+    pairs = 0.01 * _bootstrap(days, WARMUP + past + n + 1, rng)
     r, q = pairs[:, 0], pairs[:, 1]
+    at = past + SHOCK_AT
     if shock == "adapting":
-        r[WARMUP + 1 + SHOCK_AT:] *= 3
-        q[WARMUP + 1 + SHOCK_AT:] *= 3
+        r[WARMUP + 1 + at:] *= 3
+        q[WARMUP + 1 + at:] *= 3
     sigma = np.sqrt(ewma_variance(np.r_[np.nan, q ** 2]))
-    z, ratio = (x[1:] / sigma[1:-1] for x in (r, q))
-    z, ratio = z[WARMUP:WARMUP + n], ratio[WARMUP:WARMUP + n]
+    kept = slice(WARMUP, WARMUP + past + n)
+    z, ratio, sd = (x[kept] for x in (r[1:] / sigma[1:-1], q[1:] / sigma[1:-1], sigma[1:-1]))
     if shock == "stale":
-        z[SHOCK_AT:] *= 3
-        ratio[SHOCK_AT:] *= 3
-    return z, ratio
+        z[at:] *= 3
+        ratio[at:] *= 3
+    return z, ratio, sd
+
+
+def _served_bounds(sequences, quantiles: dict, tracking: Tracking | None,
+                   past: int) -> list[np.ndarray]:
+    """Each sequence's served 2.5/10/50/90/97.5 % bounds [n, 5] on its monitored days, in z:
+    the calibrated quantiles, or those tracked over the sequence's realised past as
+    ``adapted_forecast`` serves them (one call for all sequences: each position's window
+    reaches back ``past`` days at most, never into the sequence before)."""
+    z0 = np.array([[-quantiles[95], -quantiles[80], 0.0, quantiles[80], quantiles[95]]])
+    n = len(sequences[0][0]) - past
+    if tracking is None or not tracking.enabled:
+        return [np.repeat(z0, n, axis=0)] * len(sequences)
+    z = np.concatenate([s[0] for s in sequences])[:, None]
+    unit = np.concatenate([s[2] for s in sequences])[:, None]  # the sd: one unit of score
+    positions = np.concatenate([i * (past + n) + np.arange(past, past + n)
+                                for i in range(len(sequences))])
+    tracked = track_quantiles(z0, z, positions, QUANTILES, tracking, unit)[:, 0, :]
+    return np.split(tracked, len(sequences))
 
 
 def _red_from(low: np.ndarray, cfg: MonitorConfig) -> int | None:
     """The first index at which the lower tail's Basel zone is red (from the minimum sample)."""
-    exceeded = np.cumsum(low)
-    for i in range(cfg.zone_min_forecasts - 1, len(low)):
-        n = min(i + 1, cfg.tail_days)
-        x = exceeded[i] - (exceeded[i - n] if i >= n else 0)
-        if traffic_light(int(x), n, 0.025) == "red":
-            return i
-    return None
+    exceeded = np.r_[0, np.cumsum(low)]
+    i = np.arange(cfg.zone_min_forecasts - 1, len(low))
+    n = np.minimum(i + 1, cfg.tail_days)
+    red = binom.cdf(exceeded[i + 1] - exceeded[i + 1 - n], n, 0.025) >= RED_FROM
+    return int(i[red.argmax()]) if red.any() else None
 
 
-def _first_alarms(sequences, references, scale, quantiles, cfg, after: int = 0):
+def _first_alarms(sequences, references, scale, bounds, cfg, past: int, after: int = 0):
     """First alarm index (or None) per sequence, for each monitor and for every DRIFT path
-    together (``any``: the range CUSUM, the band CUSUMs, the red zone)."""
+    together (``any``: the range CUSUM, the band CUSUMs, the red zone), read as the live
+    monitor reads a ledger: the bands as served (``bounds``), the range against the model's
+    own width (``scale``, what ``drift.model_sd`` recovers from a served row)."""
     out: dict[str, list] = {k: [] for k in ("range", "moves", "band80", "band95", "red", "any")}
     thresholds = {80: cfg.band_cusum_threshold_80, 95: cfg.band_cusum_threshold_95}
-    for (z, ratio), ref in zip(sequences, references, strict=True):
-        z, ratio = z[after:], ratio[after:]
+    for (z, ratio, _), ref, b in zip(sequences, references, bounds, strict=True):
+        z, ratio, b = z[past + after:], ratio[past + after:], b[after:]
         u0 = np.log(np.maximum(ref / scale, 1e-4))
         w = (np.log(np.maximum(ratio / scale, 1e-4)) - u0.mean()) / u0.std(ddof=1)
+        served_sd = (b[:, 4] - b[:, 0]) / (2 * Z95)  # the sd the served band implies
         first = {"range": cusum(w, cfg.cusum_reference, cfg.cusum_cap,
                                 cfg.cusum_threshold).first_alarm,
-                 "moves": cusum(np.abs(z) / scale, *MOVES_CUSUM).first_alarm,
-                 "red": _red_from(z < -quantiles[95], cfg)}
-        for c in (80, 95):
-            missed = (np.abs(z) > quantiles[c]).astype(float)
+                 "moves": cusum(np.abs(z) / served_sd, *MOVES_CUSUM).first_alarm,
+                 "red": _red_from(z < b[:, 0], cfg)}
+        for c, (lo, hi) in ((80, (1, 3)), (95, (0, 4))):
+            missed = ((z < b[:, lo]) | (z > b[:, hi])).astype(float)
             first[f"band{c}"] = band_cusum(missed, BAND_MISS_RATE[c], thresholds[c]).first_alarm
         paths = [first[k] for k in ("range", "band80", "band95", "red") if first[k] is not None]
         first["any"] = min(paths) if paths else None
@@ -95,24 +124,30 @@ def _first_alarms(sequences, references, scale, quantiles, cfg, after: int = 0):
     return out
 
 
-def simulate(sequences: int = 2000, cfg: MonitorConfig | None = None, seed: int = 0) -> dict:
-    """Per monitor: false-alarm rate on calm sequences and detection delays after each shock."""
+def simulate(sequences: int = 2000, cfg: MonitorConfig | None = None, seed: int = 0,
+             tracking: Tracking | None = None) -> dict:
+    """Per monitor: false-alarm rate on calm sequences and detection delays after each shock,
+    with the bands calibrated once (``tracking`` None) or tracked as served."""
     cfg = cfg or MonitorConfig()
     rng = np.random.default_rng(seed)
+    past = tracking.window if tracking is not None and tracking.enabled else 0
     days = [standardised_days(t) for t in SAMPLE_TICKERS]
-    calm = [_sequence(days[i % len(days)], rng, None) for i in range(sequences)]
+    calm = [_sequence(days[i % len(days)], rng, None, past=past) for i in range(sequences)]
     refs = [_sequence(days[i % len(days)], rng, None, REFERENCE_DAYS)[1]
             for i in range(sequences)]
-    moves = np.abs(np.concatenate([c[0] for c in calm]))
+    moves = np.abs(np.concatenate([c[0][past:] for c in calm]))
     # The calibration: each band holds its share of calm moves, as split-conformal makes it.
     quantiles = {c: float(np.quantile(moves, 1 - BAND_MISS_RATE[c])) for c in BAND_MISS_RATE}
     scale = quantiles[95] / Z95
-    out = {"sequences": sequences}
-    for monitor, alarms in _first_alarms(calm, refs, scale, quantiles, cfg).items():
+    out: dict = {"sequences": sequences}
+    bounds = _served_bounds(calm, quantiles, tracking, past)
+    for monitor, alarms in _first_alarms(calm, refs, scale, bounds, cfg, past).items():
         out[monitor] = {"false_alarm_rate": float(np.mean([a is not None for a in alarms]))}
     for shock in ("stale", "adapting"):
-        shocked = [_sequence(days[i % len(days)], rng, shock) for i in range(sequences)]
-        for monitor, alarms in _first_alarms(shocked, refs, scale, quantiles, cfg,
+        shocked = [_sequence(days[i % len(days)], rng, shock, past=past)
+                   for i in range(sequences)]
+        bounds = _served_bounds(shocked, quantiles, tracking, past)
+        for monitor, alarms in _first_alarms(shocked, refs, scale, bounds, cfg, past,
                                              SHOCK_AT).items():
             delays = np.array([999 if a is None else a + 1 for a in alarms])
             out[monitor][shock] = {"median_delay": float(np.median(delays)),

@@ -25,7 +25,11 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 os.environ["STOCKCAST_NO_BF16"] = "1"
 torch.set_num_threads(1)
 
-from helpers import FakeTicker, make_prices  # noqa: E402
+from helpers import (  # noqa: E402
+    FakeTicker,
+    make_prices,
+    prefect_console_on_the_session_stream,
+)
 
 pytest_plugins = ["longest_first"]  # module order: tests/longest_first.py
 
@@ -105,6 +109,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _loggers_as_before_any_test():
     yield
+    prefect_console_on_the_session_stream()
     for name, (handlers, filters, propagate, level) in _PRISTINE.items():
         logger = logging.getLogger(name)
         for handler in logger.handlers:

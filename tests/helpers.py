@@ -3,6 +3,7 @@ and a stand-in for yfinance.Ticker."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,17 @@ def error_raised_while_handling(signal_exc: BaseException) -> ValueError:
             raise ValueError("Task run is not set")  # noqa: B904 (as the engine does)
     except ValueError as exc:
         return exc
+
+
+def prefect_console_on_the_session_stream() -> None:
+    """Prefect configures its logging once per process, on its first flow run or server app,
+    and binds its console handler (on the root logger) to the sys.stderr of that moment:
+    inside a capsys/capfd test, that test's capture, closed once it ends, after which every
+    run's log line in the process failed ("I/O operation on closed file"). When a root handler
+    writes to a closed stream, configure Prefect's logging afresh on the current stderr (a
+    later call is incremental and keeps the closed stream)."""
+    if any(getattr(getattr(h, "stream", None), "closed", False)
+           for h in logging.getLogger().handlers):
+        from prefect.logging.configuration import setup_logging
+
+        setup_logging(incremental=False)

@@ -111,6 +111,27 @@ def test_csv_any_column_order_spellings_and_dates(tmp_path):
     assert df["Date"].tolist() == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-03")]
 
 
+def test_a_newest_first_export_is_read_oldest_first_and_nothing_else_is_reordered(tmp_path,
+                                                                                  caplog):
+    # Nasdaq's export: Close/Last, dollar signs, month-first dates, newest first.
+    rows = [("03/04/2020", "$10.9"), ("03/03/2020", "$10.7"), ("03/02/2020", "$10.5")]
+    path = tmp_path / "nasdaq.csv"
+    path.write_text("Date,Close/Last,Volume,Open,High,Low\n" + "".join(
+        f"{d},{c},1000,10.0,11.0,9.5\n" for d, c in rows))
+    with caplog.at_level("INFO", logger="stockcast.data.files"):
+        df = files.read_price_file(path)
+    assert df["Date"].tolist() == pd.to_datetime(["2020-03-02", "2020-03-03", "2020-03-04"]).tolist()
+    assert df["Close"].tolist() == [10.5, 10.7, 10.9] and df.index.tolist() == [0, 1, 2]
+    assert "newest first (2020-03-04 .. 2020-03-02): read oldest first" in caplog.text
+    # Any other order stays as written, for the validator to refuse: one pair swapped, or
+    # a repeated date in a file otherwise newest first.
+    for order in ([0, 2, 1], [0, 1, 1, 2]):
+        path.write_text("Date,Close/Last,Volume,Open,High,Low\n" + "".join(
+            f"{rows[i][0]},{rows[i][1]},1000,10.0,11.0,9.5\n" for i in order))
+        dates = files.read_price_file(path)["Date"]
+        assert dates.tolist() == pd.to_datetime([rows[i][0] for i in order]).tolist()
+
+
 def test_incremental_cache_fetches_only_new_days_and_merges(tmp_path, fake_yf):
     full = make_prices(300, start="2015-01-02")
     fake_yf.frames["MSFT"] = full.iloc[:200]

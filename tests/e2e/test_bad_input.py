@@ -36,8 +36,8 @@ def _bad(kind: str, frame):
         f.loc[50, "Close"] = np.nan
     elif kind == "duplicate":
         f.loc[60, "Date"] = f.loc[59, "Date"]
-    elif kind == "unsorted":
-        f = f.iloc[::-1]
+    elif kind == "unsorted":  # two days swapped (a file newest first throughout is read)
+        f.iloc[[100, 101]] = f.iloc[[101, 100]].to_numpy()
     elif kind == "negative":
         f.loc[70, "Open"] = -3.0
         f.loc[71, "Close"] = 0.0

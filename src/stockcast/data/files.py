@@ -1,12 +1,15 @@
 """Reading price tables: a user's CSV or Parquet file, the bundled sample, and the one
 normalised shape every source returns (``Date, Open, High, Low, Close, Volume``, tz-naive
-dates, split-adjusted prices). Nothing here drops a row: sorting, de-duplication and range
-checks are the validator's job."""
+dates, split-adjusted prices). Nothing here drops a row: de-duplication, order and range
+checks are the validator's job. The one reordering: a user's file written newest first (as
+Nasdaq's and many brokers' exports are: every date before the one above it) is read oldest
+first, and the log says so; any other order is left for the validator to refuse."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
 import re
 from importlib import resources
 from pathlib import Path
@@ -16,6 +19,8 @@ import pandas as pd
 
 from stockcast.data.conventions import detect_decimal, parse_dates, to_numbers
 from stockcast.errors import DataSourceError
+
+log = logging.getLogger(__name__)
 
 PRICE_COLUMNS = ["Open", "High", "Low", "Close", "Volume"]
 COLUMNS = ["Date", *PRICE_COLUMNS]
@@ -135,7 +140,18 @@ def _normalized(raw: pd.DataFrame, source: str, decimal: str | None,
             f"could not read {source} as a price table: no date column among "
             f"{[str(c)[:30] for c in raw.columns[:8]]}. Expected a header row: Date, Open, High, "
             "Low, Close, Volume.")
-    return frame
+    return _oldest_first(frame, source)
+
+
+def _oldest_first(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``frame`` oldest first when its file lists every date before the one above it (a
+    newest-first export); any other order is returned as it is, for the validator."""
+    dates = frame["Date"]
+    if len(frame) < 2 or dates.isna().any() or not (dates.diff().iloc[1:] < pd.Timedelta(0)).all():
+        return frame
+    log.info("%s lists its dates newest first (%s .. %s): read oldest first", source,
+             dates.iloc[0].date(), dates.iloc[-1].date())
+    return frame.iloc[::-1].reset_index(drop=True)
 
 
 def sample_path(ticker: str) -> Path:

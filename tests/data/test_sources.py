@@ -132,6 +132,26 @@ def test_a_newest_first_export_is_read_oldest_first_and_nothing_else_is_reordere
         assert dates.tolist() == pd.to_datetime([rows[i][0] for i in order]).tolist()
 
 
+def test_an_investing_com_export_reads_price_as_the_close_and_volumes_with_suffixes(tmp_path):
+    path = tmp_path / "investing.csv"
+    path.write_text('"Date","Price","Open","High","Low","Vol.","Change %"\n'
+                    '"Mar 04, 2020","1,010.90","1,000.00","1,011.00","999.50","1.23M","1.87%"\n'
+                    '"Mar 03, 2020","1,010.70","1,000.00","1,011.00","999.50","980.50K","1.90%"\n'
+                    '"Mar 02, 2020","1,010.50","1,000.00","1,011.00","999.50","2.1B","0.50%"\n')
+    df = files.read_price_file(path)
+    assert list(df.columns) == files.COLUMNS
+    assert df["Close"].tolist() == [1010.5, 1010.7, 1010.9]
+    assert df["Volume"].tolist() == pytest.approx([2.1e9, 980_500, 1_230_000])
+    # A Price column is the close only where no column is named as one; suffixes count only
+    # in the volume (a price of 12K stays text, for the validator to show).
+    path.write_text("Date,Price,Close,Open,High,Low,Volume\n2020-03-02,1,10.5,10,11,9.5,5K\n"
+                    "2020-03-03,2,10.7,10,11,9.5,1200\n")
+    df = files.read_price_file(path)
+    assert df["Close"].tolist() == [10.5, 10.7] and df["Volume"].tolist() == [5000, 1200]
+    path.write_text("Date,Open,High,Low,Close,Volume\n2020-03-02,10,11,9.5,12K,1\n")
+    assert files.read_price_file(path)["Close"].tolist() == ["12K"]
+
+
 def test_incremental_cache_fetches_only_new_days_and_merges(tmp_path, fake_yf):
     full = make_prices(300, start="2015-01-02")
     fake_yf.frames["MSFT"] = full.iloc[:200]

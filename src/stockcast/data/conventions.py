@@ -16,6 +16,7 @@ _DMY = re.compile(r"^\s*(\d{1,2})[./-](\d{1,2})[./-](\d{2,4})\b")
 _OFFSET = re.compile(r"(?<=\d{2}:\d{2})(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)$")
 # Dates pandas can hold at nanosecond resolution.
 _FIRST_YEAR, _LAST_YEAR = 1678, 2261
+_SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9}
 
 
 def detect_decimal(values: pd.Series) -> str | None:
@@ -40,15 +41,21 @@ def detect_decimal(values: pd.Series) -> str | None:
     return "."
 
 
-def to_numbers(col: pd.Series, decimal: str) -> pd.Series:
-    """Number-like text to floats with the given decimal separator; values that are not numbers
-    stay as text so the validator can show them."""
+def to_numbers(col: pd.Series, decimal: str, suffixes: bool = False) -> pd.Series:
+    """Number-like text to floats with the given decimal separator (and, with ``suffixes``,
+    the K / M / B of volumes written as 1.23M); values that are not numbers stay as text so
+    the validator can show them."""
     if pd.api.types.is_numeric_dtype(col):
         return col
     thousands = "." if decimal == "," else ","
     cleaned = (col.astype("string").str.replace(r"[$€£\s']", "", regex=True)
                .str.replace(thousands, "", regex=False).str.replace(decimal, ".", regex=False))
-    numeric = pd.to_numeric(cleaned, errors="coerce")
+    if suffixes and cleaned.str.contains(r"\d[KMBkmb]$", regex=True).any():
+        scale = cleaned.str.extract(r"\d([KMBkmb])$", expand=False).str.upper().map(_SUFFIX)
+        cleaned = cleaned.str.replace(r"(?<=\d)[KMBkmb]$", "", regex=True)
+        numeric = pd.to_numeric(cleaned, errors="coerce") * scale.fillna(1.0)
+    else:
+        numeric = pd.to_numeric(cleaned, errors="coerce")
     if numeric.isna().sum() > col.isna().sum():
         return col
     return numeric

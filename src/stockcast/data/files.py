@@ -36,6 +36,9 @@ _ALIASES = {
     "Adj Close": {"adjclose", "adjustedclose", "adjcloseprice", "adjustedcloseprice"},
     "Volume": {"volume", "vol", "v"},
 }
+# Read as the close only when no column above is (Investing.com's export: Date, Price, Open,
+# High, Low, Vol., Change %).
+_CLOSE_FALLBACK = {"price"}
 
 
 def _canonical(name: object) -> str | None:
@@ -63,6 +66,10 @@ def normalize_prices(raw: pd.DataFrame, decimal: str | None = None,
         canonical = _canonical(col)
         if canonical and canonical not in renames.values():
             renames[col] = canonical
+    if "Close" not in renames.values():
+        fallback = [c for c in df.columns if re.sub(r"[^a-z]", "", str(c).lower())
+                    in _CLOSE_FALLBACK and c not in renames]
+        renames |= {fallback[0]: "Close"} if fallback else {}
     df = df.rename(columns=renames)
     df = df[[c for c in ["Date", *PRICE_COLUMNS, "Adj Close"] if c in df.columns]]
     numeric = [c for c in [*PRICE_COLUMNS, "Adj Close"] if c in df.columns]
@@ -75,7 +82,7 @@ def normalize_prices(raw: pd.DataFrame, decimal: str | None = None,
                 "decimal separator and nothing in the file tells which; pass --decimal . or "
                 "--decimal ,")
     for col in numeric:
-        df[col] = to_numbers(df[col], decimal or ".")
+        df[col] = to_numbers(df[col], decimal or ".", suffixes=col == "Volume")
     if "Date" in df.columns:
         df["Date"] = parse_dates(df["Date"], dayfirst)
     if "Adj Close" in df.columns:

@@ -85,6 +85,34 @@ def test_suspicious_but_legal_data_is_a_warning(prices):
     assert any("calendar gap" in w for w in report.warnings)
 
 
+def test_sessions_without_a_trade_are_a_warning_naming_them(prices):
+    def still(frame, rows):  # the bar before repeated, nothing traded
+        frame.loc[rows, ["Open", "High", "Low", "Close"]] = frame.loc[rows[0] - 1, "Close"]
+        frame.loc[rows, "Volume"] = 0
+
+    halted = prices.copy()
+    still(halted, list(range(100, 110)))  # a halt of ten sessions
+    still(halted, list(range(150, 154)))  # four: a holiday or two a vendor filled, no warning
+    still(halted, list(range(len(halted) - 6, len(halted))))  # the feed stopped moving
+    report = validate_prices(as_prices(halted), WIN, VAL).report
+    assert report.valid
+    runs = [w for w in report.warnings if "without a trade" in w]
+    dates = halted["Date"].dt.date
+    assert len(runs) == 2
+    assert runs[0].startswith(f"10 sessions in a row without a trade (unchanged prices, zero "
+                              f"volume) from {dates[100]} to {dates[109]}, a trading halt")
+    assert runs[1].startswith(f"6 sessions in a row without a trade (unchanged prices, zero "
+                              f"volume) from {dates.iloc[-6]} to {dates.iloc[-1]}, up to the "
+                              "last date: the latest prices may be stale")
+    # Unchanged prices on volume, or zero volume on moving prices, are ordinary days.
+    traded = halted.copy()
+    traded.loc[100:109, "Volume"] = 1000
+    assert len([w for w in validate_prices(as_prices(traded), WIN, VAL).report.warnings
+                if "without a trade" in w]) == 1
+    assert not [w for w in validate_prices(as_prices(prices.assign(Volume=0)), WIN,
+                                           VAL).report.warnings if "without a trade" in w]
+
+
 def test_a_move_no_stock_makes_in_a_day_is_an_error_unless_accepted(prices):
     reverse = prices.copy()
     reverse.loc[150:, ["Open", "High", "Low", "Close"]] *= 1000  # an unadjusted 1:1000 reverse split

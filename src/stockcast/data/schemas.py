@@ -164,6 +164,11 @@ def _failure_table(frame: pd.DataFrame, exc: SchemaErrors | SchemaError) -> pd.D
     return cases[["column", "check", "row", "date", "value"]].reset_index(drop=True)
 
 
+# Sessions in a row without a trade before validation warns (a day or two: a holiday a
+# vendor filled with the last bar).
+STILL_SESSIONS = 5
+
+
 def _warnings(frame: pd.DataFrame, cfg: ValidationConfig) -> list[str]:
     out = []
     dates = pd.to_datetime(frame["Date"])
@@ -177,6 +182,25 @@ def _warnings(frame: pd.DataFrame, cfg: ValidationConfig) -> list[str]:
         move = close.iloc[i] / close.iloc[i - 1] - 1
         out.append(f"one-day move of {move:+.0%} on {dates.iloc[i].date()} "
                    "(an unadjusted split? check the source)")
+    return out + _still_runs(frame, dates)
+
+
+def _still_runs(frame: pd.DataFrame, dates: pd.Series) -> list[str]:
+    """Runs of at least ``STILL_SESSIONS`` sessions without a trade: Open, High, Low and Close
+    all equal to the close before, and zero volume (a trading halt, or a feed repeating its
+    last bar under new dates, which the freshness check, reading dates, cannot see)."""
+    prices = frame[["Open", "High", "Low", "Close"]].astype(float)
+    still = prices.eq(prices["Close"].shift(), axis=0).all(axis=1) & frame["Volume"].eq(0)
+    runs = still[still].groupby((~still).cumsum()[still])
+    out = []
+    for _, run in runs:
+        if len(run) < STILL_SESSIONS:
+            continue
+        first, last = dates.iloc[run.index[0]].date(), dates.iloc[run.index[-1]].date()
+        where = ("up to the last date: the latest prices may be stale" if run.index[-1] ==
+                 len(frame) - 1 else "a trading halt or a stale feed")
+        out.append(f"{len(run)} sessions in a row without a trade (unchanged prices, zero "
+                   f"volume) from {first} to {last}, {where}; check the source")
     return out
 
 

@@ -113,3 +113,10 @@ def test_the_false_alarm_targets_hold_with_the_bands_as_served():
     for band in ("band80", "band95"):
         assert served[band]["stale"]["median_delay"] > static[band]["stale"]["median_delay"]
     assert served["range"]["stale"]["median_delay"] <= 5
+    # What the tracking is for: after a stale tripling or a shift of the moves by one sd (a
+    # trend the model misses, which no monitor flags), the served bands cover far more.
+    after, before = served["coverage_after_shock"], static["coverage_after_shock"]
+    for shock in ("stale", "bias"):
+        assert after[shock]["coverage_95"] > before[shock]["coverage_95"] + 0.05
+        assert after[shock]["coverage_80"] > before[shock]["coverage_80"] + 0.1
+    assert 0.92 <= after["bias"]["coverage_95"] <= 0.97

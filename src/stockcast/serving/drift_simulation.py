@@ -13,8 +13,10 @@ tracked as ``adapted_forecast`` tracks them (``tracking``: each sequence starts 
 tracked bands while the range CUSUM reads the model's own width, as the live monitor does
 (``drift.model_sd``); without tracking the bands stay as calibrated. The range monitor's reference
 (mean and sd of u) comes from a separate 300-day calm sequence per run, as a champion's own
-test span gives it. Two shocks from day 100: moves and ranges triple and the band does not
-follow (the worst case: a model whose scale is stale), or they triple and the band adapts.
+test span gives it. Three shocks from day 100: moves and ranges triple and the band does not
+follow (the worst case: a model whose scale is stale), or they triple and the band adapts, or
+every move shifts up by about one sd with the ranges unchanged (``bias``: a trend the model's
+location misses); with the served bands' coverage from the shock on.
 Reported per monitor (the range CUSUM, and the |z| CUSUM used without a reference), for each
 band's coverage CUSUM (its misses against the band calibrated to 80 % / 95 % of calm moves),
 for the Basel red zone of the lower 2.5 % quantile (read from ``zone_min_forecasts`` on), and
@@ -37,6 +39,8 @@ from stockcast.modeling.volatility import ewma_variance, range_variance
 from stockcast.serving.drift import BAND_MISS_RATE, MOVES_CUSUM, Z95, band_cusum, cusum
 
 WARMUP, DAYS, SHOCK_AT, BLOCK, REFERENCE_DAYS = 60, 250, 100, 20, 300
+BIAS = 1.0  # the "bias" shock: each day's move shifted up by about one sd (z's sd is ~1.03)
+SHOCKS = ("stale", "adapting", "bias")
 
 
 def standardised_days(ticker: str) -> np.ndarray:
@@ -68,6 +72,8 @@ def _sequence(days, rng, shock: str | None, n: int = DAYS, past: int = 0
     if shock == "stale":
         z[at:] *= 3
         ratio[at:] *= 3
+    if shock == "bias":  # a trend the model's location misses; the volatility is unchanged
+        z[at:] += BIAS
     return z, ratio, sd
 
 
@@ -124,6 +130,14 @@ def _first_alarms(sequences, references, scale, bounds, cfg, past: int, after: i
     return out
 
 
+def _coverage(sequences, bounds, past: int) -> dict[str, float]:
+    """The served bands' coverage of the moves from the shock on, pooled over sequences."""
+    z = np.concatenate([s[0][past + SHOCK_AT:] for s in sequences])
+    b = np.concatenate([x[SHOCK_AT:] for x in bounds])
+    return {f"coverage_{c}": float(np.mean((z >= b[:, lo]) & (z <= b[:, hi])))
+            for c, (lo, hi) in (("80", (1, 3)), ("95", (0, 4)))}
+
+
 def simulate(sequences: int = 2000, cfg: MonitorConfig | None = None, seed: int = 0,
              tracking: Tracking | None = None) -> dict:
     """Per monitor: false-alarm rate on calm sequences and detection delays after each shock,
@@ -143,10 +157,12 @@ def simulate(sequences: int = 2000, cfg: MonitorConfig | None = None, seed: int 
     bounds = _served_bounds(calm, quantiles, tracking, past)
     for monitor, alarms in _first_alarms(calm, refs, scale, bounds, cfg, past).items():
         out[monitor] = {"false_alarm_rate": float(np.mean([a is not None for a in alarms]))}
-    for shock in ("stale", "adapting"):
+    out["coverage_after_shock"] = {}
+    for shock in SHOCKS:
         shocked = [_sequence(days[i % len(days)], rng, shock, past=past)
                    for i in range(sequences)]
         bounds = _served_bounds(shocked, quantiles, tracking, past)
+        out["coverage_after_shock"][shock] = _coverage(shocked, bounds, past)
         for monitor, alarms in _first_alarms(shocked, refs, scale, bounds, cfg, past,
                                              SHOCK_AT).items():
             delays = np.array([999 if a is None else a + 1 for a in alarms])

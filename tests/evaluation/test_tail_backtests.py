@@ -7,6 +7,7 @@ import pytest
 
 from stockcast.evaluation.tail_backtests import (
     christoffersen_independence,
+    in_red_zone,
     kupiec_pof,
     tail_backtest,
     traffic_light,
@@ -42,6 +43,10 @@ def test_basel_zones_match_the_published_table():
     # 250 days of a 99 % VaR: green 0-4, yellow 5-9, red 10 or more.
     assert [traffic_light(x, 250, 0.01) for x in (0, 4, 5, 9, 10, 15)] == [
         "green", "green", "yellow", "yellow", "red", "red"]
+    # The same red zone for arrays of counts (the drift simulation reads one per day).
+    x, n = np.array([0, 4, 5, 9, 10, 15, 1, 2]), np.array([250] * 6 + [20, 20])
+    assert in_red_zone(x, n, 0.01).tolist() == [traffic_light(a, b, 0.01) == "red"
+                                                for a, b in zip(x, n, strict=True)]
 
 
 def test_tail_backtest_counts_values_below_the_lower_quantile():

@@ -73,6 +73,11 @@ def traffic_light(exceedances: int, n: int, p: float) -> str:
     return "red" if cdf >= RED_FROM else "yellow" if cdf >= YELLOW_FROM else "green"
 
 
+def in_red_zone(exceedances: np.ndarray, n: np.ndarray, p: float) -> np.ndarray:
+    """``traffic_light(...) == "red"`` for arrays of counts (the drift simulation's days)."""
+    return binom.cdf(exceedances, n, p) >= RED_FROM
+
+
 def tail_backtest(actual: np.ndarray, lower: np.ndarray, p: float) -> TailBacktest:
     """All three for realised values ``actual`` against lower quantiles ``lower`` at level p."""
     exceeded = np.asarray(actual, float) < np.asarray(lower, float)

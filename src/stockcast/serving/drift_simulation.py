@@ -28,11 +28,10 @@ first alarm (999 when none came within the 150 sessions left).
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binom
 
 from stockcast.config import MonitorConfig
 from stockcast.data.files import SAMPLE_TICKERS, read_price_file, sample_path
-from stockcast.evaluation.tail_backtests import RED_FROM
+from stockcast.evaluation.tail_backtests import in_red_zone
 from stockcast.modeling.adaptive import Tracking, track_quantiles
 from stockcast.modeling.intervals import QUANTILES
 from stockcast.modeling.volatility import ewma_variance, range_variance
@@ -100,7 +99,7 @@ def _red_from(low: np.ndarray, cfg: MonitorConfig) -> int | None:
     exceeded = np.r_[0, np.cumsum(low)]
     i = np.arange(cfg.zone_min_forecasts - 1, len(low))
     n = np.minimum(i + 1, cfg.tail_days)
-    red = binom.cdf(exceeded[i + 1] - exceeded[i + 1 - n], n, 0.025) >= RED_FROM
+    red = in_red_zone(exceeded[i + 1] - exceeded[i + 1 - n], n, 0.025)
     return int(i[red.argmax()]) if red.any() else None
 
 

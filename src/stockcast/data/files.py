@@ -41,8 +41,12 @@ _ALIASES = {
 _CLOSE_FALLBACK = {"price"}
 
 
+def _key(name: object) -> str:
+    return re.sub(r"[^a-z]", "", str(name).lower())
+
+
 def _canonical(name: object) -> str | None:
-    key = re.sub(r"[^a-z]", "", str(name).lower())
+    key = _key(name)
     for canonical, spellings in _ALIASES.items():
         if key in spellings:
             return canonical
@@ -67,8 +71,7 @@ def normalize_prices(raw: pd.DataFrame, decimal: str | None = None,
         if canonical and canonical not in renames.values():
             renames[col] = canonical
     if "Close" not in renames.values():
-        fallback = [c for c in df.columns if re.sub(r"[^a-z]", "", str(c).lower())
-                    in _CLOSE_FALLBACK and c not in renames]
+        fallback = [c for c in df.columns if _key(c) in _CLOSE_FALLBACK and c not in renames]
         renames |= {fallback[0]: "Close"} if fallback else {}
     df = df.rename(columns=renames)
     df = df[[c for c in ["Date", *PRICE_COLUMNS, "Adj Close"] if c in df.columns]]

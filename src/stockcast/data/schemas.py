@@ -196,9 +196,9 @@ def _still_runs(frame: pd.DataFrame, dates: pd.Series) -> list[str]:
     for _, run in runs:
         if len(run) < STILL_SESSIONS:
             continue
-        first, last = dates.iloc[run.index[0]].date(), dates.iloc[run.index[-1]].date()
+        first, last = dates.loc[run.index[0]].date(), dates.loc[run.index[-1]].date()
         where = ("up to the last date: the latest prices may be stale" if run.index[-1] ==
-                 len(frame) - 1 else "a trading halt or a stale feed")
+                 frame.index[-1] else "a trading halt or a stale feed")
         out.append(f"{len(run)} sessions in a row without a trade (unchanged prices, zero "
                    f"volume) from {first} to {last}, {where}; check the source")
     return out

@@ -152,6 +152,28 @@ def test_an_investing_com_export_reads_price_as_the_close_and_volumes_with_suffi
     assert files.read_price_file(path)["Close"].tolist() == ["12K"]
 
 
+def test_a_file_of_several_tickers_or_of_intraday_bars_is_refused_saying_so(tmp_path):
+    day = make_prices(30)
+    path = tmp_path / "prices.csv"
+    # A long-format export: two symbols in one file. One symbol in the column is fine.
+    both = pd.concat([day.assign(Symbol="IBM"), day.assign(Symbol="AAPL")])
+    both.sort_values("Date").to_csv(path, index=False)
+    with pytest.raises(DataSourceError, match=r"holds 2 tickers in its 'Symbol' column "
+                                              r"\(AAPL, IBM\); .* each ticker's rows"):
+        files.read_price_file(path)
+    day.assign(Symbol="IBM").to_csv(path, index=False)
+    assert len(files.read_price_file(path)) == 30
+    # Hourly bars: several rows for most dates (a daily file with one repeated date is left
+    # to the validator, which lists it).
+    hours = pd.date_range("2024-01-02 09:30", periods=30, freq="h")  # 15 on each of two days
+    day.assign(Date=hours).to_csv(path, index=False)
+    with pytest.raises(DataSourceError, match=r"several rows for most of its dates \(up to 15 "
+                                              r"a day\): intraday bars"):
+        files.read_price_file(path)
+    day.assign(Date=day["Date"].where(day.index != 5, day["Date"][4])).to_csv(path, index=False)
+    assert files.read_price_file(path)["Date"].duplicated().sum() == 1
+
+
 def test_incremental_cache_fetches_only_new_days_and_merges(tmp_path, fake_yf):
     full = make_prices(300, start="2015-01-02")
     fake_yf.frames["MSFT"] = full.iloc[:200]

@@ -150,7 +150,29 @@ def _normalized(raw: pd.DataFrame, source: str, decimal: str | None,
             f"could not read {source} as a price table: no date column among "
             f"{[str(c)[:30] for c in raw.columns[:8]]}. Expected a header row: Date, Open, High, "
             "Low, Close, Volume.")
+    _one_daily_series(raw, frame, source)
     return _oldest_first(frame, source)
+
+
+def _one_daily_series(raw: pd.DataFrame, frame: pd.DataFrame, source: str) -> None:
+    """Refuse, saying what the file holds, a file of several tickers (a symbol column with
+    more than one value) or of intraday bars (several rows for most dates): the validator
+    would only list thousands of duplicate dates."""
+    for col in [c for c in raw.columns if _key(c) in {"ticker", "symbol"}]:
+        names = sorted(raw[col].dropna().astype(str).str.strip().unique())
+        if len(names) > 1:
+            shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            raise DataSourceError(
+                f"{source} holds {len(names)} tickers in its {str(col)!r} column ({shown}); "
+                "stockcast reads one ticker's prices per file: write each ticker's rows to its "
+                "own file")
+    per_day = frame["Date"].value_counts()
+    if (per_day > 1).sum() >= max(2, len(per_day) // 2):
+        raise DataSourceError(
+            f"{source} holds several rows for most of its dates (up to {per_day.max()} a day): "
+            "intraday bars, or several series in one file? stockcast reads one ticker's daily "
+            "bars per file; resample intraday bars to one row a day (Open first, High max, "
+            "Low min, Close last, Volume summed)")
 
 
 def _oldest_first(frame: pd.DataFrame, source: str) -> pd.DataFrame:

@@ -33,7 +33,7 @@ from stockcast.config import MonitorConfig
 from stockcast.data.files import SAMPLE_TICKERS, read_price_file, sample_path
 from stockcast.evaluation.tail_backtests import in_red_zone
 from stockcast.modeling.adaptive import Tracking, track_quantiles
-from stockcast.modeling.intervals import QUANTILES
+from stockcast.modeling.intervals import QUANTILES, central_interval
 from stockcast.modeling.volatility import ewma_variance, range_variance
 from stockcast.serving.drift import BAND_MISS_RATE, MOVES_CUSUM, Z95, band_cusum, cusum
 
@@ -114,13 +114,15 @@ def _first_alarms(sequences, references, scale, bounds, cfg, past: int, after: i
         z, ratio, b = z[past + after:], ratio[past + after:], b[after:]
         u0 = np.log(np.maximum(ref / scale, 1e-4))
         w = (np.log(np.maximum(ratio / scale, 1e-4)) - u0.mean()) / u0.std(ddof=1)
-        served_sd = (b[:, 4] - b[:, 0]) / (2 * Z95)  # the sd the served band implies
+        lo95, hi95 = _band(b, 95)
+        served_sd = (hi95 - lo95) / (2 * Z95)  # the sd the served band implies
         first = {"range": cusum(w, cfg.cusum_reference, cfg.cusum_cap,
                                 cfg.cusum_threshold).first_alarm,
                  "moves": cusum(np.abs(z) / served_sd, *MOVES_CUSUM).first_alarm,
-                 "red": _red_from(z < b[:, 0], cfg)}
-        for c, (lo, hi) in ((80, (1, 3)), (95, (0, 4))):
-            missed = ((z < b[:, lo]) | (z > b[:, hi])).astype(float)
+                 "red": _red_from(z < lo95, cfg)}
+        for c in (80, 95):
+            lo, hi = _band(b, c)
+            missed = ((z < lo) | (z > hi)).astype(float)
             first[f"band{c}"] = band_cusum(missed, BAND_MISS_RATE[c], thresholds[c]).first_alarm
         paths = [first[k] for k in ("range", "band80", "band95", "red") if first[k] is not None]
         first["any"] = min(paths) if paths else None
@@ -129,12 +131,18 @@ def _first_alarms(sequences, references, scale, bounds, cfg, past: int, after: i
     return out
 
 
+def _band(bounds: np.ndarray, coverage: int) -> tuple[np.ndarray, np.ndarray]:
+    """The central ``coverage`` % band of bounds [n, 5] at ``QUANTILES``."""
+    lo, hi = central_interval(bounds[:, None, :], QUANTILES, coverage / 100)
+    return lo[:, 0], hi[:, 0]
+
+
 def _coverage(sequences, bounds, past: int) -> dict[str, float]:
     """The served bands' coverage of the moves from the shock on, pooled over sequences."""
     z = np.concatenate([s[0][past + SHOCK_AT:] for s in sequences])
     b = np.concatenate([x[SHOCK_AT:] for x in bounds])
-    return {f"coverage_{c}": float(np.mean((z >= b[:, lo]) & (z <= b[:, hi])))
-            for c, (lo, hi) in (("80", (1, 3)), ("95", (0, 4)))}
+    return {f"coverage_{c}": float(np.mean((z >= _band(b, c)[0]) & (z <= _band(b, c)[1])))
+            for c in (80, 95)}
 
 
 def simulate(sequences: int = 2000, cfg: MonitorConfig | None = None, seed: int = 0,
